@@ -1,0 +1,52 @@
+//! `herald`: produce records and inspect metadata from the command line, in
+//! the spirit of kcat. Argument parsing only; the work is in `commands`.
+
+mod commands;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Produce records to Apache Kafka with herald's pure-Rust producer.
+#[derive(Parser, Debug)]
+#[command(name = "herald", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Send each VALUE (or each line of standard input) as a record and
+    /// print `TOPIC[PARTITION]@OFFSET` for each delivered one, in send order.
+    Produce(commands::ProduceArgs),
+    /// List brokers, topics, partitions and their leaders.
+    Metadata(commands::MetadataArgs),
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("HERALD_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("herald: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    runtime.block_on(async {
+        match cli.command {
+            Command::Produce(args) => commands::produce(args).await,
+            Command::Metadata(args) => commands::metadata(args).await,
+        }
+    })
+}

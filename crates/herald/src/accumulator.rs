@@ -1,0 +1,522 @@
+//! The record accumulator: a queue of batches per partition, and the
+//! decisions of when a batch may be sent. No I/O and no clock of its own:
+//! every decision takes `now`, so it is tested without sockets or sleeps.
+//!
+//! A batch leaves its queue (is "taken") when a sender drains it or it
+//! expires; it is then either put back (`requeue`, for a retry) or finished
+//! (`finish`, after its records' outcomes were delivered). A partition's
+//! `busy` count is the number of its batches taken and not yet back or
+//! finished. Because outcomes are delivered before `finish`, and nothing is
+//! sent for a partition to a different broker while it is busy, outcomes
+//! for one partition are delivered in send order.
+
+use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::time::{Duration, Instant};
+
+use indexmap::IndexMap;
+
+use crate::batch::{PendingRecord, ProducerBatch};
+use crate::error::TopicPartition;
+use crate::idempotence::PartitionSequence;
+use crate::partitioner::StickyPartitions;
+use crate::record_batch::ProducerIdentity;
+
+/// Where a record goes: a partition, or the topic's sticky partition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Placement {
+    Partition(i32),
+    Sticky,
+}
+
+/// One partition's queue.
+#[derive(Debug, Default)]
+pub(crate) struct PartitionQueue {
+    batches: VecDeque<ProducerBatch>,
+    busy: usize,
+    /// The broker the partition's taken batches went to.
+    busy_node: Option<i32>,
+    pub(crate) sequence: PartitionSequence,
+}
+
+/// Batching limits, from the config.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Limits {
+    pub batch_size: usize,
+    pub linger: Duration,
+    pub max_request_size: usize,
+    /// Most batches of one partition in flight at once.
+    pub max_in_flight: usize,
+}
+
+/// Inputs of a drain decision besides `now`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct DrainContext {
+    pub now: Instant,
+    /// Send whatever is queued without waiting for linger (flush, close,
+    /// or `send` waiting for buffer memory).
+    pub force: bool,
+    /// The identity for new batches; `None` blocks first sends (no producer id yet).
+    pub producer: Option<ProducerIdentity>,
+    /// Whether batches get sequence numbers.
+    pub idempotent: bool,
+}
+
+/// A drain decision.
+#[derive(Debug, Default)]
+pub(crate) struct Drained {
+    pub batches: Vec<ProducerBatch>,
+    /// When to look again if nothing changes before then.
+    pub wake_at: Option<Instant>,
+}
+
+/// All partitions' queues and the sticky partitioner's state.
+#[derive(Debug)]
+pub(crate) struct Accumulator {
+    limits: Limits,
+    queues: IndexMap<TopicPartition, PartitionQueue>,
+    sticky: StickyPartitions,
+    /// Per topic: the batch id the sticky partition is filling.
+    sticky_batch: HashMap<String, u64>,
+    next_id: u64,
+    /// Ids of batches not finished yet: what `flush` waits for.
+    incomplete: BTreeSet<u64>,
+    /// Where the next drain starts, so no partition starves the others.
+    drain_start: usize,
+}
+
+fn min_instant(a: Option<Instant>, b: Instant) -> Option<Instant> {
+    Some(a.map_or(b, |a| a.min(b)))
+}
+
+impl Accumulator {
+    pub(crate) fn new(limits: Limits) -> Self {
+        Self {
+            limits,
+            queues: IndexMap::new(),
+            sticky: StickyPartitions::default(),
+            sticky_batch: HashMap::new(),
+            next_id: 0,
+            incomplete: BTreeSet::new(),
+            drain_start: 0,
+        }
+    }
+
+    fn has_room(q: &PartitionQueue, id: Option<u64>, size: usize, batch_size: usize) -> bool {
+        match q.batches.back() {
+            Some(b) if !b.sealed && id.is_none_or(|id| b.id == id) => {
+                b.records.is_empty() || b.size + size <= batch_size
+            }
+            _ => false,
+        }
+    }
+
+    /// Append a record. Returns its partition and whether a sender should
+    /// look now (a batch was created or filled).
+    pub(crate) fn append(
+        &mut self,
+        topic: &str,
+        placement: Placement,
+        partitions: usize,
+        record: PendingRecord,
+        size: usize,
+        now: Instant,
+    ) -> (TopicPartition, bool) {
+        let partition =
+            match placement {
+                Placement::Partition(p) => p,
+                Placement::Sticky => {
+                    let p = self.sticky.current(topic, partitions);
+                    match self.sticky_batch.get(topic) {
+                        // The sticky batch is still open with room: stay.
+                        Some(&id)
+                            if self.queues.get(&TopicPartition::new(topic, p)).is_some_and(
+                                |q| Self::has_room(q, Some(id), size, self.limits.batch_size),
+                            ) =>
+                        {
+                            p
+                        }
+                        // It was filled or sent: a new batch means a new partition.
+                        Some(_) => self.sticky.next(topic, p, partitions),
+                        None => p,
+                    }
+                }
+            };
+        let tp = TopicPartition::new(topic, partition);
+        let batch_size = self.limits.batch_size;
+        let q = self.queues.entry(tp.clone()).or_default();
+        let mut wake = false;
+        if !Self::has_room(q, None, size, batch_size) {
+            if let Some(b) = q.batches.back_mut() {
+                b.sealed = true;
+            }
+            let id = self.next_id;
+            self.next_id += 1;
+            self.incomplete.insert(id);
+            q.batches.push_back(ProducerBatch::new(id, tp.clone(), now));
+            wake = true;
+        }
+        let b = q.batches.back_mut().expect("a batch was just ensured");
+        b.push(record, size);
+        if b.size >= batch_size {
+            b.sealed = true;
+            wake = true;
+        }
+        if placement == Placement::Sticky {
+            self.sticky_batch.insert(topic.to_string(), b.id);
+        }
+        (tp, wake)
+    }
+
+    /// Seal every open batch; returns the id mark that `flush` waits below.
+    pub(crate) fn seal_all(&mut self) -> u64 {
+        for q in self.queues.values_mut() {
+            if let Some(b) = q.batches.back_mut() {
+                b.sealed = true;
+            }
+        }
+        self.next_id
+    }
+
+    /// Whether any batch with an id below `mark` is unfinished.
+    pub(crate) fn has_incomplete_below(&self, mark: u64) -> bool {
+        self.incomplete.range(..mark).next().is_some()
+    }
+
+    /// Whether nothing at all is unfinished.
+    pub(crate) fn is_idle(&self) -> bool {
+        self.incomplete.is_empty()
+    }
+
+    /// Unfinished batches, for `close` messages.
+    pub(crate) fn incomplete_count(&self) -> usize {
+        self.incomplete.len()
+    }
+
+    /// Batches taken and not yet back or finished, across partitions.
+    pub(crate) fn busy_total(&self) -> usize {
+        self.queues.values().map(|q| q.busy).sum()
+    }
+
+    /// Topic-partitions with queued batches.
+    pub(crate) fn queued_partitions(&self) -> impl Iterator<Item = &TopicPartition> {
+        self.queues
+            .iter()
+            .filter(|(_, q)| !q.batches.is_empty())
+            .map(|(tp, _)| tp)
+    }
+
+    /// Topics the accumulator has seen, for metadata refreshes.
+    pub(crate) fn topics(&self) -> impl Iterator<Item = &str> {
+        self.queues.keys().map(|tp| &*tp.topic)
+    }
+
+    /// Take the batches that broker `node` should send now, at most one per
+    /// partition and `max.request.size` bytes in all.
+    pub(crate) fn drain(
+        &mut self,
+        node: i32,
+        leader_of: impl Fn(&TopicPartition) -> Option<i32>,
+        ctx: DrainContext,
+    ) -> Drained {
+        let mut out = Drained::default();
+        let n = self.queues.len();
+        if n == 0 {
+            return out;
+        }
+        let mut bytes = 0usize;
+        let start = self.drain_start % n;
+        for i in 0..n {
+            let idx = (start + i) % n;
+            let (tp, q) = self.queues.get_index_mut(idx).expect("index in range");
+            let Some(front) = q.batches.front() else {
+                continue;
+            };
+            if leader_of(tp) != Some(node) {
+                continue;
+            }
+            if let Some(at) = front.retry_at {
+                if at > ctx.now {
+                    out.wake_at = min_instant(out.wake_at, at);
+                    continue;
+                }
+            }
+            // Ordering: a retry goes out only once everything sent before
+            // it has come back; nothing goes to a new leader while the old
+            // one still has batches of this partition.
+            if (front.attempts > 0 && q.busy > 0)
+                || (q.busy > 0 && q.busy_node != Some(node))
+                || q.busy >= self.limits.max_in_flight
+            {
+                continue;
+            }
+            let Some(producer) = ctx.producer else {
+                continue;
+            };
+            let linger_end = front.created + self.limits.linger;
+            let ready = front.sealed
+                || q.batches.len() > 1
+                || ctx.force
+                || front.attempts > 0
+                || linger_end <= ctx.now;
+            if !ready {
+                out.wake_at = min_instant(out.wake_at, linger_end);
+                continue;
+            }
+            let size = front.size;
+            if !out.batches.is_empty() && bytes + size > self.limits.max_request_size {
+                // Full request: the rest waits for the next one.
+                out.wake_at = Some(ctx.now);
+                break;
+            }
+            let mut b = q.batches.pop_front().expect("front exists");
+            b.sealed = true;
+            if b.sequence.is_none() {
+                let base = if ctx.idempotent {
+                    q.sequence.assign(b.record_count())
+                } else {
+                    -1
+                };
+                b.sequence = Some((producer, base));
+            }
+            b.attempts += 1;
+            q.busy += 1;
+            q.busy_node = Some(node);
+            bytes += size;
+            out.batches.push(b);
+            self.drain_start = idx + 1;
+        }
+        out
+    }
+
+    /// Put a batch back for a retry, ahead of every batch with a later
+    /// sequence (and of all batches not sent yet).
+    pub(crate) fn requeue(&mut self, mut b: ProducerBatch, retry_at: Instant) {
+        b.retry_at = Some(retry_at);
+        let q = self.queues.entry(b.tp.clone()).or_default();
+        q.busy = q.busy.saturating_sub(1);
+        let seq = b.sequence.map(|(_, s)| s);
+        let pos = q
+            .batches
+            .iter()
+            .position(|o| match (o.sequence, seq) {
+                (None, _) => true,
+                (Some((_, os)), Some(s)) => os > s,
+                (Some(_), None) => false,
+            })
+            .unwrap_or(q.batches.len());
+        q.batches.insert(pos, b);
+    }
+
+    /// The broker acknowledged batch `(tp, base)` of `count` records.
+    pub(crate) fn acked(&mut self, tp: &TopicPartition, base: i32, count: i32) {
+        if let Some(q) = self.queues.get_mut(tp) {
+            if base >= 0 {
+                q.sequence.acked(base, count);
+            }
+        }
+    }
+
+    /// Whether a batch's base sequence is the first unacknowledged one.
+    pub(crate) fn is_head(&self, tp: &TopicPartition, base: i32) -> bool {
+        self.queues
+            .get(tp)
+            .is_some_and(|q| q.sequence.is_head(base))
+    }
+
+    /// A taken batch's outcomes were delivered.
+    pub(crate) fn finish(&mut self, tp: &TopicPartition, id: u64) {
+        if let Some(q) = self.queues.get_mut(tp) {
+            q.busy = q.busy.saturating_sub(1);
+        }
+        self.incomplete.remove(&id);
+    }
+
+    /// Take the batches whose delivery timeout has passed. Only a
+    /// partition's front batches, and only while none of its batches is in
+    /// flight: a batch in flight may yet be written.
+    pub(crate) fn expire(
+        &mut self,
+        now: Instant,
+        timeout: Duration,
+    ) -> (Vec<ProducerBatch>, Option<Instant>) {
+        let mut out = Vec::new();
+        let mut next = None;
+        for q in self.queues.values_mut() {
+            while let Some(b) = q.batches.front() {
+                let deadline = b.created + timeout;
+                if deadline > now || q.busy > 0 {
+                    next = min_instant(next, deadline);
+                    break;
+                }
+                let b = q.batches.pop_front().expect("front exists");
+                q.busy += 1;
+                out.push(b);
+            }
+        }
+        (out, next)
+    }
+
+    /// Take every queued batch (closing without delivering).
+    pub(crate) fn take_all(&mut self) -> Vec<ProducerBatch> {
+        let mut out = Vec::new();
+        for q in self.queues.values_mut() {
+            q.busy += q.batches.len();
+            out.extend(q.batches.drain(..));
+        }
+        out
+    }
+
+    /// A new producer id: every partition numbers from 0 again, and queued
+    /// batches get new sequences when next sent.
+    pub(crate) fn reset_sequences(&mut self) {
+        for q in self.queues.values_mut() {
+            q.sequence.reset();
+            for b in q.batches.iter_mut() {
+                b.clear_sequence();
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::batch::Completion;
+    use tokio::sync::oneshot;
+
+    fn rec() -> PendingRecord {
+        let (tx, _rx) = oneshot::channel();
+        PendingRecord {
+            key: None,
+            value: Some(bytes::Bytes::from_static(b"0123456789")),
+            headers: vec![],
+            timestamp: 0,
+            completion: Completion::Future(tx),
+        }
+    }
+
+    fn acc(batch_size: usize) -> Accumulator {
+        Accumulator::new(Limits {
+            batch_size,
+            linger: Duration::from_millis(5),
+            max_request_size: 1 << 20,
+            max_in_flight: 5,
+        })
+    }
+
+    fn ctx(now: Instant) -> DrainContext {
+        DrainContext {
+            now,
+            force: false,
+            producer: Some(ProducerIdentity { id: 1, epoch: 0 }),
+            idempotent: true,
+        }
+    }
+
+    fn leader0(_: &TopicPartition) -> Option<i32> {
+        Some(0)
+    }
+
+    #[test]
+    fn linger_then_send() {
+        let t0 = Instant::now();
+        let mut a = acc(1000);
+        let (tp, wake) = a.append("t", Placement::Partition(0), 1, rec(), 31, t0);
+        assert!(wake, "a new batch wakes the sender");
+        let d = a.drain(0, leader0, ctx(t0));
+        assert!(d.batches.is_empty(), "lingering");
+        assert_eq!(d.wake_at, Some(t0 + Duration::from_millis(5)));
+        let d = a.drain(0, leader0, ctx(t0 + Duration::from_millis(5)));
+        assert_eq!(d.batches.len(), 1);
+        assert_eq!(d.batches[0].sequence.map(|s| s.1), Some(0));
+        assert!(a.has_incomplete_below(1));
+        a.finish(&tp, d.batches[0].id);
+        assert!(a.is_idle());
+    }
+
+    #[test]
+    fn full_batch_goes_at_once_and_sequences_follow() {
+        let t0 = Instant::now();
+        let mut a = acc(61 + 3 * 31);
+        for _ in 0..7 {
+            a.append("t", Placement::Partition(0), 1, rec(), 31, t0);
+        }
+        // 3 + 3 + 1 records; the first two batches are full.
+        let d = a.drain(0, leader0, ctx(t0));
+        assert_eq!(d.batches.len(), 1, "one batch per partition per request");
+        assert_eq!(d.batches[0].records.len(), 3);
+        let d2 = a.drain(0, leader0, ctx(t0));
+        assert_eq!(d2.batches[0].sequence.map(|s| s.1), Some(3));
+        // The third is not full and still lingers.
+        assert!(a.drain(0, leader0, ctx(t0)).batches.is_empty());
+    }
+
+    #[test]
+    fn retry_waits_for_in_flight_and_keeps_order() {
+        let t0 = Instant::now();
+        let mut a = acc(61 + 31);
+        for _ in 0..3 {
+            a.append("t", Placement::Partition(0), 1, rec(), 31, t0);
+        }
+        let b1 = a.drain(0, leader0, ctx(t0)).batches.pop().unwrap();
+        let b2 = a.drain(0, leader0, ctx(t0)).batches.pop().unwrap();
+        assert_eq!((b1.sequence.unwrap().1, b2.sequence.unwrap().1), (0, 1));
+        // b1 fails retriably; b2 is still in flight.
+        a.requeue(b1, t0);
+        assert!(
+            a.drain(0, leader0, ctx(t0)).batches.is_empty(),
+            "the retry waits until b2 is back"
+        );
+        a.requeue(b2, t0);
+        let again: Vec<i32> = (0..3)
+            .flat_map(|_| a.drain(0, leader0, ctx(t0)).batches)
+            .map(|b| b.sequence.unwrap().1)
+            .collect();
+        assert_eq!(
+            again,
+            vec![0],
+            "only the head goes while others are back in the queue"
+        );
+    }
+
+    #[test]
+    fn no_send_to_new_leader_while_old_busy() {
+        let t0 = Instant::now();
+        let mut a = acc(61 + 31);
+        a.append("t", Placement::Partition(0), 1, rec(), 31, t0);
+        a.append("t", Placement::Partition(0), 1, rec(), 31, t0);
+        let _b1 = a.drain(0, leader0, ctx(t0)).batches.pop().unwrap();
+        let d = a.drain(1, |_| Some(1), ctx(t0));
+        assert!(d.batches.is_empty());
+    }
+
+    #[test]
+    fn sticky_fills_one_partition_then_moves() {
+        let t0 = Instant::now();
+        let mut a = acc(61 + 4 * 31);
+        let mut parts = Vec::new();
+        for _ in 0..40 {
+            let (tp, _) = a.append("t", Placement::Sticky, 3, rec(), 31, t0);
+            parts.push(tp.partition);
+        }
+        // Runs of exactly one batch (4 records), each on a new partition.
+        for run in parts.chunks(4) {
+            assert!(run.iter().all(|p| *p == run[0]), "{parts:?}");
+        }
+        for w in parts.chunks(4).collect::<Vec<_>>().windows(2) {
+            assert_ne!(w[0][0], w[1][0], "{parts:?}");
+        }
+    }
+
+    #[test]
+    fn expiry_takes_front_batches_not_in_flight() {
+        let t0 = Instant::now();
+        let mut a = acc(61 + 31);
+        a.append("t", Placement::Partition(0), 1, rec(), 31, t0);
+        a.append("t", Placement::Partition(1), 2, rec(), 31, t0);
+        let _inflight = a.drain(0, |tp| (tp.partition == 0).then_some(0), ctx(t0));
+        let (exp, _) = a.expire(t0 + Duration::from_secs(2), Duration::from_secs(1));
+        assert_eq!(exp.len(), 1);
+        assert_eq!(exp[0].tp.partition, 1);
+    }
+}

@@ -1,0 +1,177 @@
+//! A batch of records for one partition, and how each record's outcome is
+//! delivered.
+
+use std::fmt;
+use std::time::Instant;
+
+use bytes::Bytes;
+use tokio::sync::oneshot;
+
+use crate::error::{Error, TopicPartition};
+use crate::record::{Header, RecordMetadata};
+use crate::record_batch::{encode_batch, ProducerIdentity, WireRecord};
+
+/// A callback given to [`crate::Producer::send_with_callback`].
+pub type Callback = Box<dyn FnOnce(Result<RecordMetadata, Error>) + Send + 'static>;
+
+/// How a record's outcome reaches the application.
+pub(crate) enum Completion {
+    /// A [`crate::DeliveryFuture`] waits on the other end (or was dropped:
+    /// fire-and-forget).
+    Future(oneshot::Sender<Result<RecordMetadata, Error>>),
+    /// A callback, run by the producer's task in send order per partition.
+    Callback(Callback),
+}
+
+impl Completion {
+    pub(crate) fn complete(self, outcome: Result<RecordMetadata, Error>) {
+        match self {
+            // A dropped receiver is fire-and-forget: nothing to tell.
+            Completion::Future(tx) => drop(tx.send(outcome)),
+            Completion::Callback(cb) => cb(outcome),
+        }
+    }
+}
+
+/// A record waiting in a batch.
+pub(crate) struct PendingRecord {
+    pub key: Option<Bytes>,
+    pub value: Option<Bytes>,
+    pub headers: Vec<Header>,
+    pub timestamp: i64,
+    pub completion: Completion,
+}
+
+/// Records for one partition that travel, and succeed or fail, together.
+pub(crate) struct ProducerBatch {
+    /// Increasing per producer; `flush` waits for ids below a mark.
+    pub id: u64,
+    pub tp: TopicPartition,
+    pub records: Vec<PendingRecord>,
+    /// Estimated encoded bytes, compared with `batch.size`.
+    pub size: usize,
+    /// Bytes of `buffer.memory` this batch holds until it completes.
+    pub memory: usize,
+    /// When the first record was appended; linger and delivery timeout start here.
+    pub created: Instant,
+    /// No more appends: full, sealed by flush, or already sent once.
+    pub sealed: bool,
+    /// Send attempts so far.
+    pub attempts: u32,
+    /// Not before this instant (retry backoff).
+    pub retry_at: Option<Instant>,
+    /// Producer id, epoch and base sequence, fixed at the first send so a
+    /// retry is recognised by the broker as the same batch.
+    pub sequence: Option<(ProducerIdentity, i32)>,
+    /// The last retriable error, reported if the batch times out.
+    pub last_error: Option<Error>,
+    encoded: Option<Bytes>,
+}
+
+impl fmt::Debug for ProducerBatch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ProducerBatch")
+            .field("id", &self.id)
+            .field("tp", &self.tp)
+            .field("records", &self.records.len())
+            .field("attempts", &self.attempts)
+            .field("sequence", &self.sequence)
+            .finish()
+    }
+}
+
+/// What completing a batch produced: outcomes to hand out, outside any lock.
+pub(crate) type Outcomes = Vec<(Completion, Result<RecordMetadata, Error>)>;
+
+impl ProducerBatch {
+    pub(crate) fn new(id: u64, tp: TopicPartition, now: Instant) -> Self {
+        Self {
+            id,
+            tp,
+            records: Vec::new(),
+            size: 61, // RecordBatch v2 header
+            memory: 0,
+            created: now,
+            sealed: false,
+            attempts: 0,
+            retry_at: None,
+            sequence: None,
+            last_error: None,
+            encoded: None,
+        }
+    }
+
+    pub(crate) fn push(&mut self, r: PendingRecord, size: usize) {
+        self.records.push(r);
+        self.size += size;
+        self.memory += size;
+    }
+
+    pub(crate) fn record_count(&self) -> i32 {
+        self.records.len() as i32
+    }
+
+    /// The wire bytes; encoded once, reused on retry so a retried batch is
+    /// byte-for-byte the one the broker may already have.
+    pub(crate) fn encoded(&mut self) -> Bytes {
+        if let Some(b) = &self.encoded {
+            return b.clone();
+        }
+        let (pid, seq) = self.sequence.unwrap_or((ProducerIdentity::NONE, -1));
+        let b = encode_batch(
+            self.records.iter().map(|r| WireRecord {
+                key: r.key.as_deref(),
+                value: r.value.as_deref(),
+                timestamp: r.timestamp,
+                headers: &r.headers,
+            }),
+            pid,
+            seq,
+        );
+        self.encoded = Some(b.clone());
+        b
+    }
+
+    /// Forget the sequence (after a producer-id reset) so the next send
+    /// assigns a new one.
+    pub(crate) fn clear_sequence(&mut self) {
+        self.sequence = None;
+        self.encoded = None;
+    }
+
+    /// Success: record `i` is at `base_offset + i`.
+    pub(crate) fn succeed(self, base_offset: i64, log_append_time: i64, out: &mut Outcomes) {
+        let topic = self.tp.topic.to_string();
+        for (i, r) in self.records.into_iter().enumerate() {
+            let md = RecordMetadata {
+                topic: topic.clone(),
+                partition: self.tp.partition,
+                offset: if base_offset >= 0 {
+                    base_offset + i as i64
+                } else {
+                    -1
+                },
+                timestamp: if log_append_time >= 0 {
+                    log_append_time
+                } else {
+                    r.timestamp
+                },
+            };
+            out.push((r.completion, Ok(md)));
+        }
+    }
+
+    /// Failure: every record gets the error.
+    pub(crate) fn fail(self, err: Error, out: &mut Outcomes) {
+        for r in self.records {
+            out.push((r.completion, Err(err.clone())));
+        }
+    }
+}
+
+/// Hand outcomes to the application, in order.
+pub(crate) fn deliver(outcomes: Outcomes) {
+    for (c, o) in outcomes {
+        c.complete(o);
+    }
+}

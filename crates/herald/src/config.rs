@@ -1,0 +1,491 @@
+//! Producer configuration: one struct, the Java client's defaults, Kafka's
+//! property names.
+//!
+//! Build it three ways: [`ProducerConfig::new`] plus the typed setters,
+//! [`ProducerConfig::from_properties`] with Kafka property names
+//! (`bootstrap.servers`, `linger.ms`, …), or [`ProducerConfig::set`] one
+//! property at a time. [`ProducerConfig::validate`] runs when the producer is
+//! built; every error names the key and what it expects.
+
+use std::time::Duration;
+
+use crate::error::Error;
+
+/// How many replicas must acknowledge a write (`acks`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Acks {
+    /// `acks=0`: the broker does not answer; offsets are unknown (-1).
+    None,
+    /// `acks=1`: the leader has written the record.
+    Leader,
+    /// `acks=all` (or `-1`): every in-sync replica has it. The default.
+    All,
+}
+
+impl Acks {
+    pub(crate) fn wire(self) -> i16 {
+        match self {
+            Acks::None => 0,
+            Acks::Leader => 1,
+            Acks::All => -1,
+        }
+    }
+}
+
+/// Producer settings. Field docs name the Kafka property and its default.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct ProducerConfig {
+    /// `bootstrap.servers`: `host:port` pairs used to discover the cluster.
+    /// Required.
+    pub bootstrap_servers: Vec<String>,
+    /// `client.id` (default `herald`): sent with every request, for broker logs and quotas.
+    pub client_id: String,
+    /// `acks` (default `all`).
+    pub acks: Acks,
+    /// `linger.ms` (default 5): how long a batch waits for more records
+    /// before it is sent, trading latency for fewer, larger requests.
+    pub linger: Duration,
+    /// `batch.size` (default 16384): bytes per partition batch; a full
+    /// batch is sent at once.
+    pub batch_size: usize,
+    /// `buffer.memory` (default 33554432): bytes of records waiting to be
+    /// sent, across all partitions. When full, `send` waits.
+    pub buffer_memory: usize,
+    /// `max.block.ms` (default 60000): how long `send` may wait for buffer
+    /// space or for topic metadata before it fails.
+    pub max_block: Duration,
+    /// `delivery.timeout.ms` (default 120000): upper bound on the time from
+    /// `send` to an outcome, retries included.
+    pub delivery_timeout: Duration,
+    /// `request.timeout.ms` (default 30000): how long to wait for a broker's
+    /// answer before the connection is considered lost.
+    pub request_timeout: Duration,
+    /// `enable.idempotence` (default true): exactly-once, in-order writes per
+    /// partition, using a producer id and sequence numbers.
+    pub enable_idempotence: bool,
+    /// `max.in.flight.requests.per.connection` (default 5; at most 5 with
+    /// idempotence).
+    pub max_in_flight: usize,
+    /// `retries` (default 2147483647): attempts after the first; retrying
+    /// is bounded by `delivery.timeout.ms` in any case.
+    pub retries: u32,
+    /// `retry.backoff.ms` (default 100): first backoff after a retriable error.
+    pub retry_backoff: Duration,
+    /// `retry.backoff.max.ms` (default 1000): the exponential backoff's cap.
+    pub retry_backoff_max: Duration,
+    /// `max.request.size` (default 1048576): the largest Produce request,
+    /// and so the largest record.
+    pub max_request_size: usize,
+    /// `metadata.max.age.ms` (default 300000): metadata is refreshed at least
+    /// this often, to notice new partitions and leaders.
+    pub metadata_max_age: Duration,
+    /// `reconnect.backoff.ms` (default 50).
+    pub reconnect_backoff: Duration,
+    /// `reconnect.backoff.max.ms` (default 1000).
+    pub reconnect_backoff_max: Duration,
+    /// `socket.connection.setup.timeout.ms` (default 10000).
+    pub connection_setup_timeout: Duration,
+    /// `partitioner.ignore.keys` (default false): spread keyed records with
+    /// the sticky partitioner too.
+    pub partitioner_ignore_keys: bool,
+    idempotence_explicit: bool,
+}
+
+impl Default for ProducerConfig {
+    fn default() -> Self {
+        Self {
+            bootstrap_servers: Vec::new(),
+            client_id: "herald".into(),
+            acks: Acks::All,
+            linger: Duration::from_millis(5),
+            batch_size: 16_384,
+            buffer_memory: 32 * 1024 * 1024,
+            max_block: Duration::from_millis(60_000),
+            delivery_timeout: Duration::from_millis(120_000),
+            request_timeout: Duration::from_millis(30_000),
+            enable_idempotence: true,
+            max_in_flight: 5,
+            retries: i32::MAX as u32,
+            retry_backoff: Duration::from_millis(100),
+            retry_backoff_max: Duration::from_millis(1000),
+            max_request_size: 1_048_576,
+            metadata_max_age: Duration::from_millis(300_000),
+            reconnect_backoff: Duration::from_millis(50),
+            reconnect_backoff_max: Duration::from_millis(1000),
+            connection_setup_timeout: Duration::from_millis(10_000),
+            partitioner_ignore_keys: false,
+            idempotence_explicit: false,
+        }
+    }
+}
+
+/// The property names `from_properties` accepts.
+pub const PROPERTIES: &[&str] = &[
+    "bootstrap.servers",
+    "client.id",
+    "acks",
+    "linger.ms",
+    "batch.size",
+    "buffer.memory",
+    "max.block.ms",
+    "delivery.timeout.ms",
+    "request.timeout.ms",
+    "enable.idempotence",
+    "max.in.flight.requests.per.connection",
+    "retries",
+    "retry.backoff.ms",
+    "retry.backoff.max.ms",
+    "max.request.size",
+    "metadata.max.age.ms",
+    "reconnect.backoff.ms",
+    "reconnect.backoff.max.ms",
+    "socket.connection.setup.timeout.ms",
+    "partitioner.ignore.keys",
+    "compression.type",
+];
+
+fn parse_u64(key: &str, v: &str) -> Result<u64, Error> {
+    v.trim()
+        .parse::<u64>()
+        .map_err(|_| Error::config(key, format!("expected a non-negative integer, got `{v}`")))
+}
+
+fn parse_ms(key: &str, v: &str) -> Result<Duration, Error> {
+    parse_u64(key, v).map(Duration::from_millis)
+}
+
+fn parse_bool(key: &str, v: &str) -> Result<bool, Error> {
+    match v.trim().to_ascii_lowercase().as_str() {
+        "true" => Ok(true),
+        "false" => Ok(false),
+        _ => Err(Error::config(
+            key,
+            format!("expected true or false, got `{v}`"),
+        )),
+    }
+}
+
+impl ProducerConfig {
+    /// Defaults, with these bootstrap servers (`host:port,host:port`).
+    pub fn new(bootstrap_servers: &str) -> Self {
+        Self {
+            bootstrap_servers: split_servers(bootstrap_servers),
+            ..Self::default()
+        }
+    }
+
+    /// Build from Kafka property names and string values, as in a Java
+    /// `Properties` file. Unknown keys and bad values are errors naming the key.
+    pub fn from_properties<'a, I, K, V>(props: I) -> Result<Self, Error>
+    where
+        I: IntoIterator<Item = &'a (K, V)>,
+        K: AsRef<str> + 'a,
+        V: AsRef<str> + 'a,
+    {
+        let mut cfg = Self::default();
+        for (k, v) in props {
+            cfg.set(k.as_ref(), v.as_ref())?;
+        }
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Set one property by its Kafka name.
+    pub fn set(&mut self, key: &str, value: &str) -> Result<&mut Self, Error> {
+        match key {
+            "bootstrap.servers" => self.bootstrap_servers = split_servers(value),
+            "client.id" => self.client_id = value.to_string(),
+            "acks" => {
+                self.acks = match value.trim() {
+                    "0" => Acks::None,
+                    "1" => Acks::Leader,
+                    "all" | "-1" => Acks::All,
+                    _ => {
+                        return Err(Error::config(
+                            key,
+                            format!("expected 0, 1, all or -1, got `{value}`"),
+                        ))
+                    }
+                }
+            }
+            "linger.ms" => self.linger = parse_ms(key, value)?,
+            "batch.size" => self.batch_size = parse_u64(key, value)? as usize,
+            "buffer.memory" => self.buffer_memory = parse_u64(key, value)? as usize,
+            "max.block.ms" => self.max_block = parse_ms(key, value)?,
+            "delivery.timeout.ms" => self.delivery_timeout = parse_ms(key, value)?,
+            "request.timeout.ms" => self.request_timeout = parse_ms(key, value)?,
+            "enable.idempotence" => {
+                self.enable_idempotence = parse_bool(key, value)?;
+                self.idempotence_explicit = true;
+            }
+            "max.in.flight.requests.per.connection" => {
+                self.max_in_flight = parse_u64(key, value)? as usize
+            }
+            "retries" => {
+                let n = parse_u64(key, value)?;
+                self.retries = n.min(i32::MAX as u64) as u32;
+            }
+            "retry.backoff.ms" => self.retry_backoff = parse_ms(key, value)?,
+            "retry.backoff.max.ms" => self.retry_backoff_max = parse_ms(key, value)?,
+            "max.request.size" => self.max_request_size = parse_u64(key, value)? as usize,
+            "metadata.max.age.ms" => self.metadata_max_age = parse_ms(key, value)?,
+            "reconnect.backoff.ms" => self.reconnect_backoff = parse_ms(key, value)?,
+            "reconnect.backoff.max.ms" => self.reconnect_backoff_max = parse_ms(key, value)?,
+            "socket.connection.setup.timeout.ms" => {
+                self.connection_setup_timeout = parse_ms(key, value)?
+            }
+            "partitioner.ignore.keys" => self.partitioner_ignore_keys = parse_bool(key, value)?,
+            "compression.type" => {
+                if value.trim() != "none" {
+                    return Err(Error::config(
+                        key,
+                        format!("only `none` is supported in this version, got `{value}`"),
+                    ));
+                }
+            }
+            _ => {
+                let hint = PROPERTIES
+                    .iter()
+                    .find(|p| edit_distance(p, key) <= 2)
+                    .map(|p| format!(" (did you mean `{p}`?)"))
+                    .unwrap_or_default();
+                return Err(Error::config(
+                    key,
+                    format!(
+                        "unknown producer property{hint}; known properties: {}",
+                        PROPERTIES.join(", ")
+                    ),
+                ));
+            }
+        }
+        Ok(self)
+    }
+
+    /// Check the settings against each other, as the Java client does.
+    pub fn validate(&self) -> Result<(), Error> {
+        if self.bootstrap_servers.is_empty() {
+            return Err(Error::config(
+                "bootstrap.servers",
+                "at least one host:port is required",
+            ));
+        }
+        for s in &self.bootstrap_servers {
+            let ok = s
+                .rsplit_once(':')
+                .map(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok())
+                .unwrap_or(false);
+            if !ok {
+                return Err(Error::config(
+                    "bootstrap.servers",
+                    format!("expected host:port, got `{s}`"),
+                ));
+            }
+        }
+        if self.batch_size == 0 {
+            return Err(Error::config("batch.size", "must be at least 1"));
+        }
+        if self.buffer_memory == 0 || self.buffer_memory > u32::MAX as usize {
+            return Err(Error::config(
+                "buffer.memory",
+                "must be between 1 and 4294967295 bytes",
+            ));
+        }
+        if self.max_in_flight == 0 {
+            return Err(Error::config(
+                "max.in.flight.requests.per.connection",
+                "must be at least 1",
+            ));
+        }
+        if self.request_timeout.is_zero() {
+            return Err(Error::config("request.timeout.ms", "must be positive"));
+        }
+        if self.delivery_timeout < self.linger + self.request_timeout {
+            return Err(Error::config(
+                "delivery.timeout.ms",
+                format!(
+                    "must be at least linger.ms + request.timeout.ms ({} ms)",
+                    (self.linger + self.request_timeout).as_millis()
+                ),
+            ));
+        }
+        if self.retry_backoff_max < self.retry_backoff {
+            return Err(Error::config(
+                "retry.backoff.max.ms",
+                "must be at least retry.backoff.ms",
+            ));
+        }
+        if self.enable_idempotence && self.idempotence_explicit {
+            if self.acks != Acks::All {
+                return Err(Error::config(
+                    "acks",
+                    "must be all when enable.idempotence=true",
+                ));
+            }
+            if self.max_in_flight > 5 {
+                return Err(Error::config(
+                    "max.in.flight.requests.per.connection",
+                    "must be at most 5 when enable.idempotence=true",
+                ));
+            }
+            if self.retries == 0 {
+                return Err(Error::config(
+                    "retries",
+                    "must be greater than 0 when enable.idempotence=true",
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether idempotence is in effect. As in the Java client, the default
+    /// (not explicitly set) is switched off by settings that conflict with it.
+    pub fn idempotence(&self) -> bool {
+        self.enable_idempotence
+            && (self.idempotence_explicit
+                || (self.acks == Acks::All && self.max_in_flight <= 5 && self.retries > 0))
+    }
+
+    /// Typed setter for `client.id`.
+    pub fn client_id(mut self, v: impl Into<String>) -> Self {
+        self.client_id = v.into();
+        self
+    }
+    /// Typed setter for `acks`.
+    pub fn acks(mut self, v: Acks) -> Self {
+        self.acks = v;
+        self
+    }
+    /// Typed setter for `linger.ms`.
+    pub fn linger(mut self, v: Duration) -> Self {
+        self.linger = v;
+        self
+    }
+    /// Typed setter for `batch.size`.
+    pub fn batch_size(mut self, v: usize) -> Self {
+        self.batch_size = v;
+        self
+    }
+    /// Typed setter for `buffer.memory`.
+    pub fn buffer_memory(mut self, v: usize) -> Self {
+        self.buffer_memory = v;
+        self
+    }
+    /// Typed setter for `max.block.ms`.
+    pub fn max_block(mut self, v: Duration) -> Self {
+        self.max_block = v;
+        self
+    }
+    /// Typed setter for `delivery.timeout.ms`.
+    pub fn delivery_timeout(mut self, v: Duration) -> Self {
+        self.delivery_timeout = v;
+        self
+    }
+    /// Typed setter for `request.timeout.ms`.
+    pub fn request_timeout(mut self, v: Duration) -> Self {
+        self.request_timeout = v;
+        self
+    }
+    /// Typed setter for `enable.idempotence`.
+    pub fn enable_idempotence(mut self, v: bool) -> Self {
+        self.enable_idempotence = v;
+        self.idempotence_explicit = true;
+        self
+    }
+    /// Typed setter for `max.in.flight.requests.per.connection`.
+    pub fn max_in_flight(mut self, v: usize) -> Self {
+        self.max_in_flight = v;
+        self
+    }
+    /// Typed setter for `retry.backoff.ms` and `retry.backoff.max.ms`.
+    pub fn retry_backoff(mut self, initial: Duration, max: Duration) -> Self {
+        self.retry_backoff = initial;
+        self.retry_backoff_max = max;
+        self
+    }
+}
+
+fn split_servers(s: &str) -> Vec<String> {
+    s.split(',')
+        .map(|p| p.trim().to_string())
+        .filter(|p| !p.is_empty())
+        .collect()
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let sub = prev[j] + usize::from(ca != *cb);
+            cur.push(sub.min(prev[j + 1] + 1).min(cur[j] + 1));
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn java_defaults() {
+        let c = ProducerConfig::new("localhost:9092");
+        assert_eq!(c.acks, Acks::All);
+        assert_eq!(c.linger, Duration::from_millis(5));
+        assert_eq!(c.batch_size, 16384);
+        assert_eq!(c.buffer_memory, 33_554_432);
+        assert_eq!(c.max_block, Duration::from_secs(60));
+        assert_eq!(c.delivery_timeout, Duration::from_secs(120));
+        assert_eq!(c.request_timeout, Duration::from_secs(30));
+        assert!(c.idempotence());
+        c.validate().unwrap();
+    }
+
+    #[test]
+    fn properties_by_kafka_name() {
+        let c = ProducerConfig::from_properties(&[
+            ("bootstrap.servers", "a:1,b:2"),
+            ("acks", "1"),
+            ("linger.ms", "20"),
+        ])
+        .unwrap();
+        assert_eq!(c.bootstrap_servers, vec!["a:1", "b:2"]);
+        assert_eq!(c.acks, Acks::Leader);
+        assert_eq!(c.linger, Duration::from_millis(20));
+        // acks=1 switches the default idempotence off, as in Java.
+        assert!(!c.idempotence());
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let e =
+            ProducerConfig::from_properties(&[("bootstrap.servers", "a:1"), ("linger.msx", "1")])
+                .unwrap_err();
+        let s = e.to_string();
+        assert!(
+            s.contains("`linger.msx`") && s.contains("did you mean `linger.ms`"),
+            "{s}"
+        );
+        let e = ProducerConfig::from_properties(&[("bootstrap.servers", "a:1"), ("acks", "2")])
+            .unwrap_err();
+        assert!(e.to_string().contains("`acks`"), "{e}");
+        let e = ProducerConfig::from_properties(&[("bootstrap.servers", "nohost")]).unwrap_err();
+        assert!(e.to_string().contains("`bootstrap.servers`"), "{e}");
+        let e = ProducerConfig::from_properties(&[
+            ("bootstrap.servers", "a:1"),
+            ("enable.idempotence", "true"),
+            ("acks", "1"),
+        ])
+        .unwrap_err();
+        assert!(e.to_string().contains("`acks`"), "{e}");
+        let e = ProducerConfig::from_properties(&[
+            ("bootstrap.servers", "a:1"),
+            ("delivery.timeout.ms", "100"),
+        ])
+        .unwrap_err();
+        assert!(e.to_string().contains("`delivery.timeout.ms`"), "{e}");
+    }
+}

@@ -1,0 +1,505 @@
+//! One TCP connection to one broker: framing, correlation ids, pipelining,
+//! request timeouts and API version negotiation.
+//!
+//! A connection is a task running two halves at once: the writer takes
+//! requests from a channel and writes them; the reader matches responses to
+//! requests in order (Kafka answers in request order on a connection). The
+//! halves run concurrently so a large request being written never stops
+//! responses from being read. Any I/O error or request timeout poisons the
+//! connection: every request waiting on it fails with that error, and the
+//! next user opens a new one.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use kafka_protocol::messages::{
+    ApiKey, ApiVersionsRequest, ApiVersionsResponse, InitProducerIdRequest, InitProducerIdResponse,
+    MetadataRequest, MetadataResponse, ProduceRequest, ProduceResponse, RequestHeader,
+    ResponseHeader,
+};
+use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, StrBytes};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, oneshot, Notify};
+
+use crate::error::{code, Error, KafkaCode};
+
+/// A request herald sends, and its response type. (`kafka_protocol`'s own
+/// `Request` trait needs both encoding directions, which its `client`
+/// feature alone does not build.)
+pub(crate) trait Request: Encodable + HeaderVersion {
+    const KEY: i16;
+    type Response: Decodable + HeaderVersion;
+}
+
+macro_rules! request {
+    ($req:ty, $resp:ty, $key:expr) => {
+        impl Request for $req {
+            const KEY: i16 = $key as i16;
+            type Response = $resp;
+        }
+    };
+}
+
+request!(ApiVersionsRequest, ApiVersionsResponse, ApiKey::ApiVersions);
+request!(MetadataRequest, MetadataResponse, ApiKey::Metadata);
+request!(ProduceRequest, ProduceResponse, ApiKey::Produce);
+request!(
+    InitProducerIdRequest,
+    InitProducerIdResponse,
+    ApiKey::InitProducerId
+);
+
+/// A frame larger than this is a protocol error, not an allocation.
+const MAX_RESPONSE_SIZE: usize = 100 * 1024 * 1024;
+
+type Reply = oneshot::Sender<Result<Bytes, Error>>;
+
+struct Outbound {
+    frame: Bytes,
+    correlation_id: i32,
+    /// `None` for requests the broker does not answer (acks=0 Produce).
+    reply: Option<Reply>,
+    sent: Option<oneshot::Sender<Result<Bytes, Error>>>,
+}
+
+struct Waiting {
+    correlation_id: i32,
+    deadline: Instant,
+    reply: Reply,
+}
+
+struct Shared {
+    waiting: Mutex<VecDeque<Waiting>>,
+    pushed: Notify,
+    dead: AtomicBool,
+}
+
+/// A handle to a broker connection; cheap to clone.
+#[derive(Clone)]
+pub(crate) struct Connection {
+    addr: Arc<str>,
+    tx: mpsc::Sender<Outbound>,
+    shared: Arc<Shared>,
+    next_correlation: Arc<AtomicI32>,
+    client_id: Arc<str>,
+    versions: Arc<HashMap<i16, (i16, i16)>>,
+}
+
+impl std::fmt::Debug for Connection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connection")
+            .field("addr", &self.addr)
+            .finish()
+    }
+}
+
+/// A request handed to the connection, whose response comes later.
+pub(crate) struct InFlight {
+    rx: oneshot::Receiver<Result<Bytes, Error>>,
+    addr: Arc<str>,
+}
+
+impl InFlight {
+    /// Wait for the raw response frame (correlation id first).
+    pub(crate) async fn wait(mut self) -> Result<Bytes, Error> {
+        self.recv().await
+    }
+
+    /// Like `wait`, without consuming the handle (usable in `select!`).
+    pub(crate) async fn recv(&mut self) -> Result<Bytes, Error> {
+        match (&mut self.rx).await {
+            Ok(r) => r,
+            Err(_) => Err(Error::Connection {
+                broker: self.addr.to_string(),
+                message: "connection closed before the response arrived".into(),
+                kind: None,
+            }),
+        }
+    }
+}
+
+impl Connection {
+    /// Connect, start the connection task, and negotiate API versions.
+    pub(crate) async fn connect(
+        addr: &str,
+        client_id: &str,
+        setup_timeout: Duration,
+        request_timeout: Duration,
+    ) -> Result<Connection, Error> {
+        let stream = match tokio::time::timeout(setup_timeout, TcpStream::connect(addr)).await {
+            Ok(Ok(s)) => s,
+            Ok(Err(e)) => return Err(Error::io(addr, &e)),
+            Err(_) => return Err(Error::Connection {
+                broker: addr.to_string(),
+                message: format!(
+                    "connection not established within socket.connection.setup.timeout.ms={} ms",
+                    setup_timeout.as_millis()
+                ),
+                kind: Some(std::io::ErrorKind::TimedOut),
+            }),
+        };
+        let _ = stream.set_nodelay(true);
+        let (tx, rx) = mpsc::channel(64);
+        let shared = Arc::new(Shared {
+            waiting: Mutex::new(VecDeque::new()),
+            pushed: Notify::new(),
+            dead: AtomicBool::new(false),
+        });
+        let addr: Arc<str> = addr.into();
+        tokio::spawn(run(
+            stream,
+            rx,
+            shared.clone(),
+            addr.clone(),
+            request_timeout,
+        ));
+        let mut conn = Connection {
+            addr,
+            tx,
+            shared,
+            next_correlation: Arc::new(AtomicI32::new(0)),
+            client_id: client_id.into(),
+            versions: Arc::new(HashMap::new()),
+        };
+        conn.versions = Arc::new(conn.negotiate().await?);
+        Ok(conn)
+    }
+
+    async fn negotiate(&self) -> Result<HashMap<i16, (i16, i16)>, Error> {
+        let req = ApiVersionsRequest::default()
+            .with_client_software_name(StrBytes::from_static_str("herald"))
+            .with_client_software_version(StrBytes::from_static_str(env!("CARGO_PKG_VERSION")));
+        let mut resp: ApiVersionsResponse = self.request(req.clone(), 3).await?;
+        if resp.error_code == code::UNSUPPORTED_VERSION {
+            // The broker answered in v0 with what it supports; ask in v0.
+            resp = self.request(req, 0).await?;
+        }
+        if resp.error_code != code::NONE {
+            return Err(Error::Broker {
+                code: KafkaCode(resp.error_code),
+                partition: None,
+                broker: self.addr.to_string(),
+                message: Some("ApiVersions failed".into()),
+            });
+        }
+        Ok(resp
+            .api_keys
+            .iter()
+            .map(|k| (k.api_key, (k.min_version, k.max_version)))
+            .collect())
+    }
+
+    /// Whether the connection has failed and must be replaced.
+    pub(crate) fn is_dead(&self) -> bool {
+        self.shared.dead.load(Ordering::Acquire) || self.tx.is_closed()
+    }
+
+    /// The highest version of `R` both sides support, within `ours`.
+    pub(crate) fn version<R: Request>(&self, ours: (i16, i16)) -> Result<i16, Error> {
+        let (min, max) = self.versions.get(&R::KEY).copied().ok_or_else(|| {
+            Error::protocol(
+                &self.addr,
+                format!("broker does not support API key {}", R::KEY),
+            )
+        })?;
+        let v = max.min(ours.1);
+        if v < min.max(ours.0) {
+            return Err(Error::protocol(
+                &self.addr,
+                format!(
+                    "no common version for API key {}: broker {min}..={max}, herald {}..={}",
+                    R::KEY,
+                    ours.0,
+                    ours.1
+                ),
+            ));
+        }
+        Ok(v)
+    }
+
+    /// Whether the broker supports API `R` at all.
+    pub(crate) fn supports<R: Request>(&self) -> bool {
+        self.versions.contains_key(&R::KEY)
+    }
+
+    /// Send a request and return a handle to its response. With
+    /// `expect_response == false` the handle resolves once it is written.
+    pub(crate) async fn send<R: Request>(
+        &self,
+        req: &R,
+        version: i16,
+        expect_response: bool,
+    ) -> Result<InFlight, Error> {
+        let correlation_id = self.next_correlation.fetch_add(1, Ordering::Relaxed);
+        let header = RequestHeader::default()
+            .with_request_api_key(R::KEY)
+            .with_request_api_version(version)
+            .with_correlation_id(correlation_id)
+            .with_client_id(Some(StrBytes::from_string(self.client_id.to_string())));
+        let hv = R::header_version(version);
+        let encode_err = |e: String| Error::protocol(&self.addr, format!("encoding request: {e}"));
+        let size = header
+            .compute_size(hv)
+            .map_err(|e| encode_err(e.to_string()))?
+            + req
+                .compute_size(version)
+                .map_err(|e| encode_err(e.to_string()))?;
+        let mut buf = BytesMut::with_capacity(size + 4);
+        buf.put_i32(size as i32);
+        header
+            .encode(&mut buf, hv)
+            .map_err(|e| encode_err(e.to_string()))?;
+        req.encode(&mut buf, version)
+            .map_err(|e| encode_err(e.to_string()))?;
+        let (tx, rx) = oneshot::channel();
+        let (reply, sent) = if expect_response {
+            (Some(tx), None)
+        } else {
+            (None, Some(tx))
+        };
+        let out = Outbound {
+            frame: buf.freeze(),
+            correlation_id,
+            reply,
+            sent,
+        };
+        if self.is_dead() || self.tx.send(out).await.is_err() {
+            return Err(Error::Connection {
+                broker: self.addr.to_string(),
+                message: "connection lost".into(),
+                kind: None,
+            });
+        }
+        Ok(InFlight {
+            rx,
+            addr: self.addr.clone(),
+        })
+    }
+
+    /// Send a request and wait for its decoded response.
+    pub(crate) async fn request<R: Request>(
+        &self,
+        req: R,
+        version: i16,
+    ) -> Result<R::Response, Error> {
+        let frame = self.send(&req, version, true).await?.wait().await?;
+        decode_response::<R>(&self.addr, frame, version)
+    }
+}
+
+/// Decode a response frame (after the size prefix) for request type `R`.
+pub(crate) fn decode_response<R: Request>(
+    addr: &str,
+    mut frame: Bytes,
+    version: i16,
+) -> Result<R::Response, Error> {
+    let hv = <R::Response as HeaderVersion>::header_version(version);
+    ResponseHeader::decode(&mut frame, hv)
+        .map_err(|e| Error::protocol(addr, format!("bad response header: {e}")))?;
+    R::Response::decode(&mut frame, version)
+        .map_err(|e| Error::protocol(addr, format!("bad response to API key {}: {e}", R::KEY)))
+}
+
+async fn run(
+    stream: TcpStream,
+    mut rx: mpsc::Receiver<Outbound>,
+    shared: Arc<Shared>,
+    addr: Arc<str>,
+    request_timeout: Duration,
+) {
+    let (mut rd, mut wr) = stream.into_split();
+    let writer = async {
+        while let Some(out) = rx.recv().await {
+            if let Some(reply) = out.reply {
+                shared
+                    .waiting
+                    .lock()
+                    .expect("not poisoned")
+                    .push_back(Waiting {
+                        correlation_id: out.correlation_id,
+                        deadline: Instant::now() + request_timeout,
+                        reply,
+                    });
+                shared.pushed.notify_one();
+            }
+            if let Err(e) = wr.write_all(&out.frame).await {
+                return Err(Error::io(&addr, &e));
+            }
+            if let Some(sent) = out.sent {
+                let _ = sent.send(Ok(Bytes::new()));
+            }
+        }
+        // Every handle is gone: close quietly.
+        Ok(())
+    };
+    let reader = async {
+        let mut buf = BytesMut::with_capacity(64 * 1024);
+        loop {
+            while buf.len() >= 4 {
+                let len = i32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]);
+                if len < 4 || len as usize > MAX_RESPONSE_SIZE {
+                    return Err(Error::protocol(&addr, format!("bad response size {len}")));
+                }
+                if buf.len() < 4 + len as usize {
+                    buf.reserve(4 + len as usize - buf.len());
+                    break;
+                }
+                buf.advance(4);
+                let frame = buf.split_to(len as usize).freeze();
+                let corr = i32::from_be_bytes([frame[0], frame[1], frame[2], frame[3]]);
+                let w = shared.waiting.lock().expect("not poisoned").pop_front();
+                match w {
+                    Some(w) if w.correlation_id == corr => {
+                        let _ = w.reply.send(Ok(frame));
+                    }
+                    other => {
+                        return Err(Error::protocol(
+                            &addr,
+                            format!(
+                                "response correlation id {corr} does not match the oldest request ({:?})",
+                                other.map(|w| w.correlation_id)
+                            ),
+                        ))
+                    }
+                }
+            }
+            let deadline = shared
+                .waiting
+                .lock()
+                .expect("not poisoned")
+                .front()
+                .map(|w| w.deadline);
+            let pushed = shared.pushed.notified();
+            tokio::select! {
+                r = rd.read_buf(&mut buf) => match r {
+                    Ok(0) => return Err(Error::io(&addr, &std::io::Error::from(std::io::ErrorKind::UnexpectedEof))),
+                    Ok(_) => {}
+                    Err(e) => return Err(Error::io(&addr, &e)),
+                },
+                _ = tokio::time::sleep_until(deadline.unwrap_or_else(|| Instant::now() + Duration::from_secs(3600)).into()) , if deadline.is_some() => {
+                    return Err(Error::RequestTimeout { broker: addr.to_string(), timeout: request_timeout });
+                }
+                _ = pushed, if deadline.is_none() => {}
+            }
+        }
+    };
+    let result: Result<(), Error> = tokio::select! {
+        r = writer => r,
+        r = reader => r,
+    };
+    shared.dead.store(true, Ordering::Release);
+    let err = match result {
+        Ok(()) => Error::Connection {
+            broker: addr.to_string(),
+            message: "connection closed".into(),
+            kind: None,
+        },
+        Err(e) => {
+            tracing::debug!(broker = %addr, error = %e, "connection failed");
+            e
+        }
+    };
+    rx.close();
+    let waiting: Vec<Waiting> = shared
+        .waiting
+        .lock()
+        .expect("not poisoned")
+        .drain(..)
+        .collect();
+    for w in waiting {
+        let _ = w.reply.send(Err(err.clone()));
+    }
+    while let Ok(out) = rx.try_recv() {
+        if let Some(r) = out.reply.or(out.sent) {
+            let _ = r.send(Err(err.clone()));
+        }
+    }
+}
+
+/// One slot per broker address: the live connection, or why the last
+/// attempt failed (so callers back off instead of hammering a dead broker).
+#[derive(Default)]
+struct Slot {
+    conn: Option<Connection>,
+    failures: u32,
+    last_failure: Option<(Instant, Error)>,
+}
+
+/// Connections by `host:port`, shared by the senders and the metadata task:
+/// one connection per broker, as in the Java client.
+#[derive(Default)]
+pub(crate) struct Pool {
+    slots: Mutex<HashMap<String, Arc<tokio::sync::Mutex<Slot>>>>,
+    client_id: String,
+    setup_timeout: Duration,
+    request_timeout: Duration,
+    backoff: (Duration, Duration),
+}
+
+impl Pool {
+    pub(crate) fn new(
+        client_id: &str,
+        setup_timeout: Duration,
+        request_timeout: Duration,
+        backoff: (Duration, Duration),
+    ) -> Self {
+        Self {
+            slots: Mutex::new(HashMap::new()),
+            client_id: client_id.to_string(),
+            setup_timeout,
+            request_timeout,
+            backoff,
+        }
+    }
+
+    /// A live connection to `addr`, connecting if needed. Within
+    /// `reconnect.backoff.ms` (doubling to `reconnect.backoff.max.ms`) of a
+    /// failed attempt, the failure is returned again without connecting.
+    pub(crate) async fn get(&self, addr: &str) -> Result<Connection, Error> {
+        let slot = self
+            .slots
+            .lock()
+            .expect("not poisoned")
+            .entry(addr.to_string())
+            .or_default()
+            .clone();
+        let mut slot = slot.lock().await;
+        if let Some(c) = &slot.conn {
+            if !c.is_dead() {
+                return Ok(c.clone());
+            }
+        }
+        slot.conn = None;
+        if let Some((at, err)) = &slot.last_failure {
+            let shift = slot.failures.saturating_sub(1).min(16);
+            let wait = (self.backoff.0 * (1u32 << shift)).min(self.backoff.1);
+            if at.elapsed() < wait {
+                return Err(err.clone());
+            }
+        }
+        match Connection::connect(
+            addr,
+            &self.client_id,
+            self.setup_timeout,
+            self.request_timeout,
+        )
+        .await
+        {
+            Ok(c) => {
+                slot.conn = Some(c.clone());
+                slot.failures = 0;
+                slot.last_failure = None;
+                Ok(c)
+            }
+            Err(e) => {
+                slot.failures += 1;
+                slot.last_failure = Some((Instant::now(), e.clone()));
+                Err(e)
+            }
+        }
+    }
+}

@@ -1,0 +1,390 @@
+//! The public producer: `send`, `flush`, `close`, and the handle a send
+//! returns.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use tokio::sync::oneshot;
+
+use crate::accumulator::Placement;
+use crate::batch::{Callback, Completion, PendingRecord};
+use crate::config::ProducerConfig;
+use crate::driver;
+use crate::error::Error;
+use crate::metadata::ClusterMetadata;
+use crate::partitioner::{DefaultPartitioner, Partitioner};
+use crate::record::{estimated_size, Record, RecordMetadata};
+use crate::state::Shared;
+
+/// Resolves to a record's metadata or its error. Dropping it does not
+/// cancel the send (fire-and-forget).
+#[derive(Debug)]
+#[must_use = "await the handle for the outcome, or drop it explicitly for fire-and-forget"]
+pub struct DeliveryFuture {
+    rx: oneshot::Receiver<Result<RecordMetadata, Error>>,
+}
+
+impl Future for DeliveryFuture {
+    type Output = Result<RecordMetadata, Error>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        Pin::new(&mut self.rx).poll(cx).map(|r| {
+            r.unwrap_or_else(|_| {
+                Err(Error::Closed(
+                    "the producer's tasks ended before the record had an outcome".into(),
+                ))
+            })
+        })
+    }
+}
+
+impl DeliveryFuture {
+    /// Block the current thread until the outcome is known. For non-async
+    /// code; do not call it on a tokio worker thread.
+    pub fn wait(self) -> Result<RecordMetadata, Error> {
+        self.rx.blocking_recv().unwrap_or_else(|_| {
+            Err(Error::Closed(
+                "the producer's tasks ended before the record had an outcome".into(),
+            ))
+        })
+    }
+}
+
+/// Ends the producer's tasks once the last clone is dropped: what is
+/// buffered is still delivered (within `delivery.timeout.ms`), then the
+/// tasks exit. Nothing blocks in `drop`.
+struct Handle {
+    shared: Arc<Shared>,
+}
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        self.shared.lock().closing = true;
+        self.shared.wake.notify_waiters();
+    }
+}
+
+/// An asynchronous Kafka producer. Cheap to clone; share it between tasks
+/// and threads. Must be created inside a tokio runtime.
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), herald::Error> {
+/// use herald::{Producer, ProducerConfig, Record};
+/// let producer = Producer::new(ProducerConfig::new("localhost:9092"))?;
+/// let md = producer.send(Record::new("topic1", "Hello Kafka")).await?.await?;
+/// println!("{}[{}]@{}", md.topic, md.partition, md.offset);
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Producer {
+    handle: Arc<Handle>,
+}
+
+impl std::fmt::Debug for Producer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Producer")
+            .field(
+                "bootstrap_servers",
+                &self.handle.shared.config.bootstrap_servers,
+            )
+            .finish()
+    }
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+impl Producer {
+    /// Validate the config and start the background task.
+    pub fn new(config: ProducerConfig) -> Result<Producer, Error> {
+        let ignore_keys = config.partitioner_ignore_keys;
+        Self::with_partitioner(config, Arc::new(DefaultPartitioner { ignore_keys }))
+    }
+
+    /// Like [`Producer::new`], with a custom partitioner.
+    pub fn with_partitioner(
+        config: ProducerConfig,
+        partitioner: Arc<dyn Partitioner>,
+    ) -> Result<Producer, Error> {
+        config.validate()?;
+        let rt = tokio::runtime::Handle::try_current().map_err(|_| {
+            Error::config(
+                "runtime",
+                "Producer::new must be called inside a tokio runtime; use BlockingProducer otherwise",
+            )
+        })?;
+        let shared = Arc::new(Shared::new(config, partitioner));
+        shared.lock().tasks += 1;
+        rt.spawn(driver::run(shared.clone()));
+        Ok(Producer {
+            handle: Arc::new(Handle { shared }),
+        })
+    }
+
+    fn shared(&self) -> &Arc<Shared> {
+        &self.handle.shared
+    }
+
+    /// The configuration in use.
+    pub fn config(&self) -> &ProducerConfig {
+        &self.shared().config
+    }
+
+    /// Buffer a record. Returns once it is in a batch, with a handle that
+    /// resolves to its metadata or error. Fails at once (and the record is
+    /// not sent) if the record is too large, the topic's metadata is not
+    /// available within `max.block.ms`, the buffer stays full for
+    /// `max.block.ms`, the partition does not exist, or the producer is closed.
+    pub async fn send(&self, record: Record) -> Result<DeliveryFuture, Error> {
+        let (tx, rx) = oneshot::channel();
+        self.enqueue(record, Completion::Future(tx)).await?;
+        Ok(DeliveryFuture { rx })
+    }
+
+    /// Buffer a record; `callback` gets its outcome. Callbacks of one
+    /// partition run in send order, on the producer's task: keep them short.
+    /// If this returns an error, the callback is not called.
+    pub async fn send_with_callback<F>(&self, record: Record, callback: F) -> Result<(), Error>
+    where
+        F: FnOnce(Result<RecordMetadata, Error>) + Send + 'static,
+    {
+        let cb: Callback = Box::new(callback);
+        self.enqueue(record, Completion::Callback(cb)).await
+    }
+
+    async fn enqueue(&self, record: Record, completion: Completion) -> Result<(), Error> {
+        let shared = self.shared();
+        let cfg = &shared.config;
+        let start = Instant::now();
+        if shared.lock().closing {
+            return Err(Error::Closed("send after close".into()));
+        }
+        let size = estimated_size(record.key.as_ref(), record.value.as_ref(), &record.headers);
+        if size + 61 > cfg.max_request_size {
+            return Err(Error::RecordTooLarge {
+                size,
+                limit: cfg.max_request_size,
+                key: "max.request.size",
+            });
+        }
+        if size > cfg.buffer_memory {
+            return Err(Error::RecordTooLarge {
+                size,
+                limit: cfg.buffer_memory,
+                key: "buffer.memory",
+            });
+        }
+        let partitions = self.wait_for_partitions(&record.topic, start).await?;
+        let placement = match record.partition {
+            Some(p) if p < 0 || p as usize >= partitions => {
+                return Err(Error::InvalidPartition {
+                    topic: record.topic,
+                    partition: p,
+                    partitions,
+                })
+            }
+            Some(p) => Placement::Partition(p),
+            None => match shared.partitioner.partition(
+                &record.topic,
+                record.key.as_deref(),
+                record.value.as_deref(),
+                partitions,
+            ) {
+                Some(p) if p < 0 || p as usize >= partitions => {
+                    return Err(Error::InvalidPartition {
+                        topic: record.topic,
+                        partition: p,
+                        partitions,
+                    })
+                }
+                Some(p) => Placement::Partition(p),
+                None => Placement::Sticky,
+            },
+        };
+        self.reserve_memory(size, start).await?;
+        let pending = PendingRecord {
+            key: record.key,
+            value: record.value,
+            headers: record.headers,
+            timestamp: record.timestamp.unwrap_or_else(now_ms),
+            completion,
+        };
+        let wake = {
+            let mut st = shared.lock();
+            if st.closing {
+                drop(st);
+                shared.memory.add_permits(size);
+                return Err(Error::Closed("send after close".into()));
+            }
+            st.acc
+                .append(
+                    &record.topic,
+                    placement,
+                    partitions,
+                    pending,
+                    size,
+                    Instant::now(),
+                )
+                .1
+        };
+        if wake {
+            shared.wake.notify_waiters();
+        }
+        Ok(())
+    }
+
+    /// Take `size` bytes of `buffer.memory`, waiting up to what is left of
+    /// `max.block.ms`.
+    async fn reserve_memory(&self, size: usize, start: Instant) -> Result<(), Error> {
+        let shared = self.shared();
+        if let Ok(p) = shared.memory.try_acquire_many(size as u32) {
+            p.forget();
+            return Ok(());
+        }
+        // Full: say so to the senders, which then stop lingering.
+        shared.memory_waiters.fetch_add(1, Ordering::Relaxed);
+        shared.wake.notify_waiters();
+        let left = shared.config.max_block.saturating_sub(start.elapsed());
+        let r = tokio::time::timeout(left, shared.memory.acquire_many(size as u32)).await;
+        shared.memory_waiters.fetch_sub(1, Ordering::Relaxed);
+        match r {
+            Ok(Ok(p)) => {
+                p.forget();
+                Ok(())
+            }
+            Ok(Err(_)) => Err(Error::Closed("producer closed".into())),
+            Err(_) => Err(Error::BufferExhausted {
+                needed: size,
+                buffer_memory: shared.config.buffer_memory,
+                waited: start.elapsed(),
+            }),
+        }
+    }
+
+    /// The topic's partition count, waiting up to `max.block.ms` for metadata.
+    async fn wait_for_partitions(&self, topic: &str, start: Instant) -> Result<usize, Error> {
+        let shared = self.shared();
+        let deadline = start + shared.config.max_block;
+        let mut asked = false;
+        loop {
+            let changed = shared.metadata_changed.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            {
+                let mut st = shared.lock();
+                if let Some(n) = st.meta.cluster.partitions(topic) {
+                    return Ok(n);
+                }
+                if Instant::now() >= deadline {
+                    return Err(Error::MetadataTimeout {
+                        topic: topic.to_string(),
+                        waited: start.elapsed(),
+                        topic_error: st.meta.cluster.topics.get(topic).and_then(|t| t.error),
+                        last_error: st.meta.last_error.clone().map(Box::new),
+                    });
+                }
+                if !asked {
+                    st.meta.wanted.entry(topic.to_string()).or_insert(start);
+                    st.meta.refresh_requested = true;
+                    asked = true;
+                }
+            }
+            shared.wake.notify_waiters();
+            let _ = tokio::time::timeout_at(deadline.into(), changed).await;
+        }
+    }
+
+    /// Wait until every record sent before this call has an outcome.
+    /// Batches go out without waiting for `linger.ms` meanwhile.
+    pub async fn flush(&self) {
+        let shared = self.shared();
+        let mark = {
+            let mut st = shared.lock();
+            st.flushing += 1;
+            st.acc.seal_all()
+        };
+        shared.wake.notify_waiters();
+        loop {
+            let progress = shared.progress.notified();
+            tokio::pin!(progress);
+            progress.as_mut().enable();
+            if !shared.lock().acc.has_incomplete_below(mark) {
+                break;
+            }
+            progress.await;
+        }
+        shared.lock().flushing -= 1;
+    }
+
+    /// Stop accepting records, deliver what is buffered for up to
+    /// `timeout`, then fail what is left with [`Error::Closed`] and stop the
+    /// producer's tasks. Returns an error saying how many batches were
+    /// failed, if any. Other clones of this producer are closed too.
+    pub async fn close(&self, timeout: Duration) -> Result<(), Error> {
+        let shared = self.shared();
+        let deadline = Instant::now() + timeout;
+        {
+            let mut st = shared.lock();
+            st.closing = true;
+            st.flushing += 1;
+            st.acc.seal_all();
+        }
+        shared.wake.notify_waiters();
+        let mut left = 0;
+        loop {
+            let progress = shared.progress.notified();
+            tokio::pin!(progress);
+            progress.as_mut().enable();
+            {
+                let mut st = shared.lock();
+                if st.tasks == 0 {
+                    break;
+                }
+                if Instant::now() >= deadline && !st.aborting {
+                    left = st.acc.incomplete_count();
+                    st.aborting = true;
+                    drop(st);
+                    shared.wake.notify_waiters();
+                    continue;
+                }
+            }
+            let _ = tokio::time::timeout_at(deadline.into(), progress).await;
+        }
+        shared.memory.close();
+        if left > 0 {
+            return Err(Error::Closed(format!(
+                "{left} batches were not delivered within the close timeout of {} ms and were failed",
+                timeout.as_millis()
+            )));
+        }
+        Ok(())
+    }
+
+    /// Fetch cluster metadata now (all topics, or just `topics`), from the
+    /// first bootstrap or known broker that answers.
+    pub async fn fetch_metadata(
+        &self,
+        topics: Option<&[String]>,
+    ) -> Result<ClusterMetadata, Error> {
+        let shared = self.shared();
+        let addrs = shared.config.bootstrap_servers.clone();
+        let resp = driver::fetch_metadata(&shared.pool, &addrs, topics).await?;
+        let mut m = crate::metadata::Metadata::new();
+        m.update(&resp, Instant::now());
+        Ok(m.cluster)
+    }
+
+    /// Background tasks still running (the driver and one per broker).
+    /// Zero after `close`.
+    pub fn running_tasks(&self) -> usize {
+        self.shared().lock().tasks
+    }
+}

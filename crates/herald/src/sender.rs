@@ -1,0 +1,530 @@
+//! One sender task per broker: drains ready batches of the partitions that
+//! broker leads into Produce requests (several partitions per request), keeps
+//! up to `max.in.flight.requests.per.connection` in flight, and handles the
+//! responses in the order the requests were sent.
+//!
+//! Building the request and reading the response are pure functions
+//! (`build_request`, `decide`); `apply` turns decisions into state changes
+//! under the lock; the task does the I/O.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use kafka_protocol::messages::{
+    produce_request::{PartitionProduceData, TopicProduceData},
+    ProduceRequest, ProduceResponse, TopicName,
+};
+use kafka_protocol::protocol::StrBytes;
+
+use crate::backoff::backoff;
+use crate::batch::{Outcomes, ProducerBatch};
+use crate::config::Acks;
+use crate::connection::{decode_response, Connection, InFlight};
+use crate::error::{classify_produce_code, code, Disposition, Error, KafkaCode, TopicPartition};
+use crate::idempotence::PidState;
+use crate::state::{Finished, Shared, State};
+
+/// Produce versions herald speaks: v3 (RecordBatch v2, transactional id) to
+/// v9 (flexible encoding). Newer versions add nothing a producer needs here.
+pub(crate) const PRODUCE_VERSIONS: (i16, i16) = (3, 9);
+
+/// What happens to one batch after a response (or a failed request).
+#[derive(Debug, Clone)]
+pub(crate) enum Decision {
+    Success {
+        base_offset: i64,
+        log_append_time: i64,
+    },
+    Retry {
+        error: Error,
+        refresh_metadata: bool,
+    },
+    ResetProducerId {
+        error: Error,
+    },
+    Fail {
+        error: Error,
+    },
+}
+
+/// One Produce request for these batches, grouped by topic.
+pub(crate) fn build_request(
+    batches: &mut [ProducerBatch],
+    acks: Acks,
+    timeout: Duration,
+) -> ProduceRequest {
+    let mut topics: Vec<TopicProduceData> = Vec::new();
+    for b in batches.iter_mut() {
+        let data = PartitionProduceData::default()
+            .with_index(b.tp.partition)
+            .with_records(Some(b.encoded()));
+        match topics
+            .iter_mut()
+            .find(|t| t.name.0.as_str() == &*b.tp.topic)
+        {
+            Some(t) => t.partition_data.push(data),
+            None => topics.push(
+                TopicProduceData::default()
+                    .with_name(TopicName(StrBytes::from_string(b.tp.topic.to_string())))
+                    .with_partition_data(vec![data]),
+            ),
+        }
+    }
+    ProduceRequest::default()
+        .with_acks(acks.wire())
+        .with_timeout_ms(timeout.as_millis().min(i32::MAX as u128) as i32)
+        .with_topic_data(topics)
+}
+
+/// Read a Produce response: one decision per batch, in batch order.
+/// `is_head` tells whether a base sequence is the partition's first
+/// unacknowledged one (see `idempotence`).
+pub(crate) fn decide(
+    resp: &ProduceResponse,
+    batches: &[ProducerBatch],
+    broker: &str,
+    is_head: impl Fn(&TopicPartition, i32) -> bool,
+) -> Vec<Decision> {
+    batches
+        .iter()
+        .map(|b| {
+            let p = resp
+                .responses
+                .iter()
+                .filter(|t| t.name.0.as_str() == &*b.tp.topic)
+                .flat_map(|t| t.partition_responses.iter())
+                .find(|p| p.index == b.tp.partition);
+            let Some(p) = p else {
+                return Decision::Retry {
+                    error: Error::protocol(broker, format!("no response for {}", b.tp)),
+                    refresh_metadata: true,
+                };
+            };
+            let mut message = p.error_message.as_ref().map(|m| m.as_str().to_string());
+            if let Some(re) = p.record_errors.first() {
+                let detail = format!(
+                    "record {} of the batch: {}",
+                    re.batch_index,
+                    re.batch_index_error_message
+                        .as_ref()
+                        .map_or("", |m| m.as_str())
+                );
+                message = Some(message.map_or(detail.clone(), |m| format!("{m}; {detail}")));
+            }
+            let error = Error::Broker {
+                code: KafkaCode(p.error_code),
+                partition: Some(b.tp.clone()),
+                broker: broker.to_string(),
+                message,
+            };
+            match p.error_code {
+                code::NONE | code::DUPLICATE_SEQUENCE_NUMBER => Decision::Success {
+                    base_offset: p.base_offset,
+                    log_append_time: p.log_append_time_ms,
+                },
+                code::OUT_OF_ORDER_SEQUENCE_NUMBER
+                    if !is_head(&b.tp, b.sequence.map_or(-1, |s| s.1)) =>
+                {
+                    // An earlier batch failed and will be resent first.
+                    Decision::Retry {
+                        error,
+                        refresh_metadata: false,
+                    }
+                }
+                c => match classify_produce_code(c) {
+                    Disposition::Retry { refresh_metadata } => Decision::Retry {
+                        error,
+                        refresh_metadata,
+                    },
+                    Disposition::ResetProducerId => Decision::ResetProducerId { error },
+                    Disposition::Fatal => Decision::Fail { error },
+                },
+            }
+        })
+        .collect()
+}
+
+/// Apply decisions under the lock. Returns outcomes to deliver and batches
+/// to finish once delivered.
+pub(crate) fn apply(
+    shared: &Shared,
+    st: &mut State,
+    batches: Vec<ProducerBatch>,
+    decisions: Vec<Decision>,
+    now: Instant,
+) -> (Outcomes, Vec<Finished>) {
+    let cfg = &shared.config;
+    let mut outcomes = Vec::new();
+    let mut finished = Vec::new();
+    for (mut b, d) in batches.into_iter().zip(decisions) {
+        let seq = b.sequence.map_or(-1, |s| s.1);
+        let sequenced = shared.idempotent && seq >= 0;
+        let (error, refresh, reset) = match d {
+            Decision::Success {
+                base_offset,
+                log_append_time,
+            } => {
+                if sequenced {
+                    st.acc.acked(&b.tp, seq, b.record_count());
+                }
+                finished.push(Finished::succeed(
+                    b,
+                    base_offset,
+                    log_append_time,
+                    &mut outcomes,
+                ));
+                continue;
+            }
+            Decision::Fail { error } => {
+                if sequenced {
+                    // The broker still expects this batch's sequence: start
+                    // over under a new producer id so later batches can land.
+                    st.pid = PidState::NeedsId;
+                }
+                finished.push(Finished::fail(b, error, &mut outcomes));
+                continue;
+            }
+            Decision::Retry {
+                error,
+                refresh_metadata,
+            } => (error, refresh_metadata, false),
+            Decision::ResetProducerId { error } => (error, false, true),
+        };
+        if refresh {
+            st.meta.refresh_requested = true;
+        }
+        if reset && shared.idempotent {
+            st.pid = PidState::NeedsId;
+        }
+        let timed_out = now >= b.created + cfg.delivery_timeout;
+        if timed_out || b.attempts > cfg.retries {
+            if sequenced {
+                st.pid = PidState::NeedsId;
+            }
+            let err = if timed_out {
+                Error::DeliveryTimeout {
+                    partition: b.tp.clone(),
+                    timeout: cfg.delivery_timeout,
+                    attempts: b.attempts,
+                    last_error: Some(Box::new(error)),
+                }
+            } else {
+                error
+            };
+            finished.push(Finished::fail(b, err, &mut outcomes));
+        } else {
+            tracing::debug!(tp = %b.tp, attempts = b.attempts, error = %error, "retrying batch");
+            b.last_error = Some(error);
+            let wait = backoff(cfg.retry_backoff, cfg.retry_backoff_max, b.attempts);
+            let at = (now + wait).min(b.created + cfg.delivery_timeout);
+            st.acc.requeue(b, at);
+        }
+    }
+    (outcomes, finished)
+}
+
+/// A request on the wire and the batches it carries.
+struct Sent {
+    batches: Vec<ProducerBatch>,
+    response: InFlight,
+    version: i16,
+    addr: String,
+    /// The earliest delivery deadline among the batches.
+    deadline: Instant,
+}
+
+/// The sender task of broker `node`.
+pub(crate) async fn run(shared: Arc<Shared>, node: i32) {
+    let mut sent: VecDeque<Sent> = VecDeque::new();
+    let max_in_flight = shared.config.max_in_flight;
+    let acks = shared.config.acks;
+    loop {
+        let notified = shared.wake.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        let now = Instant::now();
+        let (mut batches, wake_at, addr) = {
+            let mut st = shared.lock();
+            if st.aborting || (st.closing && st.acc.is_idle() && sent.is_empty()) {
+                st.senders.remove(&node);
+                drop(st);
+                let err =
+                    Error::Closed("close timeout passed while the request was in flight".into());
+                let mut outcomes = Vec::new();
+                let fin: Vec<Finished> = sent
+                    .drain(..)
+                    .flat_map(|s| s.batches)
+                    .map(|b| Finished::fail(b, err.clone(), &mut outcomes))
+                    .collect();
+                shared.complete(outcomes, fin);
+                break;
+            }
+            let addr = st.meta.cluster.broker_addr(node).map(str::to_string);
+            if sent.len() < max_in_flight && addr.is_some() {
+                let force = st.flushing > 0 || st.closing || shared.memory_pressure();
+                let producer = st.pid.sendable();
+                let State { acc, meta, .. } = &mut *st;
+                let d = acc.drain(
+                    node,
+                    |tp| meta.cluster.leader(tp),
+                    crate::accumulator::DrainContext {
+                        now,
+                        force,
+                        producer,
+                        idempotent: shared.idempotent,
+                    },
+                );
+                (d.batches, d.wake_at, addr)
+            } else {
+                (Vec::new(), None, addr)
+            }
+        };
+
+        if !batches.is_empty() {
+            let addr = addr.expect("drained only with a known address");
+            match send(&shared, &addr, &mut batches, acks).await {
+                Ok((response, version)) => {
+                    let deadline = batches
+                        .iter()
+                        .map(|b| b.created + shared.config.delivery_timeout)
+                        .min()
+                        .expect("non-empty");
+                    sent.push_back(Sent {
+                        batches,
+                        response,
+                        version,
+                        addr,
+                        deadline,
+                    });
+                }
+                Err(e) => {
+                    let decisions = vec![
+                        Decision::Retry {
+                            error: e,
+                            refresh_metadata: true
+                        };
+                        batches.len()
+                    ];
+                    finish(&shared, batches, decisions);
+                }
+            }
+            continue;
+        }
+
+        let front_deadline = sent.front().map(|s| s.deadline);
+        let event = tokio::select! {
+            r = recv_front(&mut sent), if !sent.is_empty() => Event::Response(r),
+            _ = tokio::time::sleep_until(front_deadline.unwrap_or(now).into()), if front_deadline.is_some() => Event::Expired,
+            _ = &mut notified => Event::Wake,
+            _ = tokio::time::sleep_until(wake_at.unwrap_or(now).into()), if wake_at.is_some() => Event::Wake,
+        };
+        match event {
+            Event::Wake => {}
+            Event::Response(r) => {
+                let s = sent.pop_front().expect("front exists");
+                let n = s.batches.len();
+                let decisions = match r {
+                    Ok(_) if acks == Acks::None => vec![
+                        Decision::Success {
+                            base_offset: -1,
+                            log_append_time: -1
+                        };
+                        n
+                    ],
+                    Ok(frame) => match decode_response::<ProduceRequest>(&s.addr, frame, s.version)
+                    {
+                        Ok(resp) => {
+                            let st = shared.lock();
+                            decide(&resp, &s.batches, &s.addr, |tp, base| {
+                                st.acc.is_head(tp, base)
+                            })
+                        }
+                        Err(e) => vec![
+                            Decision::Retry {
+                                error: e,
+                                refresh_metadata: false
+                            };
+                            n
+                        ],
+                    },
+                    Err(e) => vec![
+                        Decision::Retry {
+                            error: e,
+                            refresh_metadata: true
+                        };
+                        n
+                    ],
+                };
+                finish(&shared, s.batches, decisions);
+            }
+            Event::Expired => {
+                // delivery.timeout.ms passed while the request is still in
+                // flight. `apply` fails the batches and, as their outcome is
+                // unknown, renews the producer id so that later batches do
+                // not depend on them.
+                let s = sent.pop_front().expect("front exists");
+                let e = Error::RequestTimeout {
+                    broker: s.addr.clone(),
+                    timeout: shared.config.request_timeout,
+                };
+                let decisions = vec![
+                    Decision::Retry {
+                        error: e,
+                        refresh_metadata: false
+                    };
+                    s.batches.len()
+                ];
+                finish(&shared, s.batches, decisions);
+            }
+        }
+    }
+    let mut st = shared.lock();
+    st.tasks -= 1;
+    drop(st);
+    shared.progress.notify_waiters();
+}
+
+enum Event {
+    Response(Result<bytes::Bytes, Error>),
+    Expired,
+    Wake,
+}
+
+async fn recv_front(sent: &mut VecDeque<Sent>) -> Result<bytes::Bytes, Error> {
+    sent.front_mut()
+        .expect("guarded by !is_empty")
+        .response
+        .recv()
+        .await
+}
+
+/// `apply` under the lock, then deliver and finish.
+fn finish(shared: &Shared, batches: Vec<ProducerBatch>, decisions: Vec<Decision>) {
+    let (outcomes, finished) = {
+        let mut st = shared.lock();
+        apply(shared, &mut st, batches, decisions, Instant::now())
+    };
+    shared.complete(outcomes, finished);
+    shared.wake.notify_waiters();
+}
+
+async fn send(
+    shared: &Shared,
+    addr: &str,
+    batches: &mut [ProducerBatch],
+    acks: Acks,
+) -> Result<(InFlight, i16), Error> {
+    let conn: Connection = shared.pool.get(addr).await?;
+    let version = conn.version::<ProduceRequest>(PRODUCE_VERSIONS)?;
+    let req = build_request(batches, acks, shared.config.request_timeout);
+    let inflight = conn.send(&req, version, acks != Acks::None).await?;
+    Ok((inflight, version))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::batch::{Completion, PendingRecord};
+    use crate::record_batch::ProducerIdentity;
+    use kafka_protocol::messages::produce_response::{
+        PartitionProduceResponse, TopicProduceResponse,
+    };
+
+    fn batch(p: i32, seq: i32) -> ProducerBatch {
+        let mut b = ProducerBatch::new(p as u64, TopicPartition::new("t", p), Instant::now());
+        let (tx, _rx) = tokio::sync::oneshot::channel();
+        b.push(
+            PendingRecord {
+                key: None,
+                value: None,
+                headers: vec![],
+                timestamp: 0,
+                completion: Completion::Future(tx),
+            },
+            21,
+        );
+        b.sequence = Some((ProducerIdentity { id: 1, epoch: 0 }, seq));
+        b
+    }
+
+    fn response(codes: &[(i32, i16)]) -> ProduceResponse {
+        ProduceResponse::default().with_responses(vec![TopicProduceResponse::default()
+            .with_name(TopicName(StrBytes::from_static_str("t")))
+            .with_partition_responses(
+                codes
+                    .iter()
+                    .map(|(p, c)| {
+                        PartitionProduceResponse::default()
+                            .with_index(*p)
+                            .with_error_code(*c)
+                            .with_base_offset(100)
+                            .with_log_append_time_ms(-1)
+                    })
+                    .collect(),
+            )])
+    }
+
+    #[test]
+    fn one_request_groups_partitions_by_topic() {
+        let mut bs = vec![batch(0, 0), batch(1, 0)];
+        let req = build_request(&mut bs, Acks::All, Duration::from_secs(30));
+        assert_eq!(req.acks, -1);
+        assert_eq!(req.topic_data.len(), 1);
+        assert_eq!(req.topic_data[0].partition_data.len(), 2);
+    }
+
+    #[test]
+    fn decisions_follow_the_classification() {
+        let bs = vec![
+            batch(0, 0),
+            batch(1, 5),
+            batch(2, 0),
+            batch(3, 0),
+            batch(4, 0),
+        ];
+        let resp = response(&[(0, 0), (1, 45), (2, 6), (3, 10), (4, 46)]);
+        let d = decide(&resp, &bs, "b:1", |_, base| base == 0);
+        assert!(matches!(
+            d[0],
+            Decision::Success {
+                base_offset: 100,
+                ..
+            }
+        ));
+        assert!(
+            matches!(
+                d[1],
+                Decision::Retry {
+                    refresh_metadata: false,
+                    ..
+                }
+            ),
+            "OOOSN behind a failed batch is retried: {:?}",
+            d[1]
+        );
+        assert!(matches!(
+            d[2],
+            Decision::Retry {
+                refresh_metadata: true,
+                ..
+            }
+        ));
+        assert!(
+            matches!(d[3], Decision::Fail { .. }),
+            "MESSAGE_TOO_LARGE is fatal"
+        );
+        assert!(
+            matches!(d[4], Decision::Success { .. }),
+            "duplicate is success"
+        );
+        let Decision::Fail { error } = &d[3] else {
+            unreachable!()
+        };
+        let s = error.to_string();
+        assert!(
+            s.contains("MESSAGE_TOO_LARGE") && s.contains("t-3") && s.contains("b:1"),
+            "{s}"
+        );
+    }
+}

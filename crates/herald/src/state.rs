@@ -1,0 +1,168 @@
+//! What `send`, the senders and the background task share.
+//!
+//! One mutex guards the accumulator, the metadata cache and the producer id,
+//! because their decisions are made together (a drain needs leaders and the
+//! producer id; a retry needs the queue and the metadata). It is never held
+//! across an `.await`, and outcomes are delivered after it is released.
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use tokio::sync::{Notify, Semaphore};
+
+use crate::accumulator::{Accumulator, Limits};
+use crate::batch::{deliver, Outcomes, ProducerBatch};
+use crate::config::ProducerConfig;
+use crate::connection::Pool;
+use crate::error::{Error, TopicPartition};
+use crate::idempotence::PidState;
+use crate::metadata::Metadata;
+use crate::partitioner::Partitioner;
+
+/// Guarded by `Shared::state`.
+#[derive(Debug)]
+pub(crate) struct State {
+    pub acc: Accumulator,
+    pub meta: Metadata,
+    pub pid: PidState,
+    /// No new records; deliver what is left, then the tasks end.
+    pub closing: bool,
+    /// Fail everything left now (close timeout passed).
+    pub aborting: bool,
+    /// `flush` calls in progress: batches go out without lingering.
+    pub flushing: usize,
+    /// Brokers with a running sender task.
+    pub senders: HashSet<i32>,
+    /// Live background tasks, for `close` and tests.
+    pub tasks: usize,
+}
+
+/// The producer's shared core.
+pub(crate) struct Shared {
+    pub config: ProducerConfig,
+    pub idempotent: bool,
+    pub state: Mutex<State>,
+    /// Wakes the senders and the background task.
+    pub wake: Notify,
+    /// Metadata was updated (or a refresh failed): `send` re-checks.
+    pub metadata_changed: Notify,
+    /// A batch finished or a task ended: `flush` and `close` re-check.
+    pub progress: Notify,
+    /// `buffer.memory`, in bytes.
+    pub memory: Semaphore,
+    /// Sends waiting for memory: all batches are then sent without lingering.
+    pub memory_waiters: AtomicUsize,
+    pub pool: Pool,
+    pub partitioner: Arc<dyn Partitioner>,
+}
+
+impl Shared {
+    pub(crate) fn new(config: ProducerConfig, partitioner: Arc<dyn Partitioner>) -> Self {
+        let idempotent = config.idempotence();
+        let limits = Limits {
+            batch_size: config.batch_size,
+            linger: config.linger,
+            max_request_size: config.max_request_size,
+            max_in_flight: config.max_in_flight,
+        };
+        let pool = Pool::new(
+            &config.client_id,
+            config.connection_setup_timeout,
+            config.request_timeout,
+            (config.reconnect_backoff, config.reconnect_backoff_max),
+        );
+        Self {
+            idempotent,
+            state: Mutex::new(State {
+                acc: Accumulator::new(limits),
+                meta: Metadata::new(),
+                pid: if idempotent {
+                    PidState::NeedsId
+                } else {
+                    PidState::Disabled
+                },
+                closing: false,
+                aborting: false,
+                flushing: 0,
+                senders: HashSet::new(),
+                tasks: 0,
+            }),
+            wake: Notify::new(),
+            metadata_changed: Notify::new(),
+            progress: Notify::new(),
+            memory: Semaphore::new(config.buffer_memory),
+            memory_waiters: AtomicUsize::new(0),
+            pool,
+            partitioner,
+            config,
+        }
+    }
+
+    pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().expect("producer state mutex poisoned")
+    }
+
+    pub(crate) fn memory_pressure(&self) -> bool {
+        self.memory_waiters.load(Ordering::Relaxed) > 0
+    }
+
+    /// Deliver outcomes (no lock held), then mark the batches finished and
+    /// give their memory back. Finishing after delivering is what keeps a
+    /// partition's outcomes in send order (see `accumulator`).
+    pub(crate) fn complete(&self, outcomes: Outcomes, finished: Vec<Finished>) {
+        deliver(outcomes);
+        if finished.is_empty() {
+            return;
+        }
+        let mut memory = 0;
+        {
+            let mut st = self.lock();
+            for f in &finished {
+                st.acc.finish(&f.tp, f.id);
+                memory += f.memory;
+            }
+        }
+        self.memory.add_permits(memory);
+        self.progress.notify_waiters();
+        self.wake.notify_waiters();
+    }
+}
+
+/// A batch whose outcomes are decided: what `Shared::complete` needs after
+/// the records were handed their outcomes.
+#[derive(Debug)]
+pub(crate) struct Finished {
+    pub tp: TopicPartition,
+    pub id: u64,
+    pub memory: usize,
+}
+
+impl Finished {
+    /// Fail every record of the batch with `err`.
+    pub(crate) fn fail(b: ProducerBatch, err: Error, outcomes: &mut Outcomes) -> Finished {
+        let f = Finished {
+            tp: b.tp.clone(),
+            id: b.id,
+            memory: b.memory,
+        };
+        b.fail(err, outcomes);
+        f
+    }
+
+    /// Succeed every record of the batch.
+    pub(crate) fn succeed(
+        b: ProducerBatch,
+        base_offset: i64,
+        log_append_time: i64,
+        outcomes: &mut Outcomes,
+    ) -> Finished {
+        let f = Finished {
+            tp: b.tp.clone(),
+            id: b.id,
+            memory: b.memory,
+        };
+        b.succeed(base_offset, log_append_time, outcomes);
+        f
+    }
+}
