@@ -133,14 +133,16 @@ impl Connection {
         let stream = match tokio::time::timeout(setup_timeout, TcpStream::connect(addr)).await {
             Ok(Ok(s)) => s,
             Ok(Err(e)) => return Err(Error::io(addr, &e)),
-            Err(_) => return Err(Error::Connection {
-                broker: addr.to_string(),
-                message: format!(
+            Err(_) => {
+                return Err(Error::Connection {
+                    broker: addr.to_string(),
+                    message: format!(
                     "connection not established within socket.connection.setup.timeout.ms={} ms",
                     setup_timeout.as_millis()
                 ),
-                kind: Some(std::io::ErrorKind::TimedOut),
-            }),
+                    kind: Some(std::io::ErrorKind::TimedOut),
+                })
+            }
         };
         let _ = stream.set_nodelay(true);
         let (tx, rx) = mpsc::channel(64);

@@ -155,9 +155,12 @@ mod tests {
                 key: "h".into(),
                 value: Some(Bytes::from_static(b"1")),
             },
+            // kafka-protocol 0.15 decodes a null header value (-1, as the
+            // Java client writes it) as an error, so the cross-check uses an
+            // empty one; null values are checked against librdkafka.
             Header {
                 key: "n".into(),
-                value: None,
+                value: Some(Bytes::new()),
             },
         ];
         let recs = [
@@ -184,7 +187,7 @@ mod tests {
             assert_eq!(r.producer_id, 42);
             assert_eq!(r.producer_epoch, 3);
             assert_eq!(r.headers.len(), 2);
-            assert_eq!(r.headers.get("n").cloned(), Some(None));
+            assert_eq!(r.headers.get(&b"n"[..]).cloned(), Some(Some(Bytes::new())));
         }
     }
 }

@@ -1,0 +1,322 @@
+//! Against librdkafka's mock cluster: a second, independent broker
+//! implementation that checks idempotent sequences and injects faults.
+
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+use herald::partitioner::partition_for_key;
+use herald::{Error, Producer, ProducerConfig, Record};
+use herald_test_support::read_all;
+use rdkafka::mocking::MockCluster;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
+use rdkafka::ClientConfig;
+
+use crate::BOUND;
+
+fn random_key(state: &mut u64) -> Vec<u8> {
+    // xorshift64*: reproducible, varied lengths and bytes (0..=40 bytes).
+    let mut next = || {
+        *state ^= *state >> 12;
+        *state ^= *state << 25;
+        *state ^= *state >> 27;
+        state.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    };
+    let len = (next() % 41) as usize;
+    (0..len).map(|_| next() as u8).collect()
+}
+
+/// Done-when 3 (keyed part): for 10,000 random keys, herald picks the same
+/// partition as librdkafka's `murmur2_random` partitioner, both through
+/// `partition_for_key` and end to end through herald's producer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keyed_partitions_match_librdkafka_murmur2_random() {
+    const N: usize = 10_000;
+    const PARTITIONS: i32 = 13;
+    let mock = MockCluster::new(1).unwrap();
+    mock.create_topic("keys", PARTITIONS, 1).unwrap();
+    let bootstrap = mock.bootstrap_servers();
+    let rdk: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", &bootstrap)
+        .set("partitioner", "murmur2_random")
+        .set("linger.ms", "5")
+        .create()
+        .unwrap();
+    let herald = Producer::new(ProducerConfig::new(&bootstrap)).unwrap();
+    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+    let keys: Vec<Vec<u8>> = (0..N).map(|_| random_key(&mut seed)).collect();
+
+    let mut rdk_futures = Vec::with_capacity(N);
+    let mut herald_futures = Vec::with_capacity(N);
+    for k in &keys {
+        rdk_futures.push(
+            rdk.send_result(
+                FutureRecord::<[u8], str>::to("keys")
+                    .key(&k[..])
+                    .payload("x"),
+            )
+            .unwrap(),
+        );
+        herald_futures.push(
+            herald
+                .send(Record::new("keys", "x").key(k.clone()))
+                .await
+                .unwrap(),
+        );
+    }
+    let mut mismatches = 0;
+    for ((k, rf), hf) in keys.iter().zip(rdk_futures).zip(herald_futures) {
+        let rdk_partition = rf.await.unwrap().map_err(|(e, _)| e).unwrap().partition;
+        let ours = hf.await.unwrap().partition;
+        assert_eq!(ours, partition_for_key(k, PARTITIONS as usize));
+        if ours != rdk_partition {
+            mismatches += 1;
+        }
+    }
+    assert_eq!(
+        mismatches, 0,
+        "herald and librdkafka disagree on {mismatches} of {N} keys"
+    );
+    herald.close(BOUND).await.unwrap();
+}
+
+/// Done-when 5: with a small `buffer.memory` and a broker that does not
+/// answer, `send` fails with the buffer-exhausted error after
+/// `max.block.ms`, and the records already buffered still get an outcome.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn full_buffer_fails_send_after_max_block_and_buffered_records_get_outcomes() {
+    let mock = MockCluster::new(1).unwrap();
+    mock.create_topic("slow", 1, 1).unwrap();
+    let cfg = ProducerConfig::from_properties(&[
+        ("bootstrap.servers", mock.bootstrap_servers().as_str()),
+        ("buffer.memory", "20000"),
+        ("max.block.ms", "500"),
+        ("request.timeout.ms", "1000"),
+        ("delivery.timeout.ms", "3000"),
+        ("linger.ms", "0"),
+    ])
+    .unwrap();
+    let producer = Producer::new(cfg).unwrap();
+    // Metadata, connection and producer id while the broker still answers.
+    producer
+        .send(Record::new("slow", "warm-up"))
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    // Now it stops answering in time.
+    mock.broker_round_trip_time(1, Duration::from_secs(30))
+        .unwrap();
+
+    let value = vec![b'v'; 1000];
+    let mut buffered = Vec::new();
+    let err = loop {
+        let started = Instant::now();
+        match producer.send(Record::new("slow", value.clone())).await {
+            Ok(h) => buffered.push(h),
+            Err(e) => break (e, started.elapsed()),
+        }
+        assert!(
+            buffered.len() < 100,
+            "20 kB of buffer cannot take 100 records of 1 kB"
+        );
+    };
+    let (err, waited) = err;
+    assert!(matches!(err, Error::BufferExhausted { .. }), "{err}");
+    assert!(
+        waited >= Duration::from_millis(500),
+        "failed after {waited:?}, before max.block.ms"
+    );
+    assert!(err.to_string().contains("buffer.memory=20000"), "{err}");
+    assert!(!buffered.is_empty());
+    // Every buffered record gets exactly one outcome, bounded by delivery.timeout.ms.
+    let n = buffered.len();
+    for h in buffered {
+        let outcome = tokio::time::timeout(Duration::from_secs(20), h)
+            .await
+            .expect("an outcome, not a hang");
+        let e = outcome.expect_err("the broker never answered");
+        assert!(matches!(e, Error::DeliveryTimeout { .. }), "{e}");
+    }
+    eprintln!("buffer test: {n} records buffered, send failed after {waited:?}: {err}");
+    producer.close(Duration::from_secs(5)).await.ok();
+}
+
+fn retriable_errors() -> Vec<RDKafkaRespErr> {
+    use RDKafkaRespErr::*;
+    vec![
+        RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION,
+        RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE,
+        RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT,
+        RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS,
+        RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS_AFTER_APPEND,
+        RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION,
+        RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT,
+    ]
+}
+
+/// Done-when 6 (retriable part): with retriable errors injected into
+/// Produce responses, every record is delivered exactly once and in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn injected_retriable_errors_deliver_exactly_once_in_order() {
+    const N: usize = 5_000;
+    let mock = MockCluster::new(3).unwrap();
+    mock.create_topic("faults", 3, 3).unwrap();
+    let bootstrap = mock.bootstrap_servers();
+    let cfg = ProducerConfig::new(&bootstrap)
+        .batch_size(2_000)
+        .retry_backoff(Duration::from_millis(10), Duration::from_millis(100));
+    let producer = Producer::new(cfg).unwrap();
+    let mut handles = Vec::new();
+    for i in 0..N {
+        if i % 1000 == 0 {
+            // A burst of errors for the next Produce requests, several times over.
+            mock.request_errors(RDKafkaApiKey::Produce, &retriable_errors());
+        }
+        let r = Record::new("faults", format!("{i}")).key(format!("k{}", i % 10));
+        handles.push(producer.send(r).await.unwrap());
+    }
+    let mut reported = Vec::new();
+    for h in handles {
+        reported.push(
+            tokio::time::timeout(BOUND, h)
+                .await
+                .unwrap()
+                .expect("delivered despite retriable errors"),
+        );
+    }
+    let read = tokio::task::spawn_blocking(move || read_all(&bootstrap, "faults", 3, N, BOUND))
+        .await
+        .unwrap();
+    let values: Vec<usize> = read
+        .iter()
+        .map(|r| {
+            std::str::from_utf8(r.value.as_deref().unwrap())
+                .unwrap()
+                .parse()
+                .unwrap()
+        })
+        .collect();
+    let unique: HashSet<usize> = values.iter().copied().collect();
+    assert_eq!(unique.len(), N, "no record lost");
+    assert_eq!(values.len(), N, "no record duplicated");
+    // In order: per partition, values (send order) increase with offsets.
+    for p in 0..3 {
+        let in_p: Vec<usize> = read
+            .iter()
+            .zip(&values)
+            .filter(|(r, _)| r.partition == p)
+            .map(|(_, v)| *v)
+            .collect();
+        assert!(
+            in_p.windows(2).all(|w| w[0] < w[1]),
+            "partition {p} out of send order"
+        );
+    }
+    // And herald reported the offsets librdkafka read.
+    for (r, v) in read.iter().zip(&values) {
+        assert_eq!(
+            (reported[*v].partition, reported[*v].offset),
+            (r.partition, r.offset)
+        );
+    }
+    producer.close(BOUND).await.unwrap();
+}
+
+/// Done-when 6 (fatal part): a fatal error fails only the records it
+/// concerns, at once (no retries until the delivery timeout); the next
+/// records are delivered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fatal_error_fails_only_its_records_at_once() {
+    let mock = MockCluster::new(1).unwrap();
+    mock.create_topic("fatal", 1, 1).unwrap();
+    let bootstrap = mock.bootstrap_servers();
+    let producer = Producer::new(ProducerConfig::new(&bootstrap)).unwrap();
+    producer
+        .send(Record::new("fatal", "before"))
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+
+    mock.request_errors(
+        RDKafkaApiKey::Produce,
+        &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE],
+    );
+    let doomed = producer.send(Record::new("fatal", "doomed")).await.unwrap();
+    let e = tokio::time::timeout(BOUND, doomed)
+        .await
+        .unwrap()
+        .expect_err("MESSAGE_TOO_LARGE is fatal");
+    assert_eq!(e.kafka_code(), Some(10), "{e}");
+    assert!(
+        matches!(e, Error::Broker { .. }),
+        "failed at once, not after retries: {e}"
+    );
+    assert!(
+        e.to_string().contains("MESSAGE_TOO_LARGE") && e.to_string().contains("fatal-0"),
+        "{e}"
+    );
+
+    let after = producer.send(Record::new("fatal", "after")).await.unwrap();
+    let md = tokio::time::timeout(BOUND, after)
+        .await
+        .unwrap()
+        .expect("later records are delivered");
+    assert_eq!(md.offset, 1, "the doomed record was not written");
+    let read = tokio::task::spawn_blocking(move || read_all(&bootstrap, "fatal", 1, 2, BOUND))
+        .await
+        .unwrap();
+    let values: Vec<&[u8]> = read.iter().map(|r| r.value.as_deref().unwrap()).collect();
+    assert_eq!(values, vec![&b"before"[..], &b"after"[..]]);
+    producer.close(BOUND).await.unwrap();
+}
+
+/// A broker going down and up again mid-stream: records are retried to
+/// the same partition and delivered once each.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broker_down_and_up_loses_nothing() {
+    const N: usize = 2_000;
+    let mock = MockCluster::new(1).unwrap();
+    mock.create_topic("outage", 1, 1).unwrap();
+    let bootstrap = mock.bootstrap_servers();
+    let cfg = ProducerConfig::new(&bootstrap)
+        .retry_backoff(Duration::from_millis(10), Duration::from_millis(200))
+        .batch_size(1_000);
+    let producer = Producer::new(cfg).unwrap();
+    let mut handles = Vec::new();
+    for i in 0..N {
+        if i == N / 2 {
+            mock.broker_down(1).unwrap();
+        }
+        if i == N / 2 + 200 {
+            mock.broker_up(1).unwrap();
+        }
+        handles.push(
+            producer
+                .send(Record::new("outage", format!("{i}")))
+                .await
+                .unwrap(),
+        );
+    }
+    for h in handles {
+        tokio::time::timeout(BOUND, h)
+            .await
+            .unwrap()
+            .expect("delivered after the outage");
+    }
+    let read = tokio::task::spawn_blocking(move || read_all(&bootstrap, "outage", 1, N, BOUND))
+        .await
+        .unwrap();
+    let values: Vec<usize> = read
+        .iter()
+        .map(|r| {
+            std::str::from_utf8(r.value.as_deref().unwrap())
+                .unwrap()
+                .parse()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(values, (0..N).collect::<Vec<_>>(), "exactly once, in order");
+    producer.close(BOUND).await.unwrap();
+}

@@ -1,0 +1,230 @@
+//! Against Tansu, read back by librdkafka.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use herald::{Producer, ProducerConfig, Record, RecordMetadata};
+use herald_test_support::{assert_no_more, read_all, Tansu};
+
+use crate::BOUND;
+
+/// Done-when 2: 100,000 keyed records with headers and explicit timestamps
+/// to a 3-partition topic; librdkafka reads every one back with the same
+/// key, value, headers and timestamp, at the partition and offset herald
+/// reported, in send order per key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hundred_thousand_keyed_records_read_back_by_librdkafka() {
+    const N: usize = 100_000;
+    let tansu = Tansu::start();
+    tansu.create_topic("roundtrip", 3);
+    let producer = Producer::new(ProducerConfig::new(&tansu.bootstrap())).unwrap();
+    // Explicit timestamps, recent enough that no retention policy applies
+    // (Tansu hides records far older than its retention from fetches).
+    let base_ts = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+        - 3_600_000;
+    let key = |i: usize| format!("key-{}", i % 997);
+    let start = Instant::now();
+    let mut handles = Vec::with_capacity(N);
+    for i in 0..N {
+        let r = Record::new("roundtrip", format!("value-{i}"))
+            .key(key(i))
+            .timestamp(base_ts + i as i64)
+            .header("seq", i.to_string())
+            .header("dup", "first")
+            .header("dup", "second");
+        handles.push(producer.send(r).await.expect("buffered"));
+    }
+    let mut reported: Vec<RecordMetadata> = Vec::with_capacity(N);
+    for h in handles {
+        reported.push(
+            tokio::time::timeout(BOUND, h)
+                .await
+                .expect("outcome in time")
+                .expect("delivered"),
+        );
+    }
+    let elapsed = start.elapsed();
+    eprintln!(
+        "herald: {N} records acknowledged by Tansu in {:.2} s ({:.0} records/s)",
+        elapsed.as_secs_f64(),
+        N as f64 / elapsed.as_secs_f64()
+    );
+
+    // Per key: one partition, offsets increasing in send order.
+    let mut last: HashMap<String, (i32, i64)> = HashMap::new();
+    for (i, md) in reported.iter().enumerate() {
+        assert_eq!(md.topic, "roundtrip");
+        assert_eq!(
+            md.timestamp,
+            base_ts + i as i64,
+            "CreateTime is the record's own"
+        );
+        if let Some((p, o)) = last.insert(key(i), (md.partition, md.offset)) {
+            assert_eq!(p, md.partition, "key {} moved partition", key(i));
+            assert!(
+                md.offset > o,
+                "key {}: offset {} after {}",
+                key(i),
+                md.offset,
+                o
+            );
+        }
+    }
+    let by_position: HashMap<(i32, i64), usize> = reported
+        .iter()
+        .enumerate()
+        .map(|(i, md)| ((md.partition, md.offset), i))
+        .collect();
+    assert_eq!(
+        by_position.len(),
+        N,
+        "every record has its own partition and offset"
+    );
+
+    let bootstrap = tansu.bootstrap();
+    let read = tokio::task::spawn_blocking(move || read_all(&bootstrap, "roundtrip", 3, N, BOUND))
+        .await
+        .unwrap();
+    for r in &read {
+        let i = *by_position
+            .get(&(r.partition, r.offset))
+            .unwrap_or_else(|| {
+                panic!(
+                    "librdkafka read {}@{} which herald never reported",
+                    r.partition, r.offset
+                )
+            });
+        assert_eq!(r.key.as_deref(), Some(key(i).as_bytes()));
+        assert_eq!(r.value.as_deref(), Some(format!("value-{i}").as_bytes()));
+        assert_eq!(r.timestamp, Some(base_ts + i as i64));
+        assert_eq!(
+            r.headers,
+            vec![
+                ("seq".to_string(), Some(i.to_string().into_bytes())),
+                ("dup".to_string(), Some(b"first".to_vec())),
+                ("dup".to_string(), Some(b"second".to_vec())),
+            ]
+        );
+    }
+    let bootstrap = tansu.bootstrap();
+    tokio::task::spawn_blocking(move || {
+        assert_no_more(&bootstrap, "roundtrip", 3, N, Duration::from_secs(10))
+    })
+    .await
+    .unwrap();
+    producer.close(BOUND).await.unwrap();
+}
+
+/// Done-when 3 (keyless part): keyless records reach every partition, in
+/// sticky batches (runs of one partition), not one record per partition.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keyless_records_are_sticky_and_reach_every_partition() {
+    const N: usize = 3_000;
+    let tansu = Tansu::start();
+    tansu.create_topic("keyless", 3);
+    // ~120-byte records, 1200-byte batches: about 9 records a batch.
+    let cfg = ProducerConfig::new(&tansu.bootstrap()).batch_size(1200);
+    let producer = Producer::new(cfg).unwrap();
+    let mut handles = Vec::new();
+    for i in 0..N {
+        handles.push(
+            producer
+                .send(Record::new("keyless", format!("{i:0>100}")))
+                .await
+                .unwrap(),
+        );
+    }
+    let mut parts = Vec::new();
+    for h in handles {
+        parts.push(h.await.unwrap().partition);
+    }
+    let mut counts = [0usize; 3];
+    for p in &parts {
+        counts[*p as usize] += 1;
+    }
+    assert!(
+        counts.iter().all(|c| *c > 0),
+        "every partition gets keyless records: {counts:?}"
+    );
+    let runs = 1 + parts.windows(2).filter(|w| w[0] != w[1]).count();
+    let mean = N as f64 / runs as f64;
+    eprintln!("keyless: {N} records in {runs} runs (mean {mean:.1} records per run), per partition {counts:?}");
+    assert!(
+        mean >= 5.0,
+        "records come in sticky batches, not spread one by one: mean run {mean:.1}"
+    );
+}
+
+/// Done-when 4: one producer shared by 16 tasks and 4 threads delivers
+/// everything, and callbacks for each partition run in send order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shared_by_tasks_and_threads_with_ordered_callbacks() {
+    const PER_SENDER: usize = 1_000;
+    let tansu = Tansu::start();
+    tansu.create_topic("shared", 3);
+    let producer = Producer::new(ProducerConfig::new(&tansu.bootstrap())).unwrap();
+    // (partition, offset, sender, seq) in the order callbacks ran.
+    let log: Arc<Mutex<Vec<(i32, i64, usize, usize)>>> = Arc::default();
+
+    let send_all = |p: Producer, sender: usize, log: Arc<Mutex<Vec<(i32, i64, usize, usize)>>>| async move {
+        for seq in 0..PER_SENDER {
+            let log = log.clone();
+            let r = Record::new("shared", format!("{sender}-{seq}")).key(format!("k{}", seq % 7));
+            p.send_with_callback(r, move |res| {
+                let md = res.expect("delivered");
+                log.lock()
+                    .unwrap()
+                    .push((md.partition, md.offset, sender, seq));
+            })
+            .await
+            .expect("buffered");
+        }
+    };
+    let mut tasks = Vec::new();
+    for s in 0..16 {
+        tasks.push(tokio::spawn(send_all(producer.clone(), s, log.clone())));
+    }
+    let rt = tokio::runtime::Handle::current();
+    let mut threads = Vec::new();
+    for s in 16..20 {
+        let (p, l, rt) = (producer.clone(), log.clone(), rt.clone());
+        threads.push(std::thread::spawn(move || rt.block_on(send_all(p, s, l))));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    for t in threads {
+        t.join().unwrap();
+    }
+    tokio::time::timeout(BOUND, producer.flush())
+        .await
+        .expect("flush in time");
+    let log = log.lock().unwrap().clone();
+    assert_eq!(
+        log.len(),
+        20 * PER_SENDER,
+        "every record delivered, one callback each"
+    );
+    // Per partition, callbacks ran in offset order, which is send order.
+    let mut last_offset: HashMap<i32, i64> = HashMap::new();
+    let mut last_seq: HashMap<(usize, i32), usize> = HashMap::new();
+    for (p, o, s, seq) in &log {
+        if let Some(prev) = last_offset.insert(*p, *o) {
+            assert!(
+                *o > prev,
+                "partition {p}: callback for offset {o} ran after offset {prev}"
+            );
+        }
+        if let Some(prev) = last_seq.insert((*s, *p), *seq) {
+            assert!(
+                *seq > prev,
+                "sender {s} partition {p}: seq {seq} after {prev}"
+            );
+        }
+    }
+    producer.close(BOUND).await.unwrap();
+}

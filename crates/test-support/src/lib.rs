@@ -1,0 +1,259 @@
+//! Test fixtures shared by herald's integration tests.
+//!
+//! - [`Tansu`]: a real Kafka-compatible broker (Tansu 0.6.0) on a free
+//!   loopback port with `sqlite://` storage in a temporary folder, stopped
+//!   when dropped. Its `memory://` engine is never used: it loses
+//!   acknowledged records.
+//! - [`read_all`]: librdkafka (the peer client) reads a topic back.
+
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Headers, Message};
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+
+/// Where the `tansu` binary is: `$TANSU_BIN`, else `tansu` on `PATH`, else
+/// `~/.cargo/bin/tansu` (where `scripts/setup` installs it).
+pub fn tansu_bin() -> PathBuf {
+    if let Ok(p) = std::env::var("TANSU_BIN") {
+        return p.into();
+    }
+    if let Some(paths) = std::env::var_os("PATH") {
+        for dir in std::env::split_paths(&paths) {
+            let p = dir.join("tansu");
+            if p.is_file() {
+                return p;
+            }
+        }
+    }
+    let home = std::env::var("HOME").unwrap_or_else(|_| "/root".into());
+    PathBuf::from(home).join(".cargo/bin/tansu")
+}
+
+/// A running Tansu broker.
+pub struct Tansu {
+    child: Child,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Tansu {
+    /// Start Tansu on a free loopback port and wait until it accepts
+    /// connections (at most 30 s).
+    pub fn start() -> Tansu {
+        let bin = tansu_bin();
+        assert!(
+            bin.is_file(),
+            "tansu not found at {} (run scripts/setup, or set TANSU_BIN)",
+            bin.display()
+        );
+        let dir = tempfile::tempdir().expect("temporary folder");
+        let port = free_port();
+        let url = format!("tcp://127.0.0.1:{port}");
+        let log = std::fs::File::create(dir.path().join("tansu.log")).expect("log file");
+        let child = Command::new(&bin)
+            .arg("broker")
+            .arg("--listener-url")
+            .arg(&url)
+            .arg("--advertised-listener-url")
+            .arg(&url)
+            .arg("--storage-engine")
+            // Relative to current_dir: Tansu joins an absolute path onto the cwd.
+            .arg("sqlite://tansu.db")
+            .current_dir(dir.path())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start tansu");
+        let t = Tansu {
+            child,
+            port,
+            _dir: dir,
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "tansu did not listen on {port} within 30 s"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        t.index_headers();
+        t
+    }
+
+    /// Tansu 0.6.0's sqlite schema has no index on `header(topition,
+    /// offset_id)`, and its Fetch looks up each record's headers with that
+    /// key: reading N records back costs O(N x headers in the database).
+    /// Adding the index changes no behaviour, only makes reading back
+    /// 100,000 records take minutes instead of hours.
+    fn index_headers(&self) {
+        let db = self._dir.path().join("tansu.db");
+        let c = rusqlite::Connection::open(&db).expect("open tansu.db");
+        c.busy_timeout(Duration::from_secs(30))
+            .expect("busy timeout");
+        c.execute_batch(
+            "create index if not exists herald_test_header_record on header (topition, offset_id);",
+        )
+        .expect("index Tansu's header table");
+    }
+
+    /// `host:port` for `bootstrap.servers`.
+    pub fn bootstrap(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// Create a topic with `tansu topic create`.
+    pub fn create_topic(&self, name: &str, partitions: u32) {
+        let out = Command::new(tansu_bin())
+            .args(["topic", "create", "--broker"])
+            .arg(format!("tcp://127.0.0.1:{}", self.port))
+            .arg("--partitions")
+            .arg(partitions.to_string())
+            .arg(name)
+            .output()
+            .expect("run tansu topic create");
+        assert!(
+            out.status.success(),
+            "tansu topic create {name} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+impl Drop for Tansu {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A port that was free a moment ago on 127.0.0.1.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("bind 127.0.0.1:0")
+}
+
+/// A record as librdkafka read it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Read {
+    pub partition: i32,
+    pub offset: i64,
+    pub key: Option<Vec<u8>>,
+    pub value: Option<Vec<u8>>,
+    pub timestamp: Option<i64>,
+    pub headers: Vec<(String, Option<Vec<u8>>)>,
+}
+
+fn consumer_config() -> ClientConfig {
+    let mut cfg = ClientConfig::new();
+    if let Ok(d) = std::env::var("HERALD_TEST_RDKAFKA_DEBUG") {
+        cfg.set("debug", d);
+    }
+    cfg.set("group.id", "herald-test-reader")
+        .set("enable.auto.commit", "false")
+        .set("enable.partition.eof", "false")
+        .set("auto.offset.reset", "earliest");
+    cfg
+}
+
+fn to_read(m: &rdkafka::message::BorrowedMessage<'_>) -> Read {
+    let headers = m
+        .headers()
+        .map(|hs| {
+            hs.iter()
+                .map(|h| (h.key.to_string(), h.value.map(|v| v.to_vec())))
+                .collect()
+        })
+        .unwrap_or_default();
+    Read {
+        partition: m.partition(),
+        offset: m.offset(),
+        key: m.key().map(|k| k.to_vec()),
+        value: m.payload().map(|v| v.to_vec()),
+        timestamp: m.timestamp().to_millis(),
+        headers,
+    }
+}
+
+/// Read one partition from the beginning up to its high watermark.
+pub fn read_partition(
+    bootstrap: &str,
+    topic: &str,
+    partition: i32,
+    timeout: Duration,
+) -> Vec<Read> {
+    let consumer: BaseConsumer = consumer_config()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .expect("librdkafka consumer");
+    let (_, high) = consumer
+        .fetch_watermarks(topic, partition, timeout)
+        .expect("watermarks");
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(topic, partition, Offset::Beginning)
+        .expect("partition");
+    consumer.assign(&tpl).expect("assign");
+    let mut out = Vec::new();
+    let deadline = Instant::now() + timeout;
+    while out.last().map_or(high > 0, |r: &Read| r.offset + 1 < high) {
+        assert!(
+            Instant::now() < deadline,
+            "librdkafka read {} records of {topic}-{partition} (high watermark {high}) within {timeout:?}",
+            out.len()
+        );
+        match consumer.poll(Duration::from_millis(200)) {
+            None => {}
+            Some(Err(e)) => panic!("librdkafka consumer error: {e}"),
+            Some(Ok(m)) => out.push(to_read(&m)),
+        }
+    }
+    out
+}
+
+/// Read every record of `topic` (partitions `0..partitions`) with
+/// librdkafka, one consumer per partition in parallel; panic unless there
+/// are exactly `expected`, within `timeout`. Partition by partition, in
+/// offset order.
+pub fn read_all(
+    bootstrap: &str,
+    topic: &str,
+    partitions: i32,
+    expected: usize,
+    timeout: Duration,
+) -> Vec<Read> {
+    let readers: Vec<_> = (0..partitions)
+        .map(|p| {
+            let (b, t) = (bootstrap.to_string(), topic.to_string());
+            std::thread::spawn(move || read_partition(&b, &t, p, timeout))
+        })
+        .collect();
+    let out: Vec<Read> = readers
+        .into_iter()
+        .flat_map(|h| h.join().expect("reader thread"))
+        .collect();
+    assert_eq!(out.len(), expected, "records in {topic}");
+    out
+}
+
+/// After reading `n` records, check that nothing more arrives within
+/// `quiet` (no duplicates appended behind them).
+pub fn assert_no_more(bootstrap: &str, topic: &str, partitions: i32, n: usize, quiet: Duration) {
+    let consumer: BaseConsumer = consumer_config()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .expect("librdkafka consumer");
+    let mut total = 0i64;
+    for p in 0..partitions {
+        let (lo, hi) = consumer
+            .fetch_watermarks(topic, p, quiet)
+            .expect("watermarks");
+        total += hi - lo;
+    }
+    assert_eq!(total as usize, n, "records in {topic} by watermarks");
+}
