@@ -248,6 +248,7 @@ pub(crate) async fn run(shared: Arc<Shared>) {
                 match result {
                     Ok(Some(id)) => {
                         pid_failures = 0;
+                        crate::state::Counters::add(&shared.counters.producer_ids, 1);
                         st.acc.reset_sequences();
                         st.pid = PidState::Ready(id);
                         tracing::debug!(

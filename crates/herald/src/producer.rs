@@ -382,6 +382,11 @@ impl Producer {
         Ok(m.cluster)
     }
 
+    /// Counters since the producer started (requests, retries, outcomes).
+    pub fn stats(&self) -> crate::ProducerStats {
+        self.shared().counters.snapshot()
+    }
+
     /// Background tasks still running (the driver and one per broker).
     /// Zero after `close`.
     pub fn running_tasks(&self) -> usize {

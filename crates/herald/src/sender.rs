@@ -215,6 +215,7 @@ pub(crate) fn apply(
             finished.push(Finished::fail(b, err, &mut outcomes));
         } else {
             tracing::debug!(tp = %b.tp, attempts = b.attempts, error = %error, "retrying batch");
+            crate::state::Counters::add(&shared.counters.batch_retries, 1);
             b.last_error = Some(error);
             let wait = backoff(cfg.retry_backoff, cfg.retry_backoff_max, b.attempts);
             let at = (now + wait).min(b.created + cfg.delivery_timeout);
@@ -419,6 +420,7 @@ async fn send(
     let version = conn.version::<ProduceRequest>(PRODUCE_VERSIONS)?;
     let req = build_request(batches, acks, shared.config.request_timeout);
     let inflight = conn.send(&req, version, acks != Acks::None).await?;
+    crate::state::Counters::add(&shared.counters.requests, 1);
     Ok((inflight, version))
 }
 

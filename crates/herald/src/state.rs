@@ -6,7 +6,7 @@
 //! across an `.await`, and outcomes are delivered after it is released.
 
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::sync::{Notify, Semaphore};
@@ -38,6 +38,49 @@ pub(crate) struct State {
     pub tasks: usize,
 }
 
+/// Counters since the producer started, as returned by
+/// [`crate::Producer::stats`].
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ProducerStats {
+    /// Produce requests written to a broker.
+    pub requests: u64,
+    /// Batches that came back with a retriable error and were queued again.
+    pub batch_retries: u64,
+    /// Records acknowledged by a broker.
+    pub records_delivered: u64,
+    /// Records that failed (fatal error, timeout or close).
+    pub records_failed: u64,
+    /// Producer ids obtained (1 with idempotence and no resets).
+    pub producer_ids: u64,
+}
+
+/// Lock-free counters behind [`ProducerStats`].
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub requests: AtomicU64,
+    pub batch_retries: AtomicU64,
+    pub records_delivered: AtomicU64,
+    pub records_failed: AtomicU64,
+    pub producer_ids: AtomicU64,
+}
+
+impl Counters {
+    pub(crate) fn add(c: &AtomicU64, n: u64) {
+        c.fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub(crate) fn snapshot(&self) -> ProducerStats {
+        ProducerStats {
+            requests: self.requests.load(Ordering::Relaxed),
+            batch_retries: self.batch_retries.load(Ordering::Relaxed),
+            records_delivered: self.records_delivered.load(Ordering::Relaxed),
+            records_failed: self.records_failed.load(Ordering::Relaxed),
+            producer_ids: self.producer_ids.load(Ordering::Relaxed),
+        }
+    }
+}
+
 /// The producer's shared core.
 pub(crate) struct Shared {
     pub config: ProducerConfig,
@@ -55,6 +98,7 @@ pub(crate) struct Shared {
     pub memory_waiters: AtomicUsize,
     pub pool: Pool,
     pub partitioner: Arc<dyn Partitioner>,
+    pub counters: Counters,
 }
 
 impl Shared {
@@ -95,6 +139,7 @@ impl Shared {
             memory_waiters: AtomicUsize::new(0),
             pool,
             partitioner,
+            counters: Counters::default(),
             config,
         }
     }
@@ -111,6 +156,12 @@ impl Shared {
     /// give their memory back. Finishing after delivering is what keeps a
     /// partition's outcomes in send order (see `accumulator`).
     pub(crate) fn complete(&self, outcomes: Outcomes, finished: Vec<Finished>) {
+        let failed = outcomes.iter().filter(|(_, o)| o.is_err()).count() as u64;
+        Counters::add(&self.counters.records_failed, failed);
+        Counters::add(
+            &self.counters.records_delivered,
+            outcomes.len() as u64 - failed,
+        );
         deliver(outcomes);
         if finished.is_empty() {
             return;

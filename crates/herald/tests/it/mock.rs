@@ -220,6 +220,12 @@ async fn injected_retriable_errors_deliver_exactly_once_in_order() {
             (r.partition, r.offset)
         );
     }
+    // The errors really were injected and retried (5 bursts of 7).
+    let stats = producer.stats();
+    eprintln!("retriable faults: {stats:?}");
+    assert!(stats.batch_retries >= 35, "{stats:?}");
+    assert_eq!(stats.records_delivered, N as u64);
+    assert_eq!(stats.records_failed, 0);
     producer.close(BOUND).await.unwrap();
 }
 
@@ -318,5 +324,6 @@ async fn broker_down_and_up_loses_nothing() {
         })
         .collect();
     assert_eq!(values, (0..N).collect::<Vec<_>>(), "exactly once, in order");
+    assert!(producer.stats().batch_retries > 0, "the outage was felt: {:?}", producer.stats());
     producer.close(BOUND).await.unwrap();
 }
