@@ -243,10 +243,8 @@ impl Accumulator {
             // Ordering: a retry goes out only once everything sent before
             // it has come back; nothing goes to a new leader while the old
             // one still has batches of this partition.
-            if (front.attempts > 0 && q.busy > 0)
-                || (q.busy > 0 && q.busy_node != Some(node))
-                || q.busy >= self.limits.max_in_flight
-            {
+            let busy_elsewhere = q.busy > 0 && (front.attempts > 0 || q.busy_node != Some(node));
+            if busy_elsewhere || q.busy >= self.limits.max_in_flight {
                 continue;
             }
             let Some(producer) = ctx.producer else {

@@ -66,7 +66,7 @@ pub use metadata::ClusterMetadata;
 pub use partitioner::{DefaultPartitioner, Partitioner};
 pub use producer::{DeliveryFuture, Producer};
 pub use record::{Header, Record, RecordMetadata};
-pub use state::ProducerStats;
 pub use serializer::{
     BytesSerializer, JsonSerializer, Serializer, StringSerializer, TypedProducer,
 };
+pub use state::ProducerStats;

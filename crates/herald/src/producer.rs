@@ -183,7 +183,16 @@ impl Producer {
             });
         }
         let partitions = self.wait_for_partitions(&record.topic, start).await?;
-        let placement = match record.partition {
+        let chosen = match record.partition {
+            Some(p) => Some(p),
+            None => shared.partitioner.partition(
+                &record.topic,
+                record.key.as_deref(),
+                record.value.as_deref(),
+                partitions,
+            ),
+        };
+        let placement = match chosen {
             Some(p) if p < 0 || p as usize >= partitions => {
                 return Err(Error::InvalidPartition {
                     topic: record.topic,
@@ -192,22 +201,7 @@ impl Producer {
                 })
             }
             Some(p) => Placement::Partition(p),
-            None => match shared.partitioner.partition(
-                &record.topic,
-                record.key.as_deref(),
-                record.value.as_deref(),
-                partitions,
-            ) {
-                Some(p) if p < 0 || p as usize >= partitions => {
-                    return Err(Error::InvalidPartition {
-                        topic: record.topic,
-                        partition: p,
-                        partitions,
-                    })
-                }
-                Some(p) => Placement::Partition(p),
-                None => Placement::Sticky,
-            },
+            None => Placement::Sticky,
         };
         self.reserve_memory(size, start).await?;
         let pending = PendingRecord {

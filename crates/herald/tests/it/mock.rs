@@ -6,13 +6,25 @@ use std::time::{Duration, Instant};
 
 use herald::partitioner::partition_for_key;
 use herald::{Error, Producer, ProducerConfig, Record};
-use herald_test_support::read_all;
+use herald_test_support::{read_all, Read};
 use rdkafka::mocking::MockCluster;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
 use rdkafka::ClientConfig;
 
 use crate::BOUND;
+
+/// Values written as decimal numbers, parsed back.
+fn numbers(read: &[Read]) -> Vec<usize> {
+    read.iter()
+        .map(|r| {
+            std::str::from_utf8(r.value.as_deref().unwrap())
+                .unwrap()
+                .parse()
+                .unwrap()
+        })
+        .collect()
+}
 
 fn random_key(state: &mut u64) -> Vec<u8> {
     // xorshift64*: reproducible, varied lengths and bytes (0..=40 bytes).
@@ -188,15 +200,7 @@ async fn injected_retriable_errors_deliver_exactly_once_in_order() {
     let read = tokio::task::spawn_blocking(move || read_all(&bootstrap, "faults", 3, N, BOUND))
         .await
         .unwrap();
-    let values: Vec<usize> = read
-        .iter()
-        .map(|r| {
-            std::str::from_utf8(r.value.as_deref().unwrap())
-                .unwrap()
-                .parse()
-                .unwrap()
-        })
-        .collect();
+    let values = numbers(&read);
     let unique: HashSet<usize> = values.iter().copied().collect();
     assert_eq!(unique.len(), N, "no record lost");
     assert_eq!(values.len(), N, "no record duplicated");
@@ -314,16 +318,12 @@ async fn broker_down_and_up_loses_nothing() {
     let read = tokio::task::spawn_blocking(move || read_all(&bootstrap, "outage", 1, N, BOUND))
         .await
         .unwrap();
-    let values: Vec<usize> = read
-        .iter()
-        .map(|r| {
-            std::str::from_utf8(r.value.as_deref().unwrap())
-                .unwrap()
-                .parse()
-                .unwrap()
-        })
-        .collect();
+    let values = numbers(&read);
     assert_eq!(values, (0..N).collect::<Vec<_>>(), "exactly once, in order");
-    assert!(producer.stats().batch_retries > 0, "the outage was felt: {:?}", producer.stats());
+    assert!(
+        producer.stats().batch_retries > 0,
+        "the outage was felt: {:?}",
+        producer.stats()
+    );
     producer.close(BOUND).await.unwrap();
 }

@@ -159,6 +159,9 @@ async fn keyless_records_are_sticky_and_reach_every_partition() {
     );
 }
 
+/// (partition, offset, sender, seq) in the order callbacks ran.
+type CallbackLog = Arc<Mutex<Vec<(i32, i64, usize, usize)>>>;
+
 /// Done-when 4: one producer shared by 16 tasks and 4 threads delivers
 /// everything, and callbacks for each partition run in send order.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -167,10 +170,9 @@ async fn shared_by_tasks_and_threads_with_ordered_callbacks() {
     let tansu = Tansu::start();
     tansu.create_topic("shared", 3);
     let producer = Producer::new(ProducerConfig::new(&tansu.bootstrap())).unwrap();
-    // (partition, offset, sender, seq) in the order callbacks ran.
-    let log: Arc<Mutex<Vec<(i32, i64, usize, usize)>>> = Arc::default();
+    let log: CallbackLog = Arc::default();
 
-    let send_all = |p: Producer, sender: usize, log: Arc<Mutex<Vec<(i32, i64, usize, usize)>>>| async move {
+    let send_all = |p: Producer, sender: usize, log: CallbackLog| async move {
         for seq in 0..PER_SENDER {
             let log = log.clone();
             let r = Record::new("shared", format!("{sender}-{seq}")).key(format!("k{}", seq % 7));

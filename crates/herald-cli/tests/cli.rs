@@ -1,0 +1,176 @@
+//! The `herald` binary, as a user runs it.
+
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use herald_test_support::{read_all, Tansu};
+
+fn herald(args: &[&str], stdin: Option<&str>) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_herald"))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run herald");
+    let mut input = child.stdin.take().unwrap();
+    if let Some(s) = stdin {
+        input.write_all(s.as_bytes()).unwrap();
+    }
+    drop(input);
+    child.wait_with_output().unwrap()
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// Done-when 8: "Hello Kafka" to topic1 prints `topic1[P]@O` and exits 0;
+/// librdkafka finds it there.
+#[test]
+fn hello_kafka_is_confirmed() {
+    let tansu = Tansu::start();
+    tansu.create_topic("topic1", 3);
+    let out = herald(
+        &[
+            "produce",
+            "-b",
+            &tansu.bootstrap(),
+            "-t",
+            "topic1",
+            "Hello Kafka",
+        ],
+        None,
+    );
+    assert!(out.status.success(), "stderr: {}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    let line = stdout.trim();
+    let (p, o) = line
+        .strip_prefix("topic1[")
+        .and_then(|r| r.split_once("]@"))
+        .unwrap_or_else(|| panic!("expected topic1[P]@O, got {line:?}"));
+    let (p, o): (i32, i64) = (p.parse().unwrap(), o.parse().unwrap());
+    let read = read_all(&tansu.bootstrap(), "topic1", 3, 1, Duration::from_secs(60));
+    assert_eq!((read[0].partition, read[0].offset), (p, o));
+    assert_eq!(read[0].value.as_deref(), Some(&b"Hello Kafka"[..]));
+}
+
+/// Done-when 8: with no broker, fails within delivery.timeout.ms naming
+/// the address and the refused connection.
+#[test]
+fn no_broker_fails_in_time_with_a_clear_error() {
+    let started = Instant::now();
+    let out = herald(
+        &[
+            "produce",
+            "-b",
+            "127.0.0.1:1",
+            "-t",
+            "topic1",
+            "-X",
+            "delivery.timeout.ms=3000",
+            "-X",
+            "request.timeout.ms=2000",
+            "x",
+        ],
+        None,
+    );
+    let took = started.elapsed();
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "stderr: {stderr}");
+    assert!(took < Duration::from_millis(3000 + 1500), "took {took:?}");
+    assert!(stderr.contains("127.0.0.1:1"), "{stderr}");
+    assert!(stderr.contains("connection refused"), "{stderr}");
+    assert!(out.stdout.is_empty());
+}
+
+/// Done-when 8: a config typo names the key, with exit status 2.
+#[test]
+fn config_typo_names_the_key() {
+    let out = herald(
+        &[
+            "produce",
+            "-b",
+            "127.0.0.1:1",
+            "-t",
+            "t",
+            "-X",
+            "linger.mss=5",
+            "x",
+        ],
+        None,
+    );
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("`linger.mss`") && stderr.contains("linger.ms"),
+        "{stderr}"
+    );
+    let out = herald(
+        &[
+            "produce",
+            "-b",
+            "127.0.0.1:1",
+            "-t",
+            "t",
+            "-X",
+            "acks=2",
+            "x",
+        ],
+        None,
+    );
+    assert!(
+        text(&out.stderr).contains("`acks`"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+/// Lines of standard input, `-K` key splitting, headers and an explicit
+/// partition; one output line per record, in send order.
+#[test]
+fn stdin_lines_with_keys_and_headers() {
+    let tansu = Tansu::start();
+    tansu.create_topic("lines", 2);
+    let input: String = (0..500).map(|i| format!("k{i}:v{i}\n")).collect();
+    let out = herald(
+        &[
+            "produce",
+            "-b",
+            &tansu.bootstrap(),
+            "-t",
+            "lines",
+            "-K",
+            ":",
+            "-H",
+            "src=cli",
+            "-p",
+            "1",
+        ],
+        Some(&input),
+    );
+    assert!(out.status.success(), "stderr: {}", text(&out.stderr));
+    let lines: Vec<String> = text(&out.stdout).lines().map(str::to_string).collect();
+    let want: Vec<String> = (0..500).map(|i| format!("lines[1]@{i}")).collect();
+    assert_eq!(lines, want);
+    let read = read_all(&tansu.bootstrap(), "lines", 2, 500, Duration::from_secs(60));
+    for (i, r) in read.iter().enumerate() {
+        assert_eq!(r.key.as_deref(), Some(format!("k{i}").as_bytes()));
+        assert_eq!(r.value.as_deref(), Some(format!("v{i}").as_bytes()));
+        assert_eq!(r.headers, vec![("src".to_string(), Some(b"cli".to_vec()))]);
+    }
+}
+
+/// `herald metadata` lists brokers, topics, partitions and leaders.
+#[test]
+fn metadata_lists_topics_and_leaders() {
+    let tansu = Tansu::start();
+    tansu.create_topic("meta", 2);
+    let out = herald(&["metadata", "-b", &tansu.bootstrap()], None);
+    assert!(out.status.success(), "stderr: {}", text(&out.stderr));
+    let s = text(&out.stdout);
+    assert!(s.contains(&format!("at {}", tansu.bootstrap())), "{s}");
+    assert!(s.contains("topic \"meta\" with 2 partitions"), "{s}");
+    assert!(s.contains("partition 1, leader"), "{s}");
+}
