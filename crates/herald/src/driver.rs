@@ -184,31 +184,31 @@ pub(crate) async fn run(shared: Arc<Shared>) {
                 }
             }
             let addrs = candidate_addrs(&shared, &st.meta.cluster);
-            let action =
-                if shared.idempotent && st.pid == PidState::NeedsId && st.acc.busy_total() == 0 {
-                    if now >= pid_not_before {
-                        Action::InitProducerId { addrs }
-                    } else {
-                        wake_at = Some(wake_at.map_or(pid_not_before, |w| w.min(pid_not_before)));
-                        Action::None
-                    }
-                } else if want {
-                    if now >= refresh_not_before {
-                        let mut topics: Vec<String> = st.acc.topics().map(str::to_string).collect();
-                        topics.extend(st.meta.wanted.keys().cloned());
-                        topics.sort();
-                        topics.dedup();
-                        Action::Refresh { topics, addrs }
-                    } else {
-                        wake_at =
-                            Some(wake_at.map_or(refresh_not_before, |w| w.min(refresh_not_before)));
-                        Action::None
-                    }
-                } else {
-                    let next_refresh = st.meta.last_refresh.unwrap_or(now) + cfg.metadata_max_age;
-                    wake_at = Some(wake_at.map_or(next_refresh, |w| w.min(next_refresh)));
-                    Action::None
-                };
+            // Producer id first (nothing is sent without it), then metadata;
+            // each has its own backoff, and one waiting never starves the other.
+            let pid_due =
+                shared.idempotent && st.pid == PidState::NeedsId && st.acc.busy_total() == 0;
+            let next_refresh = if want {
+                refresh_not_before
+            } else {
+                st.meta.last_refresh.unwrap_or(now) + cfg.metadata_max_age
+            };
+            let action = if pid_due && now >= pid_not_before {
+                Action::InitProducerId { addrs }
+            } else if want && now >= refresh_not_before {
+                let mut topics: Vec<String> = st.acc.topics().map(str::to_string).collect();
+                topics.extend(st.meta.wanted.keys().cloned());
+                topics.sort();
+                topics.dedup();
+                Action::Refresh { topics, addrs }
+            } else {
+                let mut next = next_refresh;
+                if pid_due {
+                    next = next.min(pid_not_before);
+                }
+                wake_at = Some(wake_at.map_or(next, |w| w.min(next)));
+                Action::None
+            };
             (action, wake_at)
         };
         shared.complete(outcomes, finished);

@@ -148,3 +148,30 @@ async fn drop_inside_runtime_delivers_and_leaks_no_task() {
         "no producer task is left running"
     );
 }
+
+/// The blocking wrapper, from plain threads: synchronous sends (seed 002's
+/// `send().get()`), and records buffered before a drop are delivered.
+#[test]
+fn blocking_producer_from_plain_threads() {
+    use herald::BlockingProducer;
+    let mock = MockCluster::new(1).unwrap();
+    mock.create_topic("blocking", 1, 1).unwrap();
+    let bootstrap = mock.bootstrap_servers();
+    let producer = BlockingProducer::new(ProducerConfig::new(&bootstrap)).unwrap();
+    let md = producer.send_sync(Record::new("blocking", "one")).unwrap();
+    assert_eq!((md.partition, md.offset), (0, 0));
+    let handles: Vec<_> = (0..100)
+        .map(|i| {
+            producer
+                .send(Record::new("blocking", format!("{i}")))
+                .unwrap()
+        })
+        .collect();
+    drop(producer);
+    for (i, h) in handles.into_iter().enumerate() {
+        assert_eq!(
+            h.wait().expect("delivered by the closing drop").offset,
+            i as i64 + 1
+        );
+    }
+}
