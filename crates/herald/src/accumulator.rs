@@ -197,6 +197,14 @@ impl Accumulator {
         self.queues.values().map(|q| q.busy).sum()
     }
 
+    /// Whether a queued batch still waits for a definitive answer under
+    /// the current producer id (see `ProducerBatch::unsure`).
+    pub(crate) fn has_unsure(&self) -> bool {
+        self.queues
+            .values()
+            .any(|q| q.batches.iter().any(|b| b.unsure && b.sequence.is_some()))
+    }
+
     /// Topic-partitions with queued batches.
     pub(crate) fn queued_partitions(&self) -> impl Iterator<Item = &TopicPartition> {
         self.queues
@@ -247,8 +255,13 @@ impl Accumulator {
             if busy_elsewhere || q.busy >= self.limits.max_in_flight {
                 continue;
             }
-            let Some(producer) = ctx.producer else {
-                continue;
+            // Without a usable producer id only batches whose last attempt
+            // had no definitive answer go out, under their old id and
+            // sequence, so the broker can say whether it has them.
+            let producer = match (ctx.producer, front.sequence) {
+                (Some(p), _) => p,
+                (None, Some((p, _))) if front.unsure => p,
+                (None, _) => continue,
             };
             let linger_end = front.created + self.limits.linger;
             let ready = front.sealed
@@ -340,14 +353,20 @@ impl Accumulator {
         let mut out = Vec::new();
         let mut next = None;
         for q in self.queues.values_mut() {
+            if q.busy > 0 {
+                // In flight: the sender handles its deadline, and a response
+                // wakes us; a past deadline here would only spin.
+                continue;
+            }
             while let Some(b) = q.batches.front() {
                 let deadline = b.created + timeout;
-                if deadline > now || q.busy > 0 {
+                if deadline > now {
                     next = min_instant(next, deadline);
                     break;
                 }
                 let b = q.batches.pop_front().expect("front exists");
                 q.busy += 1;
+                q.busy_node = None;
                 out.push(b);
             }
         }
@@ -358,8 +377,11 @@ impl Accumulator {
     pub(crate) fn take_all(&mut self) -> Vec<ProducerBatch> {
         let mut out = Vec::new();
         for q in self.queues.values_mut() {
-            q.busy += q.batches.len();
-            out.extend(q.batches.drain(..));
+            if !q.batches.is_empty() {
+                q.busy += q.batches.len();
+                q.busy_node = None;
+                out.extend(q.batches.drain(..));
+            }
         }
         out
     }
@@ -504,6 +526,45 @@ mod tests {
         for w in parts.chunks(4).collect::<Vec<_>>().windows(2) {
             assert_ne!(w[0][0], w[1][0], "{parts:?}");
         }
+    }
+
+    #[test]
+    fn without_a_producer_id_only_unsure_batches_go_out() {
+        let t0 = Instant::now();
+        let mut a = acc(61 + 31);
+        a.append("t", Placement::Partition(0), 2, rec(), 31, t0);
+        a.append("t", Placement::Partition(1), 2, rec(), 31, t0);
+        let mut sent = a.drain(0, leader0, ctx(t0)).batches;
+        assert_eq!(sent.len(), 2);
+        // Partition 0's request timed out (unsure); partition 1 was refused.
+        let mut b0 = sent.remove(0);
+        let b1 = sent.remove(0);
+        b0.unsure = true;
+        let (p0, seq0) = (b0.tp.partition, b0.sequence);
+        a.requeue(b0, t0);
+        a.requeue(b1, t0);
+        assert!(a.has_unsure());
+        let mut c = ctx(t0);
+        c.producer = None; // a producer-id reset is pending
+        let d = a.drain(0, leader0, c);
+        assert_eq!(d.batches.len(), 1, "only the unsure batch");
+        assert_eq!(d.batches[0].tp.partition, p0);
+        assert_eq!(
+            d.batches[0].sequence, seq0,
+            "same id and sequence as before"
+        );
+    }
+
+    #[test]
+    fn expiry_does_not_spin_on_busy_partitions() {
+        let t0 = Instant::now();
+        let mut a = acc(61 + 31);
+        a.append("t", Placement::Partition(0), 1, rec(), 31, t0);
+        a.append("t", Placement::Partition(0), 1, rec(), 31, t0);
+        let _inflight = a.drain(0, leader0, ctx(t0));
+        let (exp, next) = a.expire(t0 + Duration::from_secs(5), Duration::from_secs(1));
+        assert!(exp.is_empty(), "the partition has a batch in flight");
+        assert_eq!(next, None, "no past deadline to wake up for");
     }
 
     #[test]

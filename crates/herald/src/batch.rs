@@ -28,7 +28,15 @@ impl Completion {
         match self {
             // A dropped receiver is fire-and-forget: nothing to tell.
             Completion::Future(tx) => drop(tx.send(outcome)),
-            Completion::Callback(cb) => cb(outcome),
+            Completion::Callback(cb) => {
+                // A panicking callback must not take the producer down with
+                // it: the task running it also finishes batches and frees
+                // memory for everyone else.
+                let run = std::panic::AssertUnwindSafe(move || cb(outcome));
+                if std::panic::catch_unwind(run).is_err() {
+                    tracing::error!("a delivery callback panicked; the panic was contained");
+                }
+            }
         }
     }
 }
@@ -65,6 +73,11 @@ pub(crate) struct ProducerBatch {
     pub sequence: Option<(ProducerIdentity, i32)>,
     /// The last retriable error, reported if the batch times out.
     pub last_error: Option<Error>,
+    /// The last attempt ended without a definitive answer (connection lost
+    /// or timed out after the request was written): the broker may have
+    /// the batch. It must be resent under the same producer id and
+    /// sequence, so the broker can recognise it, before the id may change.
+    pub unsure: bool,
     encoded: Option<Bytes>,
 }
 
@@ -97,6 +110,7 @@ impl ProducerBatch {
             retry_at: None,
             sequence: None,
             last_error: None,
+            unsure: false,
             encoded: None,
         }
     }
@@ -136,6 +150,7 @@ impl ProducerBatch {
     /// assigns a new one.
     pub(crate) fn clear_sequence(&mut self) {
         self.sequence = None;
+        self.unsure = false;
         self.encoded = None;
     }
 

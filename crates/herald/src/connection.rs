@@ -328,8 +328,17 @@ async fn run(
                     });
                 shared.pushed.notify_one();
             }
-            if let Err(e) = wr.write_all(&out.frame).await {
-                return Err(Error::io(&addr, &e));
+            // A broker that stops reading must not wedge the connection
+            // (acks=0 requests have no response deadline of their own).
+            match tokio::time::timeout(request_timeout, wr.write_all(&out.frame)).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => return Err(Error::io(&addr, &e)),
+                Err(_) => {
+                    return Err(Error::RequestTimeout {
+                        broker: addr.to_string(),
+                        timeout: request_timeout,
+                    })
+                }
             }
             if let Some(sent) = out.sent {
                 let _ = sent.send(Ok(Bytes::new()));

@@ -145,8 +145,8 @@ pub(crate) async fn run(shared: Arc<Shared>) {
             let (expired, next_expiry) = st.acc.expire(now, cfg.delivery_timeout);
             let mut wake_at = next_expiry;
             for b in expired {
-                if shared.idempotent && b.sequence.is_some_and(|s| s.1 >= 0) {
-                    st.pid = PidState::NeedsId;
+                if b.sequence.is_some_and(|s| s.1 >= 0) {
+                    st.request_pid_reset();
                 }
                 let err = Error::DeliveryTimeout {
                     partition: b.tp.clone(),
@@ -186,8 +186,10 @@ pub(crate) async fn run(shared: Arc<Shared>) {
             let addrs = candidate_addrs(&shared, &st.meta.cluster);
             // Producer id first (nothing is sent without it), then metadata;
             // each has its own backoff, and one waiting never starves the other.
+            // A new id only once nothing is in flight and every batch whose
+            // fate is unknown got its answer under the old one.
             let pid_due =
-                shared.idempotent && st.pid == PidState::NeedsId && st.acc.busy_total() == 0;
+                st.pid == PidState::NeedsId && st.acc.busy_total() == 0 && !st.acc.has_unsure();
             let next_refresh = if want {
                 refresh_not_before
             } else {
@@ -223,10 +225,10 @@ pub(crate) async fn run(shared: Arc<Shared>) {
                     Ok(resp) => {
                         refresh_failures = 0;
                         st.meta.update(&resp, now);
-                        // Topics still missing (being auto-created, say): ask again soon.
-                        if !st.meta.wanted.is_empty() {
-                            refresh_not_before = now + cfg.retry_backoff;
-                        }
+                        // Never two refreshes back to back: topics still
+                        // missing or partitions without a leader (an election)
+                        // are asked about again after retry.backoff.ms.
+                        refresh_not_before = now + cfg.retry_backoff;
                     }
                     Err(e) => {
                         refresh_failures += 1;

@@ -54,6 +54,31 @@ impl DeliveryFuture {
     }
 }
 
+/// Holds a count up while alive (a `send` waiting for memory).
+struct CountGuard<'a>(&'a std::sync::atomic::AtomicUsize);
+
+impl<'a> CountGuard<'a> {
+    fn new(c: &'a std::sync::atomic::AtomicUsize) -> Self {
+        c.fetch_add(1, Ordering::Relaxed);
+        CountGuard(c)
+    }
+}
+
+impl Drop for CountGuard<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Holds `flushing` up while a `flush` runs.
+struct FlushGuard<'a>(&'a Shared);
+
+impl Drop for FlushGuard<'_> {
+    fn drop(&mut self) {
+        self.0.lock().flushing -= 1;
+    }
+}
+
 /// Ends the producer's tasks once the last clone is dropped: what is
 /// buffered is still delivered (within `delivery.timeout.ms`), then the
 /// tasks exit. Nothing blocks in `drop`.
@@ -243,12 +268,13 @@ impl Producer {
             p.forget();
             return Ok(());
         }
-        // Full: say so to the senders, which then stop lingering.
-        shared.memory_waiters.fetch_add(1, Ordering::Relaxed);
+        // Full: say so to the senders, which then stop lingering. The guard
+        // takes it back even if this future is dropped while waiting.
+        let waiting = CountGuard::new(&shared.memory_waiters);
         shared.wake.notify_waiters();
         let left = shared.config.max_block.saturating_sub(start.elapsed());
         let r = tokio::time::timeout(left, shared.memory.acquire_many(size as u32)).await;
-        shared.memory_waiters.fetch_sub(1, Ordering::Relaxed);
+        drop(waiting);
         match r {
             Ok(Ok(p)) => {
                 p.forget();
@@ -267,7 +293,6 @@ impl Producer {
     async fn wait_for_partitions(&self, topic: &str, start: Instant) -> Result<usize, Error> {
         let shared = self.shared();
         let deadline = start + shared.config.max_block;
-        let mut asked = false;
         loop {
             let changed = shared.metadata_changed.notified();
             tokio::pin!(changed);
@@ -278,6 +303,8 @@ impl Producer {
                     return Ok(n);
                 }
                 if Instant::now() >= deadline {
+                    // Stop asking for it (another waiter asks again).
+                    st.meta.wanted.remove(topic);
                     return Err(Error::MetadataTimeout {
                         topic: topic.to_string(),
                         waited: start.elapsed(),
@@ -285,10 +312,9 @@ impl Producer {
                         last_error: st.meta.last_error.clone().map(Box::new),
                     });
                 }
-                if !asked {
-                    st.meta.wanted.entry(topic.to_string()).or_insert(start);
+                if !st.meta.wanted.contains_key(topic) {
+                    st.meta.wanted.insert(topic.to_string(), start);
                     st.meta.refresh_requested = true;
-                    asked = true;
                 }
             }
             shared.wake.notify_waiters();
@@ -305,6 +331,8 @@ impl Producer {
             st.flushing += 1;
             st.acc.seal_all()
         };
+        // Undo `flushing` even if this future is dropped mid-way.
+        let _flushing = FlushGuard(shared);
         shared.wake.notify_waiters();
         loop {
             let progress = shared.progress.notified();
@@ -315,7 +343,6 @@ impl Producer {
             }
             progress.await;
         }
-        shared.lock().flushing -= 1;
     }
 
     /// Stop accepting records, deliver what is buffered for up to
@@ -342,7 +369,9 @@ impl Producer {
                 if st.tasks == 0 {
                     break;
                 }
-                if Instant::now() >= deadline && !st.aborting {
+                if st.aborting {
+                    // The tasks are failing what they hold and exiting.
+                } else if Instant::now() >= deadline {
                     left = st.acc.incomplete_count();
                     st.aborting = true;
                     drop(st);
@@ -350,7 +379,11 @@ impl Producer {
                     continue;
                 }
             }
-            let _ = tokio::time::timeout_at(deadline.into(), progress).await;
+            if shared.lock().aborting {
+                progress.await;
+            } else {
+                let _ = tokio::time::timeout_at(deadline.into(), progress).await;
+            }
         }
         shared.memory.close();
         if left > 0 {

@@ -36,9 +36,12 @@ pub(crate) enum Decision {
         base_offset: i64,
         log_append_time: i64,
     },
+    /// `unsure`: the request was written but no answer came, so the broker
+    /// may have the batch.
     Retry {
         error: Error,
         refresh_metadata: bool,
+        unsure: bool,
     },
     ResetProducerId {
         error: Error,
@@ -99,6 +102,7 @@ pub(crate) fn decide(
                 return Decision::Retry {
                     error: Error::protocol(broker, format!("no response for {}", b.tp)),
                     refresh_metadata: true,
+                    unsure: false,
                 };
             };
             let mut message = p.error_message.as_ref().map(|m| m.as_str().to_string());
@@ -130,12 +134,14 @@ pub(crate) fn decide(
                     Decision::Retry {
                         error,
                         refresh_metadata: false,
+                        unsure: false,
                     }
                 }
                 c => match classify_produce_code(c) {
                     Disposition::Retry { refresh_metadata } => Decision::Retry {
                         error,
                         refresh_metadata,
+                        unsure: false,
                     },
                     Disposition::ResetProducerId => Decision::ResetProducerId { error },
                     Disposition::Fatal => Decision::Fail { error },
@@ -159,7 +165,7 @@ pub(crate) fn apply(
     let mut finished = Vec::new();
     for (mut b, d) in batches.into_iter().zip(decisions) {
         let seq = b.sequence.map_or(-1, |s| s.1);
-        let sequenced = shared.idempotent && seq >= 0;
+        let sequenced = seq >= 0;
         let (error, refresh, reset) = match d {
             Decision::Success {
                 base_offset,
@@ -180,7 +186,7 @@ pub(crate) fn apply(
                 if sequenced {
                     // The broker still expects this batch's sequence: start
                     // over under a new producer id so later batches can land.
-                    st.pid = PidState::NeedsId;
+                    st.request_pid_reset();
                 }
                 finished.push(Finished::fail(b, error, &mut outcomes));
                 continue;
@@ -188,19 +194,34 @@ pub(crate) fn apply(
             Decision::Retry {
                 error,
                 refresh_metadata,
-            } => (error, refresh_metadata, false),
-            Decision::ResetProducerId { error } => (error, false, true),
+                unsure,
+            } => {
+                b.unsure = unsure;
+                (error, refresh_metadata, false)
+            }
+            Decision::ResetProducerId { error } => {
+                b.unsure = false;
+                (error, false, true)
+            }
         };
+        if st.aborting {
+            // close() gave up: nothing goes back to a queue nobody drains.
+            let err = Error::Closed(format!(
+                "close timeout passed while the record was being retried (last error: {error})"
+            ));
+            finished.push(Finished::fail(b, err, &mut outcomes));
+            continue;
+        }
         if refresh {
             st.meta.refresh_requested = true;
         }
-        if reset && shared.idempotent {
-            st.pid = PidState::NeedsId;
+        if reset {
+            st.request_pid_reset();
         }
         let timed_out = now >= b.created + cfg.delivery_timeout;
         if timed_out || b.attempts > cfg.retries {
             if sequenced {
-                st.pid = PidState::NeedsId;
+                st.request_pid_reset();
             }
             let err = if timed_out {
                 Error::DeliveryTimeout {
@@ -265,6 +286,7 @@ pub(crate) async fn run(shared: Arc<Shared>, node: i32) {
             if sent.len() < max_in_flight && addr.is_some() {
                 let force = st.flushing > 0 || st.closing || shared.memory_pressure();
                 let producer = st.pid.sendable();
+                let idempotent = st.pid != PidState::Disabled;
                 let State { acc, meta, .. } = &mut *st;
                 let d = acc.drain(
                     node,
@@ -273,7 +295,7 @@ pub(crate) async fn run(shared: Arc<Shared>, node: i32) {
                         now,
                         force,
                         producer,
-                        idempotent: shared.idempotent,
+                        idempotent,
                     },
                 );
                 (d.batches, d.wake_at, addr)
@@ -300,10 +322,12 @@ pub(crate) async fn run(shared: Arc<Shared>, node: i32) {
                     });
                 }
                 Err(e) => {
+                    // Not written: the broker cannot have these batches.
                     let decisions = vec![
                         Decision::Retry {
                             error: e,
-                            refresh_metadata: true
+                            refresh_metadata: true,
+                            unsure: false,
                         };
                         batches.len()
                     ];
@@ -315,6 +339,8 @@ pub(crate) async fn run(shared: Arc<Shared>, node: i32) {
 
         let front_deadline = sent.front().map(|s| s.deadline);
         let event = tokio::select! {
+            // A response that has arrived wins over its deadline.
+            biased;
             r = recv_front(&mut sent), if !sent.is_empty() => Event::Response(r),
             _ = tokio::time::sleep_until(front_deadline.unwrap_or(now).into()), if front_deadline.is_some() => Event::Expired,
             _ = &mut notified => Event::Wake,
@@ -344,15 +370,18 @@ pub(crate) async fn run(shared: Arc<Shared>, node: i32) {
                         Err(e) => vec![
                             Decision::Retry {
                                 error: e,
-                                refresh_metadata: false
+                                refresh_metadata: false,
+                                unsure: true,
                             };
                             n
                         ],
                     },
+                    // Written, but the answer was lost with the connection.
                     Err(e) => vec![
                         Decision::Retry {
                             error: e,
-                            refresh_metadata: true
+                            refresh_metadata: true,
+                            unsure: true,
                         };
                         n
                     ],
@@ -360,23 +389,41 @@ pub(crate) async fn run(shared: Arc<Shared>, node: i32) {
                 finish(&shared, s.batches, decisions);
             }
             Event::Expired => {
-                // delivery.timeout.ms passed while the request is still in
-                // flight. `apply` fails the batches and, as their outcome is
-                // unknown, renews the producer id so that later batches do
-                // not depend on them.
-                let s = sent.pop_front().expect("front exists");
+                // delivery.timeout.ms passed for batches of the oldest
+                // request while it is still unanswered. Those batches fail
+                // now (they may still be written: the error says no answer
+                // came); the rest of the request waits for its answer.
+                let now = Instant::now();
+                let front = sent.front_mut().expect("front exists");
+                let (expired, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut front.batches)
+                    .into_iter()
+                    .partition(|b| b.created + shared.config.delivery_timeout <= now);
+                front.batches = kept;
+                front.deadline = front
+                    .batches
+                    .iter()
+                    .map(|b| b.created + shared.config.delivery_timeout)
+                    .min()
+                    .unwrap_or(now);
+                let addr = front.addr.clone();
+                if front.batches.is_empty() {
+                    // Keep the slot until the answer (or the connection's
+                    // request timeout) comes, so in-flight stays bounded.
+                    front.deadline = now + shared.config.request_timeout * 4;
+                }
                 let e = Error::RequestTimeout {
-                    broker: s.addr.clone(),
+                    broker: addr,
                     timeout: shared.config.request_timeout,
                 };
                 let decisions = vec![
                     Decision::Retry {
                         error: e,
-                        refresh_metadata: false
+                        refresh_metadata: false,
+                        unsure: true,
                     };
-                    s.batches.len()
+                    expired.len()
                 ];
-                finish(&shared, s.batches, decisions);
+                finish(&shared, expired, decisions);
             }
         }
     }

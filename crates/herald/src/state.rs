@@ -81,10 +81,19 @@ impl Counters {
     }
 }
 
+impl State {
+    /// The broker's view of our sequences can no longer be trusted: get a
+    /// new producer id before sending more (no-op without idempotence).
+    pub(crate) fn request_pid_reset(&mut self) {
+        if self.pid != PidState::Disabled {
+            self.pid = PidState::NeedsId;
+        }
+    }
+}
+
 /// The producer's shared core.
 pub(crate) struct Shared {
     pub config: ProducerConfig,
-    pub idempotent: bool,
     pub state: Mutex<State>,
     /// Wakes the senders and the background task.
     pub wake: Notify,
@@ -117,7 +126,6 @@ impl Shared {
             (config.reconnect_backoff, config.reconnect_backoff_max),
         );
         Self {
-            idempotent,
             state: Mutex::new(State {
                 acc: Accumulator::new(limits),
                 meta: Metadata::new(),

@@ -6,6 +6,10 @@
 //!   acknowledged records.
 //! - [`read_all`]: librdkafka (the peer client) reads a topic back.
 
+mod proxy;
+
+pub use proxy::FaultProxy;
+
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -44,6 +48,21 @@ impl Tansu {
     /// Start Tansu on a free loopback port and wait until it accepts
     /// connections (at most 30 s).
     pub fn start() -> Tansu {
+        let port = free_port();
+        Self::start_advertising(port, port)
+    }
+
+    /// Start Tansu behind a [`FaultProxy`]: the broker advertises the
+    /// proxy's address, so every client connection goes through it.
+    pub fn start_behind_proxy() -> (Tansu, FaultProxy) {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind proxy");
+        let proxy_port = listener.local_addr().expect("bound").port();
+        let tansu = Self::start_advertising(free_port(), proxy_port);
+        let proxy = FaultProxy::start(listener, format!("127.0.0.1:{}", tansu.port));
+        (tansu, proxy)
+    }
+
+    fn start_advertising(port: u16, advertised: u16) -> Tansu {
         let bin = tansu_bin();
         assert!(
             bin.is_file(),
@@ -51,15 +70,15 @@ impl Tansu {
             bin.display()
         );
         let dir = tempfile::tempdir().expect("temporary folder");
-        let port = free_port();
         let url = format!("tcp://127.0.0.1:{port}");
+        let advertised = format!("tcp://127.0.0.1:{advertised}");
         let log = std::fs::File::create(dir.path().join("tansu.log")).expect("log file");
         let child = Command::new(&bin)
             .arg("broker")
             .arg("--listener-url")
             .arg(&url)
             .arg("--advertised-listener-url")
-            .arg(&url)
+            .arg(&advertised)
             .arg("--storage-engine")
             // Relative to current_dir: Tansu joins an absolute path onto the cwd.
             .arg("sqlite://tansu.db")
@@ -95,13 +114,24 @@ impl Tansu {
         let c = rusqlite::Connection::open(&db).expect("open tansu.db");
         c.busy_timeout(Duration::from_secs(30))
             .expect("busy timeout");
-        c.execute_batch(
-            "create index if not exists herald_test_header_record on header (topition, offset_id);",
-        )
-        .expect("index Tansu's header table");
+        // Tansu may accept connections before it has created its schema:
+        // wait (bounded) for the table, then index it.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            match c.execute_batch(
+                "create index if not exists herald_test_header_record on header (topition, offset_id);",
+            ) {
+                Ok(()) => return,
+                Err(e) => assert!(
+                    Instant::now() < deadline,
+                    "could not index Tansu's header table within 30 s: {e}"
+                ),
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
-    /// `host:port` for `bootstrap.servers`.
+    /// `host:port` for `bootstrap.servers` (Tansu itself, not a proxy).
     pub fn bootstrap(&self) -> String {
         format!("127.0.0.1:{}", self.port)
     }

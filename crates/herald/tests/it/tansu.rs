@@ -230,3 +230,77 @@ async fn shared_by_tasks_and_threads_with_ordered_callbacks() {
     }
     producer.close(BOUND).await.unwrap();
 }
+
+/// Exactly once through lost answers: Tansu writes batches, but a proxy
+/// swallows its responses, so herald cannot know they landed. Herald resends
+/// them under the same producer id and sequences; the broker recognises
+/// them; the log holds every record once, in send order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lost_responses_are_resent_without_duplicates() {
+    const N: usize = 3_000;
+    let (tansu, proxy) = Tansu::start_behind_proxy();
+    tansu.create_topic("unsure", 1);
+    let cfg = ProducerConfig::from_properties(&[
+        ("bootstrap.servers", proxy.addr().as_str()),
+        ("request.timeout.ms", "1000"),
+        ("delivery.timeout.ms", "60000"),
+        ("retry.backoff.ms", "50"),
+        ("retry.backoff.max.ms", "500"),
+        ("batch.size", "4000"),
+    ])
+    .unwrap();
+    let producer = Producer::new(cfg).unwrap();
+    let mut handles: Vec<herald::DeliveryFuture> = Vec::new();
+    for i in 0..N {
+        if i == N / 3 {
+            // Everything sent so far is acknowledged; now answers vanish.
+            for h in handles.drain(..) {
+                tokio::time::timeout(BOUND, h).await.unwrap().unwrap();
+            }
+            proxy.swallow_responses(true);
+        }
+        if i == 2 * N / 3 {
+            // Bounded wait until a written request has timed out and been retried.
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while producer.stats().batch_retries == 0 {
+                assert!(Instant::now() < deadline, "no request timed out");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            proxy.swallow_responses(false);
+        }
+        handles.push(
+            producer
+                .send(Record::new("unsure", format!("{i}")))
+                .await
+                .unwrap(),
+        );
+    }
+    for h in handles {
+        tokio::time::timeout(BOUND, h)
+            .await
+            .unwrap()
+            .expect("delivered once answers flow again");
+    }
+    let stats = producer.stats();
+    eprintln!("lost responses: {stats:?}");
+    let bootstrap = proxy.addr();
+    let read = tokio::task::spawn_blocking(move || read_all(&bootstrap, "unsure", 1, N, BOUND))
+        .await
+        .unwrap();
+    let values: Vec<usize> = read
+        .iter()
+        .map(|r| {
+            std::str::from_utf8(r.value.as_deref().unwrap())
+                .unwrap()
+                .parse()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(values, (0..N).collect::<Vec<_>>(), "exactly once, in order");
+    assert!(stats.batch_retries > 0, "{stats:?}");
+    assert_eq!(
+        stats.producer_ids, 1,
+        "resent under the same producer id: {stats:?}"
+    );
+    producer.close(BOUND).await.unwrap();
+}
