@@ -14,6 +14,7 @@ use tokio::sync::watch;
 pub struct FaultProxy {
     port: u16,
     swallow: Arc<AtomicBool>,
+    down: Arc<AtomicBool>,
     cut: watch::Sender<u64>,
     runtime: Option<tokio::runtime::Runtime>,
 }
@@ -29,14 +30,21 @@ impl FaultProxy {
             .build()
             .expect("proxy runtime");
         let swallow = Arc::new(AtomicBool::new(false));
+        let down = Arc::new(AtomicBool::new(false));
         let (cut, cut_rx) = watch::channel(0u64);
         let sw = swallow.clone();
+        let dn = down.clone();
         runtime.spawn(async move {
             let listener = TcpListener::from_std(listener).expect("tokio listener");
             loop {
                 let Ok((client, _)) = listener.accept().await else {
                     return;
                 };
+                if dn.load(Ordering::SeqCst) {
+                    // "Broker down": the connection is closed at once.
+                    drop(client);
+                    continue;
+                }
                 let Ok(server) = TcpStream::connect(&upstream).await else {
                     continue;
                 };
@@ -46,6 +54,7 @@ impl FaultProxy {
         FaultProxy {
             port,
             swallow,
+            down,
             cut,
             runtime: Some(runtime),
         }
@@ -59,6 +68,15 @@ impl FaultProxy {
     /// While on, every response from the broker is read and dropped.
     pub fn swallow_responses(&self, on: bool) {
         self.swallow.store(on, Ordering::SeqCst);
+    }
+
+    /// Take the "broker" down (every connection cut, new ones closed at
+    /// once) or bring it back up.
+    pub fn set_down(&self, down: bool) {
+        self.down.store(down, Ordering::SeqCst);
+        if down {
+            self.cut_connections();
+        }
     }
 
     /// Close every open connection now.
