@@ -5,7 +5,8 @@
 //! cluster) and each client, send RECORDS keyed 100-byte records to a
 //! 3-partition topic with acks=all, idempotence on, linger.ms=5,
 //! batch.size=16384, then flush; report records/s from the first send to
-//! the last acknowledgement. Each figure is the best of 3 runs.
+//! the last acknowledgement. Each figure is the best of 3 runs. librdkafka
+//! runs twice: with herald's batch.size, and with its own default.
 
 use std::time::{Duration, Instant};
 
@@ -34,16 +35,19 @@ fn herald_run(rt: &tokio::runtime::Runtime, bootstrap: &str, topic: &str, n: usi
     })
 }
 
-fn rdkafka_run(bootstrap: &str, topic: &str, n: usize) -> Duration {
-    let p: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
+/// `same_batch_size`: herald's batch.size (16384) instead of librdkafka's
+/// default (1,000,000).
+fn rdkafka_run(bootstrap: &str, topic: &str, n: usize, same_batch_size: bool) -> Duration {
+    let mut cfg = ClientConfig::new();
+    cfg.set("bootstrap.servers", bootstrap)
         .set("enable.idempotence", "true")
         .set("acks", "all")
         .set("linger.ms", "5")
-        .set("batch.size", "16384")
-        .set("partitioner", "murmur2_random")
-        .create()
-        .unwrap();
+        .set("partitioner", "murmur2_random");
+    if same_batch_size {
+        cfg.set("batch.size", "16384");
+    }
+    let p: ThreadedProducer<DefaultProducerContext> = cfg.create().unwrap();
     let value = vec![b'x'; 100];
     let start = Instant::now();
     for i in 0..n {
@@ -82,7 +86,7 @@ fn main() {
     let rt = tokio::runtime::Runtime::new().unwrap();
 
     let mock = MockCluster::new(1).unwrap();
-    for i in 0..6 {
+    for i in 0..9 {
         mock.create_topic(&format!("bench-{i}"), 3, 1).unwrap();
     }
     let mb = mock.bootstrap_servers();
@@ -90,11 +94,14 @@ fn main() {
         herald_run(&rt, &mb, &format!("bench-{i}"), n)
     });
     report("mock cluster / librdkafka", n, |i| {
-        rdkafka_run(&mb, &format!("bench-{}", i + 3), n)
+        rdkafka_run(&mb, &format!("bench-{}", i + 3), n, true)
+    });
+    report("mock cluster / librdkafka defaults", n, |i| {
+        rdkafka_run(&mb, &format!("bench-{}", i + 6), n, false)
     });
 
     let tansu = Tansu::start();
-    for i in 0..6 {
+    for i in 0..9 {
         tansu.create_topic(&format!("bench-{i}"), 3);
     }
     let tb = tansu.bootstrap();
@@ -102,6 +109,9 @@ fn main() {
         herald_run(&rt, &tb, &format!("bench-{i}"), n)
     });
     report("tansu (sqlite) / librdkafka", n, |i| {
-        rdkafka_run(&tb, &format!("bench-{}", i + 3), n)
+        rdkafka_run(&tb, &format!("bench-{}", i + 3), n, true)
+    });
+    report("tansu (sqlite) / librdkafka defaults", n, |i| {
+        rdkafka_run(&tb, &format!("bench-{}", i + 6), n, false)
     });
 }

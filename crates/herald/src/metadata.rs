@@ -27,7 +27,7 @@ pub struct TopicInfo {
     pub error: Option<KafkaCode>,
 }
 
-/// A snapshot of cluster metadata, as returned by [`crate::Producer::metadata`].
+/// A snapshot of cluster metadata, as returned by [`crate::Producer::fetch_metadata`].
 #[derive(Debug, Clone, Default)]
 pub struct ClusterMetadata {
     /// Known brokers.

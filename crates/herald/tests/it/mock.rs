@@ -281,3 +281,72 @@ async fn fatal_error_fails_only_its_records_at_once() {
     assert_eq!(values, vec![&b"before"[..], &b"after"[..]]);
     producer.close(BOUND).await.unwrap();
 }
+
+/// A user partitioner decides where records go; one that answers a
+/// partition the topic lacks gets a clear error from `send`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn custom_partitioner_is_used() {
+    #[derive(Debug)]
+    struct LastPartition;
+    impl herald::Partitioner for LastPartition {
+        fn partition(&self, _: &str, _: Option<&[u8]>, _: Option<&[u8]>, n: usize) -> Option<i32> {
+            Some(n as i32 - 1)
+        }
+    }
+    #[derive(Debug)]
+    struct OutOfRange;
+    impl herald::Partitioner for OutOfRange {
+        fn partition(&self, _: &str, _: Option<&[u8]>, _: Option<&[u8]>, n: usize) -> Option<i32> {
+            Some(n as i32)
+        }
+    }
+    let mock = MockCluster::new(1).unwrap();
+    mock.create_topic("custom", 4, 1).unwrap();
+    let cfg = ProducerConfig::new(&mock.bootstrap_servers());
+    let p = Producer::with_partitioner(cfg.clone(), std::sync::Arc::new(LastPartition)).unwrap();
+    for i in 0..20 {
+        let md = p
+            .send(Record::new("custom", "v").key(format!("{i}")))
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+        assert_eq!(md.partition, 3);
+    }
+    p.close(BOUND).await.unwrap();
+    let p = Producer::with_partitioner(cfg, std::sync::Arc::new(OutOfRange)).unwrap();
+    let e = p.send(Record::new("custom", "v")).await.unwrap_err();
+    assert!(
+        matches!(
+            e,
+            Error::InvalidPartition {
+                partition: 4,
+                partitions: 4,
+                ..
+            }
+        ),
+        "{e}"
+    );
+    p.close(BOUND).await.unwrap();
+}
+
+/// A serializer error comes back from `send` at once, and nothing is sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serializer_error_comes_back_from_send() {
+    use herald::{JsonSerializer, StringSerializer, TypedProducer};
+    use std::collections::HashMap;
+    let mock = MockCluster::new(1).unwrap();
+    mock.create_topic("typed", 1, 1).unwrap();
+    let p = Producer::new(ProducerConfig::new(&mock.bootstrap_servers())).unwrap();
+    let typed: TypedProducer<String, HashMap<(u8, u8), u8>, _, _> =
+        TypedProducer::new(p.clone(), StringSerializer, JsonSerializer);
+    // JSON objects need string keys: this value cannot be serialized.
+    let bad = Record::new("typed", HashMap::from([((1, 2), 3)])).key("k".to_string());
+    let e = typed.send(bad).await.unwrap_err();
+    assert!(matches!(e, Error::Serialization(_)), "{e}");
+    let good = Record::new("typed", HashMap::new()).key("k".to_string());
+    let md = typed.send(good).await.unwrap().await.unwrap();
+    assert_eq!(md.offset, 0, "the bad record was never sent");
+    assert_eq!(p.stats().records_delivered, 1);
+    p.close(BOUND).await.unwrap();
+}
