@@ -258,9 +258,15 @@ impl Accumulator {
             // Without a usable producer id only batches whose last attempt
             // had no definitive answer go out, under their old id and
             // sequence, so the broker can say whether it has them.
+            // Batches ahead of an unsure one in its partition go too (they
+            // are numbered already), or the unsure one could never go.
             let producer = match (ctx.producer, front.sequence) {
                 (Some(p), _) => p,
-                (None, Some((p, _))) if front.unsure => p,
+                (None, Some((p, _)))
+                    if q.batches.iter().any(|b| b.unsure && b.sequence.is_some()) =>
+                {
+                    p
+                }
                 (None, _) => continue,
             };
             let linger_end = front.created + self.limits.linger;
@@ -553,6 +559,29 @@ mod tests {
             d.batches[0].sequence, seq0,
             "same id and sequence as before"
         );
+    }
+
+    #[test]
+    fn batches_ahead_of_an_unsure_one_go_under_their_old_numbers() {
+        let t0 = Instant::now();
+        let mut a = acc(61 + 31);
+        a.append("t", Placement::Partition(0), 1, rec(), 31, t0);
+        a.append("t", Placement::Partition(0), 1, rec(), 31, t0);
+        let first = a.drain(0, leader0, ctx(t0)).batches.pop().unwrap();
+        let mut second = a.drain(0, leader0, ctx(t0)).batches.pop().unwrap();
+        // The first was refused (NOT_LEADER), the second's answer was lost.
+        second.unsure = true;
+        a.requeue(first, t0);
+        a.requeue(second, t0);
+        let mut c = ctx(t0);
+        c.producer = None;
+        let sent: Vec<i32> = a
+            .drain(0, leader0, c)
+            .batches
+            .iter()
+            .map(|b| b.sequence.unwrap().1)
+            .collect();
+        assert_eq!(sent, vec![0], "the head goes first, under its old number");
     }
 
     #[test]

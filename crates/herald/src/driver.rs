@@ -169,6 +169,8 @@ pub(crate) async fn run(shared: Arc<Shared>) {
                 .meta
                 .last_refresh
                 .is_none_or(|t| now.duration_since(t) >= cfg.metadata_max_age);
+            // Topics nobody waits for any more are not asked about.
+            st.meta.wanted.retain(|_, until| *until > now);
             let want =
                 st.meta.refresh_requested || !st.meta.wanted.is_empty() || leaderless || stale;
             // Start senders for leaders of queued partitions.

@@ -69,7 +69,7 @@ impl ClusterMetadata {
 #[derive(Debug)]
 pub(crate) struct Metadata {
     pub cluster: ClusterMetadata,
-    /// Topics that `send` is waiting for.
+    /// Topics that `send` is waiting for, until when.
     pub wanted: HashMap<String, Instant>,
     /// A refresh is due as soon as possible.
     pub refresh_requested: bool,

@@ -303,8 +303,6 @@ impl Producer {
                     return Ok(n);
                 }
                 if Instant::now() >= deadline {
-                    // Stop asking for it (another waiter asks again).
-                    st.meta.wanted.remove(topic);
                     return Err(Error::MetadataTimeout {
                         topic: topic.to_string(),
                         waited: start.elapsed(),
@@ -312,10 +310,12 @@ impl Producer {
                         last_error: st.meta.last_error.clone().map(Box::new),
                     });
                 }
-                if !st.meta.wanted.contains_key(topic) {
-                    st.meta.wanted.insert(topic.to_string(), start);
-                    st.meta.refresh_requested = true;
+                // Ask for it until the last waiter gives up.
+                let until = st.meta.wanted.entry(topic.to_string()).or_insert(deadline);
+                if *until < deadline {
+                    *until = deadline;
                 }
+                st.meta.refresh_requested = true;
             }
             shared.wake.notify_waiters();
             let _ = tokio::time::timeout_at(deadline.into(), changed).await;

@@ -36,12 +36,10 @@ pub(crate) enum Decision {
         base_offset: i64,
         log_append_time: i64,
     },
-    /// `unsure`: the request was written but no answer came, so the broker
-    /// may have the batch.
     Retry {
         error: Error,
         refresh_metadata: bool,
-        unsure: bool,
+        fate: Fate,
     },
     ResetProducerId {
         error: Error,
@@ -49,6 +47,22 @@ pub(crate) enum Decision {
     Fail {
         error: Error,
     },
+}
+
+/// What a failed attempt tells about whether the broker has the batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Fate {
+    /// Nothing new: the request was not written, or the broker refused it
+    /// before looking for duplicates (NOT_LEADER_OR_FOLLOWER, …). Whatever
+    /// an earlier attempt left unknown stays unknown.
+    Unchanged,
+    /// The request may have been appended without our hearing of it:
+    /// connection lost after writing, no answer in time, REQUEST_TIMED_OUT,
+    /// NOT_ENOUGH_REPLICAS_AFTER_APPEND.
+    Unknown,
+    /// The broker says it does not have the batch (an
+    /// OUT_OF_ORDER_SEQUENCE_NUMBER behind a gap).
+    NotWritten,
 }
 
 /// One Produce request for these batches, grouped by topic.
@@ -102,7 +116,7 @@ pub(crate) fn decide(
                 return Decision::Retry {
                     error: Error::protocol(broker, format!("no response for {}", b.tp)),
                     refresh_metadata: true,
-                    unsure: false,
+                    fate: Fate::Unknown,
                 };
             };
             let mut message = p.error_message.as_ref().map(|m| m.as_str().to_string());
@@ -134,14 +148,22 @@ pub(crate) fn decide(
                     Decision::Retry {
                         error,
                         refresh_metadata: false,
-                        unsure: false,
+                        fate: Fate::NotWritten,
                     }
                 }
                 c => match classify_produce_code(c) {
                     Disposition::Retry { refresh_metadata } => Decision::Retry {
                         error,
                         refresh_metadata,
-                        unsure: false,
+                        // The leader may have appended before it timed out
+                        // waiting for replicas.
+                        fate: if c == code::REQUEST_TIMED_OUT
+                            || c == code::NOT_ENOUGH_REPLICAS_AFTER_APPEND
+                        {
+                            Fate::Unknown
+                        } else {
+                            Fate::Unchanged
+                        },
                     },
                     Disposition::ResetProducerId => Decision::ResetProducerId { error },
                     Disposition::Fatal => Decision::Fail { error },
@@ -194,9 +216,13 @@ pub(crate) fn apply(
             Decision::Retry {
                 error,
                 refresh_metadata,
-                unsure,
+                fate,
             } => {
-                b.unsure = unsure;
+                match fate {
+                    Fate::Unchanged => {}
+                    Fate::Unknown => b.unsure = true,
+                    Fate::NotWritten => b.unsure = false,
+                }
                 (error, refresh_metadata, false)
             }
             Decision::ResetProducerId { error } => {
@@ -327,7 +353,7 @@ pub(crate) async fn run(shared: Arc<Shared>, node: i32) {
                         Decision::Retry {
                             error: e,
                             refresh_metadata: true,
-                            unsure: false,
+                            fate: Fate::Unchanged,
                         };
                         batches.len()
                     ];
@@ -371,7 +397,7 @@ pub(crate) async fn run(shared: Arc<Shared>, node: i32) {
                             Decision::Retry {
                                 error: e,
                                 refresh_metadata: false,
-                                unsure: true,
+                                fate: Fate::Unknown,
                             };
                             n
                         ],
@@ -381,7 +407,7 @@ pub(crate) async fn run(shared: Arc<Shared>, node: i32) {
                         Decision::Retry {
                             error: e,
                             refresh_metadata: true,
-                            unsure: true,
+                            fate: Fate::Unknown,
                         };
                         n
                     ],
@@ -419,7 +445,7 @@ pub(crate) async fn run(shared: Arc<Shared>, node: i32) {
                     Decision::Retry {
                         error: e,
                         refresh_metadata: false,
-                        unsure: true,
+                        fate: Fate::Unknown,
                     };
                     expired.len()
                 ];
@@ -566,6 +592,17 @@ mod tests {
         assert!(
             matches!(d[4], Decision::Success { .. }),
             "duplicate is success"
+        );
+        let timed_out = decide(&response(&[(0, 7)]), &bs[..1], "b:1", |_, _| true);
+        assert!(
+            matches!(
+                timed_out[0],
+                Decision::Retry {
+                    fate: Fate::Unknown,
+                    ..
+                }
+            ),
+            "REQUEST_TIMED_OUT leaves the batch's fate unknown"
         );
         let Decision::Fail { error } = &d[3] else {
             unreachable!()
