@@ -93,7 +93,9 @@ pub struct RecordMetadata {
     pub topic: String,
     /// The partition.
     pub partition: i32,
-    /// The record's offset in the partition; -1 when unknown (`acks=0`).
+    /// The record's offset in the partition; -1 when unknown: with `acks=0`,
+    /// or when a resent batch was recognised by the broker as one it already
+    /// had (DUPLICATE_SEQUENCE_NUMBER) and it did not say where it put it.
     pub offset: i64,
     /// The record's timestamp: its create time, or the broker's append time
     /// if the topic uses `LogAppendTime`.

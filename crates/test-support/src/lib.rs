@@ -19,6 +19,17 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Headers, Message};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
+/// Log herald's tracing events to the test output when `HERALD_LOG` is set
+/// (for example `HERALD_LOG=herald=debug`). Safe to call more than once.
+pub fn init_tracing() {
+    if let Ok(filter) = std::env::var("HERALD_LOG") {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .with_test_writer()
+            .try_init();
+    }
+}
+
 /// Where the `tansu` binary is: `$TANSU_BIN`, else `tansu` on `PATH`, else
 /// `~/.cargo/bin/tansu` (where `scripts/setup` installs it).
 pub fn tansu_bin() -> PathBuf {
@@ -41,6 +52,7 @@ pub fn tansu_bin() -> PathBuf {
 pub struct Tansu {
     child: Child,
     port: u16,
+    advertised: u16,
     _dir: tempfile::TempDir,
 }
 
@@ -63,45 +75,70 @@ impl Tansu {
     }
 
     fn start_advertising(port: u16, advertised: u16) -> Tansu {
+        let dir = tempfile::tempdir().expect("temporary folder");
+        let child = Self::spawn(dir.path(), port, advertised);
+        let t = Tansu {
+            child,
+            port,
+            advertised,
+            _dir: dir,
+        };
+        t.wait_listening();
+        t.index_headers();
+        t
+    }
+
+    fn spawn(dir: &std::path::Path, port: u16, advertised: u16) -> Child {
         let bin = tansu_bin();
         assert!(
             bin.is_file(),
             "tansu not found at {} (run scripts/setup, or set TANSU_BIN)",
             bin.display()
         );
-        let dir = tempfile::tempdir().expect("temporary folder");
-        let url = format!("tcp://127.0.0.1:{port}");
-        let advertised = format!("tcp://127.0.0.1:{advertised}");
-        let log = std::fs::File::create(dir.path().join("tansu.log")).expect("log file");
-        let child = Command::new(&bin)
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join("tansu.log"))
+            .expect("log file");
+        Command::new(&bin)
             .arg("broker")
             .arg("--listener-url")
-            .arg(&url)
+            .arg(format!("tcp://127.0.0.1:{port}"))
             .arg("--advertised-listener-url")
-            .arg(&advertised)
+            .arg(format!("tcp://127.0.0.1:{advertised}"))
             .arg("--storage-engine")
             // Relative to current_dir: Tansu joins an absolute path onto the cwd.
             .arg("sqlite://tansu.db")
-            .current_dir(dir.path())
+            .current_dir(dir)
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
-            .expect("start tansu");
-        let t = Tansu {
-            child,
-            port,
-            _dir: dir,
-        };
+            .expect("start tansu")
+    }
+
+    fn wait_listening(&self) {
         let deadline = Instant::now() + Duration::from_secs(30);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
             assert!(
                 Instant::now() < deadline,
-                "tansu did not listen on {port} within 30 s"
+                "tansu did not listen on {} within 30 s",
+                self.port
             );
             std::thread::sleep(Duration::from_millis(20));
         }
-        t.index_headers();
-        t
+    }
+
+    /// `kill -9` the broker: no shutdown, whatever it had not written to
+    /// its sqlite file is gone.
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill(); // SIGKILL on Unix
+        let _ = self.child.wait();
+    }
+
+    /// Start the broker again on the same port and storage.
+    pub fn restart(&mut self) {
+        self.child = Self::spawn(self._dir.path(), self.port, self.advertised);
+        self.wait_listening();
     }
 
     /// Tansu 0.6.0's sqlite schema has no index on `header(topition,
