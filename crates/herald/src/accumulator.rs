@@ -10,7 +10,7 @@
 //! sent for a partition to a different broker while it is busy, outcomes
 //! for one partition are delivered in send order.
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use indexmap::IndexMap;
@@ -79,7 +79,8 @@ pub(crate) struct Accumulator {
     sticky_batch: HashMap<String, u64>,
     next_id: u64,
     /// Ids of batches not finished yet: what `flush` waits for.
-    incomplete: BTreeSet<u64>,
+    /// (A split batch's halves share their id, hence the count.)
+    incomplete: BTreeMap<u64, usize>,
     /// Where the next drain starts, so no partition starves the others.
     drain_start: usize,
 }
@@ -96,7 +97,7 @@ impl Accumulator {
             sticky: StickyPartitions::default(),
             sticky_batch: HashMap::new(),
             next_id: 0,
-            incomplete: BTreeSet::new(),
+            incomplete: BTreeMap::new(),
             drain_start: 0,
         }
     }
@@ -151,7 +152,7 @@ impl Accumulator {
             }
             let id = self.next_id;
             self.next_id += 1;
-            self.incomplete.insert(id);
+            self.incomplete.insert(id, 1);
             q.batches.push_back(ProducerBatch::new(id, tp.clone(), now));
             wake = true;
         }
@@ -324,6 +325,31 @@ impl Accumulator {
         q.batches.insert(pos, b);
     }
 
+    /// Put back the two halves of a batch the broker found too large; the
+    /// first takes the original's place (and its busy slot), the second
+    /// follows it.
+    pub(crate) fn requeue_split(
+        &mut self,
+        first: ProducerBatch,
+        second: ProducerBatch,
+        retry_at: Instant,
+    ) {
+        if let Some(n) = self.incomplete.get_mut(&first.id) {
+            *n += 1;
+        }
+        let tp = first.tp.clone();
+        self.requeue(first, retry_at);
+        let q = self.queues.get_mut(&tp).expect("just requeued");
+        let pos = q
+            .batches
+            .iter()
+            .position(|b| b.id == second.id)
+            .map_or(0, |p| p + 1);
+        let mut second = second;
+        second.retry_at = Some(retry_at);
+        q.batches.insert(pos, second);
+    }
+
     /// The broker acknowledged batch `(tp, base)` of `count` records.
     pub(crate) fn acked(&mut self, tp: &TopicPartition, base: i32, count: i32) {
         if let Some(q) = self.queues.get_mut(tp) {
@@ -345,7 +371,12 @@ impl Accumulator {
         if let Some(q) = self.queues.get_mut(tp) {
             q.busy = q.busy.saturating_sub(1);
         }
-        self.incomplete.remove(&id);
+        if let Some(n) = self.incomplete.get_mut(&id) {
+            *n -= 1;
+            if *n == 0 {
+                self.incomplete.remove(&id);
+            }
+        }
     }
 
     /// Take the batches whose delivery timeout has passed. Only a

@@ -154,6 +154,37 @@ impl ProducerBatch {
         self.encoded = None;
     }
 
+    /// Split in two halves by record count (for MESSAGE_TOO_LARGE). Both
+    /// keep the id; sequences stay contiguous (the second half starts where
+    /// the first ends), so batches already numbered behind stay valid.
+    pub(crate) fn split(mut self) -> (ProducerBatch, ProducerBatch) {
+        let tail = self.records.split_off(self.records.len() / 2);
+        let mut second = ProducerBatch::new(self.id, self.tp.clone(), self.created);
+        for r in tail {
+            let size = crate::record::estimated_size(r.key.as_ref(), r.value.as_ref(), &r.headers);
+            second.push(r, size);
+        }
+        self.size -= second.size - 61;
+        self.memory -= second.memory;
+        self.encoded = None;
+        self.unsure = false;
+        self.sealed = true;
+        second.sealed = true;
+        second.attempts = self.attempts;
+        second.last_error = self.last_error.clone();
+        second.sequence = self.sequence.map(|(pid, base)| {
+            (
+                pid,
+                if base >= 0 {
+                    base + self.record_count()
+                } else {
+                    base
+                },
+            )
+        });
+        (self, second)
+    }
+
     /// Success: record `i` is at `base_offset + i`.
     pub(crate) fn succeed(self, base_offset: i64, log_append_time: i64, out: &mut Outcomes) {
         let topic = self.tp.topic.to_string();

@@ -184,6 +184,7 @@ pub(crate) enum Disposition {
 /// Codes used below, by their Kafka names.
 pub(crate) mod code {
     pub const NONE: i16 = 0;
+    pub const MESSAGE_TOO_LARGE: i16 = 10;
     pub const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
     pub const LEADER_NOT_AVAILABLE: i16 = 5;
     pub const NOT_LEADER_OR_FOLLOWER: i16 = 6;

@@ -204,6 +204,19 @@ pub(crate) fn apply(
                 ));
                 continue;
             }
+            Decision::Fail { error }
+                if error.kafka_code() == Some(code::MESSAGE_TOO_LARGE) && b.records.len() > 1 =>
+            {
+                // Too large as a whole: send it in halves, so that only a
+                // record too large by itself fails. Not written, so the
+                // halves keep the batch's sequences.
+                tracing::debug!(tp = %b.tp, records = b.records.len(), "splitting a batch the broker found too large");
+                b.last_error = Some(error);
+                crate::state::Counters::add(&shared.counters.batch_splits, 1);
+                let (first, second) = b.split();
+                st.acc.requeue_split(first, second, now);
+                continue;
+            }
             Decision::Fail { error } => {
                 if sequenced {
                     // The broker still expects this batch's sequence: start

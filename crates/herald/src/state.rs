@@ -53,6 +53,8 @@ pub struct ProducerStats {
     pub records_failed: u64,
     /// Producer ids obtained (1 with idempotence and no resets).
     pub producer_ids: u64,
+    /// Batches split in two after MESSAGE_TOO_LARGE.
+    pub batch_splits: u64,
 }
 
 /// Lock-free counters behind [`ProducerStats`].
@@ -63,6 +65,7 @@ pub(crate) struct Counters {
     pub records_delivered: AtomicU64,
     pub records_failed: AtomicU64,
     pub producer_ids: AtomicU64,
+    pub batch_splits: AtomicU64,
 }
 
 impl Counters {
@@ -77,6 +80,7 @@ impl Counters {
             records_delivered: self.records_delivered.load(Ordering::Relaxed),
             records_failed: self.records_failed.load(Ordering::Relaxed),
             producer_ids: self.producer_ids.load(Ordering::Relaxed),
+            batch_splits: self.batch_splits.load(Ordering::Relaxed),
         }
     }
 }

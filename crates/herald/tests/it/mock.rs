@@ -350,3 +350,54 @@ async fn serializer_error_comes_back_from_send() {
     assert_eq!(p.stats().records_delivered, 1);
     p.close(BOUND).await.unwrap();
 }
+
+/// MESSAGE_TOO_LARGE for a batch of many records: the batch is split and
+/// resent, every record is delivered once and in order; only a batch of one
+/// record fails with it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn too_large_batches_are_split_not_dropped() {
+    const N: usize = 200;
+    let mock = MockCluster::new(1).unwrap();
+    mock.create_topic("split", 1, 1).unwrap();
+    let bootstrap = mock.bootstrap_servers();
+    let cfg = ProducerConfig::new(&bootstrap).linger(Duration::from_secs(60));
+    let producer = Producer::new(cfg).unwrap();
+    let warm_up = producer
+        .send(Record::new("split", "warm-up"))
+        .await
+        .unwrap();
+    producer.flush().await; // no lingering for 60 s
+    warm_up.await.unwrap();
+    // The next two Produce requests are "too large": the 200-record batch,
+    // then its first half.
+    use RDKafkaRespErr::RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE as TOO_LARGE;
+    mock.request_errors(RDKafkaApiKey::Produce, &[TOO_LARGE, TOO_LARGE]);
+    let mut handles = Vec::new();
+    for i in 1..=N {
+        handles.push(
+            producer
+                .send(Record::new("split", format!("{i}")))
+                .await
+                .unwrap(),
+        );
+    }
+    producer.flush().await;
+    for h in handles {
+        tokio::time::timeout(BOUND, h)
+            .await
+            .unwrap()
+            .expect("delivered after splitting");
+    }
+    let stats = producer.stats();
+    assert_eq!(stats.batch_splits, 2, "{stats:?}");
+    assert_eq!(stats.records_failed, 0, "{stats:?}");
+    let read = tokio::task::spawn_blocking(move || read_all(&bootstrap, "split", 1, N + 1, BOUND))
+        .await
+        .unwrap();
+    assert_eq!(
+        numbers(&read[1..]),
+        (1..=N).collect::<Vec<_>>(),
+        "exactly once, in order"
+    );
+    producer.close(BOUND).await.unwrap();
+}
