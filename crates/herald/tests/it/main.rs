@@ -10,8 +10,44 @@ mod lifecycle;
 mod mock;
 mod tansu;
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use herald::Producer;
+use herald_test_support::{read_all, Read};
 
 /// A bound on any single wait in these tests, so a bug fails a test
 /// instead of hanging CI.
 pub const BOUND: Duration = Duration::from_secs(120);
+
+/// Read `n` records of `topic` back with librdkafka (off the async runtime).
+pub async fn read_back(bootstrap: &str, topic: &str, partitions: i32, n: usize) -> Vec<Read> {
+    let (b, t) = (bootstrap.to_string(), topic.to_string());
+    tokio::task::spawn_blocking(move || read_all(&b, &t, partitions, n, BOUND))
+        .await
+        .expect("reader")
+}
+
+/// Values written as decimal numbers, parsed back.
+pub fn numbers(read: &[Read]) -> Vec<usize> {
+    read.iter()
+        .map(|r| {
+            std::str::from_utf8(r.value.as_deref().unwrap())
+                .unwrap()
+                .parse()
+                .unwrap()
+        })
+        .collect()
+}
+
+/// Wait (at most `within`) until the producer has retried a batch: the
+/// fault a test injected has been felt. A condition, not a sleep.
+pub async fn wait_for_retries(producer: &Producer, within: Duration) {
+    let deadline = Instant::now() + within;
+    while producer.stats().batch_retries == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "no batch was retried within {within:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

@@ -6,25 +6,12 @@ use std::time::{Duration, Instant};
 
 use herald::partitioner::partition_for_key;
 use herald::{Error, Producer, ProducerConfig, Record};
-use herald_test_support::{read_all, Read};
 use rdkafka::mocking::MockCluster;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
 use rdkafka::ClientConfig;
 
-use crate::BOUND;
-
-/// Values written as decimal numbers, parsed back.
-fn numbers(read: &[Read]) -> Vec<usize> {
-    read.iter()
-        .map(|r| {
-            std::str::from_utf8(r.value.as_deref().unwrap())
-                .unwrap()
-                .parse()
-                .unwrap()
-        })
-        .collect()
-}
+use crate::{numbers, read_back, BOUND};
 
 fn random_key(state: &mut u64) -> Vec<u8> {
     // xorshift64*: reproducible, varied lengths and bytes (0..=40 bytes).
@@ -204,9 +191,7 @@ async fn injected_retriable_errors_deliver_exactly_once_in_order() {
                 .expect("delivered despite retriable errors"),
         );
     }
-    let read = tokio::task::spawn_blocking(move || read_all(&bootstrap, "faults", 3, N, BOUND))
-        .await
-        .unwrap();
+    let read = read_back(&bootstrap, "faults", 3, N).await;
     let values = numbers(&read);
     let unique: HashSet<usize> = values.iter().copied().collect();
     assert_eq!(unique.len(), N, "no record lost");
@@ -281,9 +266,7 @@ async fn fatal_error_fails_only_its_records_at_once() {
         .unwrap()
         .expect("later records are delivered");
     assert_eq!(md.offset, 1, "the doomed record was not written");
-    let read = tokio::task::spawn_blocking(move || read_all(&bootstrap, "fatal", 1, 2, BOUND))
-        .await
-        .unwrap();
+    let read = read_back(&bootstrap, "fatal", 1, 2).await;
     let values: Vec<&[u8]> = read.iter().map(|r| r.value.as_deref().unwrap()).collect();
     assert_eq!(values, vec![&b"before"[..], &b"after"[..]]);
     producer.close(BOUND).await.unwrap();
@@ -398,9 +381,7 @@ async fn too_large_batches_are_split_not_dropped() {
     let stats = producer.stats();
     assert_eq!(stats.batch_splits, 2, "{stats:?}");
     assert_eq!(stats.records_failed, 0, "{stats:?}");
-    let read = tokio::task::spawn_blocking(move || read_all(&bootstrap, "split", 1, N + 1, BOUND))
-        .await
-        .unwrap();
+    let read = read_back(&bootstrap, "split", 1, N + 1).await;
     assert_eq!(
         numbers(&read[1..]),
         (1..=N).collect::<Vec<_>>(),

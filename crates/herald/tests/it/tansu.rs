@@ -5,9 +5,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use herald::{Producer, ProducerConfig, Record, RecordMetadata};
-use herald_test_support::{assert_no_more, read_all, Tansu};
+use herald_test_support::{assert_no_more, Tansu};
 
-use crate::BOUND;
+use crate::{numbers, read_back, wait_for_retries, BOUND};
 
 /// Done-when 2: 100,000 keyed records with headers and explicit timestamps
 /// to a 3-partition topic; librdkafka reads every one back with the same
@@ -86,9 +86,7 @@ async fn hundred_thousand_keyed_records_read_back_by_librdkafka() {
     );
 
     let bootstrap = tansu.bootstrap();
-    let read = tokio::task::spawn_blocking(move || read_all(&bootstrap, "roundtrip", 3, N, BOUND))
-        .await
-        .unwrap();
+    let read = read_back(&bootstrap, "roundtrip", 3, N).await;
     for r in &read {
         let i = *by_position
             .get(&(r.partition, r.offset))
@@ -231,6 +229,50 @@ async fn shared_by_tasks_and_threads_with_ordered_callbacks() {
     producer.close(BOUND).await.unwrap();
 }
 
+/// Send records "0".."n-1" to `topic`: the fault starts (`on`) at n/3 and
+/// ends (`off`) at 2n/3, once it made the producer retry. With `settle`,
+/// everything sent before the fault is acknowledged first. Every record
+/// must be delivered; returns the producer's stats.
+async fn send_through_fault(
+    producer: &Producer,
+    topic: &str,
+    n: usize,
+    settle: bool,
+    on: impl Fn(),
+    off: impl Fn(),
+) -> herald::ProducerStats {
+    let mut handles: Vec<herald::DeliveryFuture> = Vec::new();
+    for i in 0..n {
+        if i == n / 3 {
+            if settle {
+                for h in handles.drain(..) {
+                    tokio::time::timeout(BOUND, h).await.unwrap().unwrap();
+                }
+            }
+            on();
+        }
+        if i == 2 * n / 3 {
+            wait_for_retries(producer, Duration::from_secs(30)).await;
+            off();
+        }
+        handles.push(
+            producer
+                .send(Record::new(topic, format!("{i}")))
+                .await
+                .unwrap(),
+        );
+    }
+    for h in handles {
+        tokio::time::timeout(BOUND, h)
+            .await
+            .unwrap()
+            .expect("delivered once the fault is over");
+    }
+    let stats = producer.stats();
+    assert!(stats.batch_retries > 0, "the fault was felt: {stats:?}");
+    stats
+}
+
 /// Exactly once through lost answers: Tansu writes batches, but a proxy
 /// swallows its responses, so herald cannot know they landed. Herald resends
 /// them under the same producer id and sequences; the broker recognises
@@ -250,54 +292,24 @@ async fn lost_responses_are_resent_without_duplicates() {
     ])
     .unwrap();
     let producer = Producer::new(cfg).unwrap();
-    let mut handles: Vec<herald::DeliveryFuture> = Vec::new();
-    for i in 0..N {
-        if i == N / 3 {
-            // Everything sent so far is acknowledged; now answers vanish.
-            for h in handles.drain(..) {
-                tokio::time::timeout(BOUND, h).await.unwrap().unwrap();
-            }
-            proxy.swallow_responses(true);
-        }
-        if i == 2 * N / 3 {
-            // Bounded wait until a written request has timed out and been retried.
-            let deadline = Instant::now() + Duration::from_secs(30);
-            while producer.stats().batch_retries == 0 {
-                assert!(Instant::now() < deadline, "no request timed out");
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-            proxy.swallow_responses(false);
-        }
-        handles.push(
-            producer
-                .send(Record::new("unsure", format!("{i}")))
-                .await
-                .unwrap(),
-        );
-    }
-    for h in handles {
-        tokio::time::timeout(BOUND, h)
-            .await
-            .unwrap()
-            .expect("delivered once answers flow again");
-    }
-    let stats = producer.stats();
+    // Everything sent before the fault is acknowledged first; then answers
+    // vanish until a written request has timed out and been retried.
+    let stats = send_through_fault(
+        &producer,
+        "unsure",
+        N,
+        true,
+        || proxy.swallow_responses(true),
+        || proxy.swallow_responses(false),
+    )
+    .await;
     eprintln!("lost responses: {stats:?}");
-    let bootstrap = proxy.addr();
-    let read = tokio::task::spawn_blocking(move || read_all(&bootstrap, "unsure", 1, N, BOUND))
-        .await
-        .unwrap();
-    let values: Vec<usize> = read
-        .iter()
-        .map(|r| {
-            std::str::from_utf8(r.value.as_deref().unwrap())
-                .unwrap()
-                .parse()
-                .unwrap()
-        })
-        .collect();
-    assert_eq!(values, (0..N).collect::<Vec<_>>(), "exactly once, in order");
-    assert!(stats.batch_retries > 0, "{stats:?}");
+    let read = read_back(&proxy.addr(), "unsure", 1, N).await;
+    assert_eq!(
+        numbers(&read),
+        (0..N).collect::<Vec<_>>(),
+        "exactly once, in order"
+    );
     assert_eq!(
         stats.producer_ids, 1,
         "resent under the same producer id: {stats:?}"
@@ -318,49 +330,22 @@ async fn broker_down_and_up_loses_and_duplicates_nothing() {
         .retry_backoff(Duration::from_millis(20), Duration::from_millis(200))
         .batch_size(2_000);
     let producer = Producer::new(cfg).unwrap();
-    let mut handles = Vec::new();
-    for i in 0..N {
-        if i == N / 3 {
-            proxy.set_down(true);
-        }
-        if i == 2 * N / 3 {
-            // Bounded wait until the outage was felt, then recover.
-            let deadline = Instant::now() + Duration::from_secs(30);
-            while producer.stats().batch_retries == 0 {
-                assert!(Instant::now() < deadline, "the outage was not felt");
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-            proxy.set_down(false);
-        }
-        handles.push(
-            producer
-                .send(Record::new("outage", format!("{i}")))
-                .await
-                .unwrap(),
-        );
-    }
-    for h in handles {
-        tokio::time::timeout(BOUND, h)
-            .await
-            .unwrap()
-            .expect("delivered after the outage");
-    }
-    let stats = producer.stats();
+    let stats = send_through_fault(
+        &producer,
+        "outage",
+        N,
+        false,
+        || proxy.set_down(true),
+        || proxy.set_down(false),
+    )
+    .await;
     eprintln!("outage: {stats:?}");
-    let bootstrap = proxy.addr();
-    let read = tokio::task::spawn_blocking(move || read_all(&bootstrap, "outage", 1, N, BOUND))
-        .await
-        .unwrap();
-    let values: Vec<usize> = read
-        .iter()
-        .map(|r| {
-            std::str::from_utf8(r.value.as_deref().unwrap())
-                .unwrap()
-                .parse()
-                .unwrap()
-        })
-        .collect();
-    assert_eq!(values, (0..N).collect::<Vec<_>>(), "exactly once, in order");
+    let read = read_back(&proxy.addr(), "outage", 1, N).await;
+    assert_eq!(
+        numbers(&read),
+        (0..N).collect::<Vec<_>>(),
+        "exactly once, in order"
+    );
     producer.close(BOUND).await.unwrap();
 }
 
@@ -391,11 +376,7 @@ async fn broker_killed_and_restarted_keeps_every_acknowledged_record_once() {
         }
         if i == N / 3 + 10_000 {
             // Bounded wait until the outage was felt, then restart.
-            let deadline = Instant::now() + Duration::from_secs(60);
-            while producer.stats().batch_retries == 0 {
-                assert!(Instant::now() < deadline, "the outage was not felt");
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
+            wait_for_retries(&producer, Duration::from_secs(60)).await;
             tansu.restart();
         }
         let r = Record::new("restart", format!("{i}")).key(key(i));
@@ -432,9 +413,7 @@ async fn broker_killed_and_restarted_keeps_every_acknowledged_record_once() {
     let bootstrap = tansu.bootstrap();
     // Exactly N records in the log: with every record acknowledged, none lost
     // means none duplicated.
-    let read = tokio::task::spawn_blocking(move || read_all(&bootstrap, "restart", 3, N, BOUND))
-        .await
-        .unwrap();
+    let read = read_back(&bootstrap, "restart", 3, N).await;
     let mut seen = vec![false; N];
     let mut last_in_partition: HashMap<i32, usize> = HashMap::new();
     for r in &read {
