@@ -6,8 +6,10 @@
 //!   acknowledged records.
 //! - [`read_all`]: librdkafka (the peer client) reads a topic back.
 
+mod mock_broker;
 mod proxy;
 
+pub use mock_broker::{Fault, MockBroker};
 pub use proxy::FaultProxy;
 
 use std::net::{TcpListener, TcpStream};

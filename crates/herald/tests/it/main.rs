@@ -8,6 +8,7 @@
 
 mod lifecycle;
 mod mock;
+mod own_mock;
 mod tansu;
 
 use std::time::{Duration, Instant};

@@ -1,0 +1,364 @@
+//! An in-process Kafka broker of our own, for fault injection (in the
+//! spirit of franz-go's kfake). One broker, node id 0. It speaks
+//! ApiVersions, Metadata, InitProducerId and Produce; keeps a real log per
+//! partition; and checks idempotent sequences as Kafka does: a batch it
+//! already has (same producer id and base sequence among the last five) is
+//! answered with its original offset and not appended again, and a gap is
+//! answered OUT_OF_ORDER_SEQUENCE_NUMBER. Tests queue faults that apply to
+//! the next Produce requests, one per request.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::TcpListener as StdListener;
+use std::sync::{Arc, Mutex};
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use kafka_protocol::messages::api_versions_response::ApiVersion;
+use kafka_protocol::messages::metadata_response::{
+    MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
+};
+use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::{
+    ApiKey, ApiVersionsRequest, ApiVersionsResponse, BrokerId, InitProducerIdRequest,
+    InitProducerIdResponse, MetadataRequest, MetadataResponse, ProduceRequest, ProduceResponse,
+    RequestHeader, ResponseHeader, TopicName,
+};
+use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, StrBytes};
+use kafka_protocol::records::RecordBatchDecoder;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+/// What the broker does with the next Produce request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// Answer every partition of the request with this error code, append nothing.
+    Error(i16),
+    /// Append the batches, then close the connection without answering:
+    /// the client cannot know they landed.
+    AppendThenDrop,
+    /// Close the connection without reading the request's batches.
+    DropBeforeAppend,
+}
+
+#[derive(Default)]
+struct ProducerState {
+    /// Sequence of the next batch expected.
+    next_seq: i32,
+    /// (base sequence, base offset) of the last five batches.
+    recent: VecDeque<(i32, i64)>,
+}
+
+#[derive(Default)]
+struct PartitionLog {
+    next_offset: i64,
+    batches: Vec<Bytes>,
+    producers: HashMap<i64, ProducerState>,
+}
+
+#[derive(Default)]
+struct State {
+    topics: HashMap<String, Vec<PartitionLog>>,
+    next_pid: i64,
+    faults: VecDeque<Fault>,
+    /// Answers by error code, for tests to see what was exercised.
+    answered: HashMap<i16, usize>,
+}
+
+/// The broker; stops when dropped.
+pub struct MockBroker {
+    port: u16,
+    state: Arc<Mutex<State>>,
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl MockBroker {
+    /// Listen on a free loopback port.
+    pub fn start() -> MockBroker {
+        let listener = StdListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("bound").port();
+        listener.set_nonblocking(true).expect("nonblocking");
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .expect("mock broker runtime");
+        let state: Arc<Mutex<State>> = Arc::default();
+        let st = state.clone();
+        runtime.spawn(async move {
+            let listener = TcpListener::from_std(listener).expect("tokio listener");
+            while let Ok((sock, _)) = listener.accept().await {
+                tokio::spawn(serve(sock, st.clone(), port));
+            }
+        });
+        MockBroker {
+            port,
+            state,
+            runtime: Some(runtime),
+        }
+    }
+
+    /// `host:port` for `bootstrap.servers`.
+    pub fn bootstrap(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// Create a topic.
+    pub fn create_topic(&self, name: &str, partitions: usize) {
+        let logs = (0..partitions).map(|_| PartitionLog::default()).collect();
+        self.state
+            .lock()
+            .unwrap()
+            .topics
+            .insert(name.to_string(), logs);
+    }
+
+    /// Queue faults for the next Produce requests, one per request.
+    pub fn push_faults(&self, faults: &[Fault]) {
+        self.state.lock().unwrap().faults.extend(faults);
+    }
+
+    /// Forget every producer's sequence state, as a broker that lost it
+    /// (restart, log truncation) would.
+    pub fn forget_producers(&self) {
+        for parts in self.state.lock().unwrap().topics.values_mut() {
+            for p in parts {
+                p.producers.clear();
+            }
+        }
+    }
+
+    /// Faults queued and not yet applied.
+    pub fn pending_faults(&self) -> usize {
+        self.state.lock().unwrap().faults.len()
+    }
+
+    /// How many partition answers carried `code` (0 for success).
+    pub fn answered(&self, code: i16) -> usize {
+        self.state
+            .lock()
+            .unwrap()
+            .answered
+            .get(&code)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// The partition's log: (offset, value) of every record, in order.
+    pub fn log(&self, topic: &str, partition: usize) -> Vec<(i64, Option<Bytes>)> {
+        let st = self.state.lock().unwrap();
+        let mut out = Vec::new();
+        for b in &st.topics[topic][partition].batches {
+            let mut buf = b.clone();
+            let set = RecordBatchDecoder::decode(&mut buf).expect("stored batch decodes");
+            out.extend(set.records.into_iter().map(|r| (r.offset, r.value)));
+        }
+        out
+    }
+}
+
+impl Drop for MockBroker {
+    fn drop(&mut self) {
+        if let Some(rt) = self.runtime.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
+async fn serve(mut sock: TcpStream, state: Arc<Mutex<State>>, port: u16) {
+    loop {
+        let mut len = [0u8; 4];
+        if sock.read_exact(&mut len).await.is_err() {
+            return;
+        }
+        let mut frame = vec![0u8; i32::from_be_bytes(len).max(0) as usize];
+        if sock.read_exact(&mut frame).await.is_err() {
+            return;
+        }
+        let mut buf = Bytes::from(frame);
+        let key = i16::from_be_bytes([buf[0], buf[1]]);
+        let version = i16::from_be_bytes([buf[2], buf[3]]);
+        let reply = match handle(key, version, &mut buf, &state, port) {
+            Reply::Frame(b) => b,
+            Reply::Close => return,
+        };
+        if sock.write_all(&reply).await.is_err() {
+            return;
+        }
+    }
+}
+
+enum Reply {
+    Frame(Bytes),
+    Close,
+}
+
+fn respond<R: Encodable + HeaderVersion>(corr: i32, version: i16, body: &R) -> Reply {
+    let hv = R::header_version(version);
+    let header = ResponseHeader::default().with_correlation_id(corr);
+    let mut out = BytesMut::new();
+    out.put_i32(0);
+    header.encode(&mut out, hv).expect("encode header");
+    body.encode(&mut out, version).expect("encode body");
+    let len = (out.len() - 4) as i32;
+    out[..4].copy_from_slice(&len.to_be_bytes());
+    Reply::Frame(out.freeze())
+}
+
+fn header<R: HeaderVersion>(buf: &mut Bytes, version: i16) -> RequestHeader {
+    RequestHeader::decode(buf, R::header_version(version)).expect("request header")
+}
+
+fn handle(key: i16, version: i16, buf: &mut Bytes, state: &Mutex<State>, port: u16) -> Reply {
+    match key {
+        k if k == ApiKey::ApiVersions as i16 => {
+            // A v3 request from a client we do not know: answer in v0 terms.
+            let h = header::<ApiVersionsRequest>(buf, version);
+            let v = |key: ApiKey, min, max| {
+                ApiVersion::default()
+                    .with_api_key(key as i16)
+                    .with_min_version(min)
+                    .with_max_version(max)
+            };
+            let resp = ApiVersionsResponse::default().with_api_keys(vec![
+                v(ApiKey::Produce, 3, 9),
+                v(ApiKey::Metadata, 1, 9),
+                v(ApiKey::ApiVersions, 0, 3),
+                v(ApiKey::InitProducerId, 0, 4),
+            ]);
+            respond(h.correlation_id, version.min(3), &resp)
+        }
+        k if k == ApiKey::Metadata as i16 => {
+            let h = header::<MetadataRequest>(buf, version);
+            let req = MetadataRequest::decode(buf, version).expect("metadata request");
+            let st = state.lock().unwrap();
+            let names: Vec<String> = match &req.topics {
+                Some(ts) => ts
+                    .iter()
+                    .filter_map(|t| t.name.as_ref().map(|n| n.0.to_string()))
+                    .collect(),
+                None => st.topics.keys().cloned().collect(),
+            };
+            let topics = names
+                .into_iter()
+                .map(|name| {
+                    let t = MetadataResponseTopic::default()
+                        .with_name(Some(TopicName(StrBytes::from_string(name.clone()))));
+                    match st.topics.get(&name) {
+                        None => t.with_error_code(3),
+                        Some(parts) => t.with_partitions(
+                            (0..parts.len())
+                                .map(|p| {
+                                    MetadataResponsePartition::default()
+                                        .with_partition_index(p as i32)
+                                        .with_leader_id(BrokerId(0))
+                                        .with_replica_nodes(vec![BrokerId(0)])
+                                        .with_isr_nodes(vec![BrokerId(0)])
+                                })
+                                .collect(),
+                        ),
+                    }
+                })
+                .collect();
+            let resp = MetadataResponse::default()
+                .with_brokers(vec![MetadataResponseBroker::default()
+                    .with_node_id(BrokerId(0))
+                    .with_host(StrBytes::from_static_str("127.0.0.1"))
+                    .with_port(port as i32)])
+                .with_controller_id(BrokerId(0))
+                .with_topics(topics);
+            respond(h.correlation_id, version, &resp)
+        }
+        k if k == ApiKey::InitProducerId as i16 => {
+            let h = header::<InitProducerIdRequest>(buf, version);
+            let mut st = state.lock().unwrap();
+            st.next_pid += 1;
+            let resp = InitProducerIdResponse::default()
+                .with_producer_id(st.next_pid.into())
+                .with_producer_epoch(0);
+            respond(h.correlation_id, version, &resp)
+        }
+        k if k == ApiKey::Produce as i16 => {
+            let h = header::<ProduceRequest>(buf, version);
+            let req = ProduceRequest::decode(buf, version).expect("produce request");
+            let mut st = state.lock().unwrap();
+            let fault = st.faults.pop_front();
+            if fault == Some(Fault::DropBeforeAppend) {
+                return Reply::Close;
+            }
+            let mut topics = Vec::new();
+            for t in &req.topic_data {
+                let name = t.name.0.to_string();
+                let mut parts = Vec::new();
+                for p in &t.partition_data {
+                    let (code, base) = match fault {
+                        Some(Fault::Error(code)) => (code, -1),
+                        _ => append(&mut st, &name, p.index, p.records.clone()),
+                    };
+                    *st.answered.entry(code).or_default() += 1;
+                    parts.push(
+                        PartitionProduceResponse::default()
+                            .with_index(p.index)
+                            .with_error_code(code)
+                            .with_base_offset(base)
+                            .with_log_append_time_ms(-1),
+                    );
+                }
+                topics.push(
+                    TopicProduceResponse::default()
+                        .with_name(t.name.clone())
+                        .with_partition_responses(parts),
+                );
+            }
+            if fault == Some(Fault::AppendThenDrop) {
+                return Reply::Close;
+            }
+            respond(
+                h.correlation_id,
+                version,
+                &ProduceResponse::default().with_responses(topics),
+            )
+        }
+        _ => Reply::Close,
+    }
+}
+
+/// Append one batch; (error code, base offset). Checks sequences as Kafka
+/// does for idempotent producers.
+fn append(st: &mut State, topic: &str, partition: i32, records: Option<Bytes>) -> (i16, i64) {
+    let Some(log) = st
+        .topics
+        .get_mut(topic)
+        .and_then(|ps| ps.get_mut(partition as usize))
+    else {
+        return (3, -1); // UNKNOWN_TOPIC_OR_PARTITION
+    };
+    let Some(batch) = records else {
+        return (87, -1); // INVALID_RECORD
+    };
+    // RecordBatch v2 header fields.
+    let mut hdr = batch.clone();
+    hdr.advance(43);
+    let pid = hdr.get_i64();
+    let _epoch = hdr.get_i16();
+    let base_seq = hdr.get_i32();
+    let count = hdr.get_i32();
+    if pid >= 0 {
+        let p = log.producers.entry(pid).or_default();
+        if let Some((_, offset)) = p.recent.iter().find(|(s, _)| *s == base_seq) {
+            return (0, *offset); // a duplicate: the original's offset, not appended again
+        }
+        if base_seq != p.next_seq {
+            return (45, -1); // OUT_OF_ORDER_SEQUENCE_NUMBER
+        }
+        p.next_seq = base_seq + count;
+        p.recent.push_back((base_seq, log.next_offset));
+        if p.recent.len() > 5 {
+            p.recent.pop_front();
+        }
+    }
+    let base = log.next_offset;
+    let mut stored = BytesMut::from(&batch[..]);
+    stored[..8].copy_from_slice(&base.to_be_bytes());
+    log.batches.push(stored.freeze());
+    log.next_offset += count as i64;
+    (0, base)
+}
