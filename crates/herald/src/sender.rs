@@ -298,6 +298,10 @@ struct Sent {
 /// The sender task of broker `node`.
 pub(crate) async fn run(shared: Arc<Shared>, node: i32) {
     let mut sent: VecDeque<Sent> = VecDeque::new();
+    // KIP-219: a broker over a quota answers at once with throttle_time_ms
+    // and expects nothing more from us until that time has passed. Not an
+    // error; the records are fine.
+    let mut throttled_until: Option<Instant> = None;
     let max_in_flight = shared.config.max_in_flight;
     let acks = shared.config.acks;
     loop {
@@ -322,7 +326,10 @@ pub(crate) async fn run(shared: Arc<Shared>, node: i32) {
                 break;
             }
             let addr = st.meta.cluster.broker_addr(node).map(str::to_string);
-            if sent.len() < max_in_flight && addr.is_some() {
+            let throttled = throttled_until.filter(|t| *t > now);
+            if throttled.is_some() {
+                (Vec::new(), throttled, addr)
+            } else if sent.len() < max_in_flight && addr.is_some() {
                 let force = st.flushing > 0 || st.closing || shared.memory_pressure();
                 let producer = st.pid.sendable();
                 let idempotent = st.pid != PidState::Disabled;
@@ -401,6 +408,12 @@ pub(crate) async fn run(shared: Arc<Shared>, node: i32) {
                     Ok(frame) => match decode_response::<ProduceRequest>(&s.addr, frame, s.version)
                     {
                         Ok(resp) => {
+                            if resp.throttle_time_ms > 0 {
+                                let ms = resp.throttle_time_ms as u64;
+                                throttled_until = Some(Instant::now() + Duration::from_millis(ms));
+                                crate::state::Counters::add(&shared.counters.throttled_ms, ms);
+                                tracing::debug!(broker = %s.addr, ms, "throttled by the broker");
+                            }
                             let st = shared.lock();
                             decide(&resp, &s.batches, &s.addr, |tp, base| {
                                 st.acc.is_head(tp, base)

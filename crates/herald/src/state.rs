@@ -55,6 +55,8 @@ pub struct ProducerStats {
     pub producer_ids: u64,
     /// Batches split in two after MESSAGE_TOO_LARGE.
     pub batch_splits: u64,
+    /// Milliseconds of throttling the brokers asked for (KIP-219).
+    pub throttled_ms: u64,
 }
 
 /// Lock-free counters behind [`ProducerStats`].
@@ -66,6 +68,7 @@ pub(crate) struct Counters {
     pub records_failed: AtomicU64,
     pub producer_ids: AtomicU64,
     pub batch_splits: AtomicU64,
+    pub throttled_ms: AtomicU64,
 }
 
 impl Counters {
@@ -81,6 +84,7 @@ impl Counters {
             records_failed: self.records_failed.load(Ordering::Relaxed),
             producer_ids: self.producer_ids.load(Ordering::Relaxed),
             batch_splits: self.batch_splits.load(Ordering::Relaxed),
+            throttled_ms: self.throttled_ms.load(Ordering::Relaxed),
         }
     }
 }

@@ -10,6 +10,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::net::TcpListener as StdListener;
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::api_versions_response::ApiVersion;
@@ -37,6 +38,9 @@ pub enum Fault {
     AppendThenDrop,
     /// Close the connection without reading the request's batches.
     DropBeforeAppend,
+    /// Append and answer, asking the client to hold off for this many
+    /// milliseconds (throttle_time_ms, KIP-219).
+    Throttle(i32),
 }
 
 #[derive(Default)]
@@ -61,6 +65,9 @@ struct State {
     faults: VecDeque<Fault>,
     /// Answers by error code, for tests to see what was exercised.
     answered: HashMap<i16, usize>,
+    /// When each Produce request arrived, and when each answer left.
+    produce_arrivals: Vec<Instant>,
+    produce_answers: Vec<Instant>,
 }
 
 /// The broker; stops when dropped.
@@ -124,6 +131,12 @@ impl MockBroker {
                 p.producers.clear();
             }
         }
+    }
+
+    /// When Produce requests arrived and when their answers left, in order.
+    pub fn produce_times(&self) -> (Vec<Instant>, Vec<Instant>) {
+        let st = self.state.lock().unwrap();
+        (st.produce_arrivals.clone(), st.produce_answers.clone())
     }
 
     /// Faults queued and not yet applied.
@@ -280,6 +293,7 @@ fn handle(key: i16, version: i16, buf: &mut Bytes, state: &Mutex<State>, port: u
             let h = header::<ProduceRequest>(buf, version);
             let req = ProduceRequest::decode(buf, version).expect("produce request");
             let mut st = state.lock().unwrap();
+            st.produce_arrivals.push(Instant::now());
             let fault = st.faults.pop_front();
             if fault == Some(Fault::DropBeforeAppend) {
                 return Reply::Close;
@@ -311,11 +325,15 @@ fn handle(key: i16, version: i16, buf: &mut Bytes, state: &Mutex<State>, port: u
             if fault == Some(Fault::AppendThenDrop) {
                 return Reply::Close;
             }
-            respond(
-                h.correlation_id,
-                version,
-                &ProduceResponse::default().with_responses(topics),
-            )
+            let throttle = match fault {
+                Some(Fault::Throttle(ms)) => ms,
+                _ => 0,
+            };
+            st.produce_answers.push(Instant::now());
+            let resp = ProduceResponse::default()
+                .with_responses(topics)
+                .with_throttle_time_ms(throttle);
+            respond(h.correlation_id, version, &resp)
         }
         _ => Reply::Close,
     }

@@ -153,3 +153,52 @@ async fn dropped_before_append_is_resent_once() {
     assert_log_matches(&mock, "lost", &reported);
     p.close(BOUND).await.unwrap();
 }
+
+/// A throttled answer (throttle_time_ms) is not an error, and nothing more
+/// is sent to that broker until the throttle time has passed (KIP-219).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn throttling_is_honoured_and_is_not_an_error() {
+    const N: usize = 500;
+    let mock = MockBroker::start();
+    mock.create_topic("throttled", 1);
+    let p = producer(&mock);
+    mock.push_faults(&[Fault::Throttle(400)]);
+    // One request alone gets the throttled answer; then the rest is sent.
+    let first = p.send(Record::new("throttled", "0")).await.unwrap();
+    let mut reported = vec![tokio::time::timeout(BOUND, first).await.unwrap().unwrap()];
+    let mut handles = Vec::new();
+    for i in 1..N {
+        handles.push(
+            p.send(Record::new("throttled", format!("{i}")))
+                .await
+                .unwrap(),
+        );
+    }
+    for h in handles {
+        reported.push(
+            tokio::time::timeout(BOUND, h)
+                .await
+                .unwrap()
+                .expect("delivered"),
+        );
+    }
+    assert_log_matches(&mock, "throttled", &reported);
+    let (arrivals, answers) = mock.produce_times();
+    assert!(
+        arrivals.len() >= 2,
+        "more than one request: {}",
+        arrivals.len()
+    );
+    let gap = arrivals[1].duration_since(answers[0]);
+    assert!(
+        gap >= Duration::from_millis(400),
+        "the next request came {gap:?} after a 400 ms throttle"
+    );
+    let stats = p.stats();
+    assert_eq!(
+        (stats.throttled_ms, stats.records_failed),
+        (400, 0),
+        "{stats:?}"
+    );
+    p.close(BOUND).await.unwrap();
+}
