@@ -350,6 +350,19 @@ impl Accumulator {
         q.batches.insert(pos, second);
     }
 
+    /// The broker says it does not have the batch at `base`: it writes a
+    /// partition's batches in sequence order, so it has none of the later
+    /// ones either. Their fate is no longer unknown.
+    pub(crate) fn not_written_from(&mut self, tp: &TopicPartition, base: i32) {
+        if let Some(q) = self.queues.get_mut(tp) {
+            for b in q.batches.iter_mut() {
+                if b.sequence.is_some_and(|(_, s)| s > base) {
+                    b.unsure = false;
+                }
+            }
+        }
+    }
+
     /// The broker acknowledged batch `(tp, base)` of `count` records.
     pub(crate) fn acked(&mut self, tp: &TopicPartition, base: i32, count: i32) {
         if let Some(q) = self.queues.get_mut(tp) {

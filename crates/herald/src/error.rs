@@ -166,6 +166,15 @@ pub enum Error {
     },
     /// The producer was closed before the record was delivered.
     Closed(String),
+    /// The record failed after an attempt whose outcome never came back
+    /// (connection lost or no answer after the request was written): the
+    /// broker may have written it even so. `error` is why herald gave up.
+    OutcomeUnknown {
+        /// The partition the record was for.
+        partition: TopicPartition,
+        /// Why herald stopped trying.
+        error: Box<Error>,
+    },
 }
 
 /// What the sender does with a failed batch: the retry classification,
@@ -257,6 +266,7 @@ impl Error {
             }
             Error::BufferExhausted { .. } | Error::MetadataTimeout { .. } => true,
             Error::DeliveryTimeout { .. } => true,
+            Error::OutcomeUnknown { error, .. } => error.is_retriable(),
             _ => false,
         }
     }
@@ -270,7 +280,7 @@ impl Error {
                 | Error::MetadataTimeout { .. }
                 | Error::DeliveryTimeout { .. }
                 | Error::RequestTimeout { .. }
-        )
+        ) || matches!(self, Error::OutcomeUnknown { error, .. } if error.is_timeout())
     }
 
     /// The Kafka error code, if a broker sent one.
@@ -281,7 +291,26 @@ impl Error {
                 last_error: Some(e),
                 ..
             } => e.kafka_code(),
+            Error::OutcomeUnknown { error, .. } => error.kafka_code(),
             _ => None,
+        }
+    }
+
+    /// Whether the record may be in the log despite this error (see
+    /// [`Error::OutcomeUnknown`]). For any other error it is not.
+    pub fn outcome_unknown(&self) -> bool {
+        matches!(self, Error::OutcomeUnknown { .. })
+    }
+
+    /// Wrap `error` for a batch whose last attempts left its fate unknown.
+    pub(crate) fn for_batch(error: Error, partition: &TopicPartition, unsure: bool) -> Error {
+        if unsure {
+            Error::OutcomeUnknown {
+                partition: partition.clone(),
+                error: Box::new(error),
+            }
+        } else {
+            error
         }
     }
 
@@ -403,6 +432,10 @@ impl fmt::Display for Error {
                 Ok(())
             }
             Error::Closed(m) => write!(f, "producer closed: {m}"),
+            Error::OutcomeUnknown { partition, error } => write!(
+                f,
+                "record for {partition} may or may not have been written (an earlier attempt got no answer): {error}"
+            ),
         }
     }
 }

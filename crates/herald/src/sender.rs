@@ -205,7 +205,11 @@ pub(crate) fn apply(
                 continue;
             }
             Decision::Fail { error }
-                if error.kafka_code() == Some(code::MESSAGE_TOO_LARGE) && b.records.len() > 1 =>
+                if error.kafka_code() == Some(code::MESSAGE_TOO_LARGE)
+                    && b.records.len() > 1
+                    // An earlier attempt may have been written whole; halves
+                    // would not match it and could be written again.
+                    && !b.unsure =>
             {
                 // Too large as a whole: send it in halves, so that only a
                 // record too large by itself fails. Not written, so the
@@ -218,6 +222,10 @@ pub(crate) fn apply(
                 continue;
             }
             Decision::Fail { error } => {
+                if sequenced && !b.unsure {
+                    // Refused outright: nothing after it was written either.
+                    st.acc.not_written_from(&b.tp, seq);
+                }
                 if sequenced {
                     // The broker still expects this batch's sequence: start
                     // over under a new producer id so later batches can land.
@@ -234,7 +242,10 @@ pub(crate) fn apply(
                 match fate {
                     Fate::Unchanged => {}
                     Fate::Unknown => b.unsure = true,
-                    Fate::NotWritten => b.unsure = false,
+                    Fate::NotWritten => {
+                        b.unsure = false;
+                        st.acc.not_written_from(&b.tp, seq);
+                    }
                 }
                 (error, refresh_metadata, false)
             }
@@ -320,7 +331,11 @@ pub(crate) async fn run(shared: Arc<Shared>, node: i32) {
                 let fin: Vec<Finished> = sent
                     .drain(..)
                     .flat_map(|s| s.batches)
-                    .map(|b| Finished::fail(b, err.clone(), &mut outcomes))
+                    .map(|mut b| {
+                        // Written, never answered: it may be in the log.
+                        b.unsure = true;
+                        Finished::fail(b, err.clone(), &mut outcomes)
+                    })
                     .collect();
                 shared.complete(outcomes, fin);
                 break;

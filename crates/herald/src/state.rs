@@ -206,8 +206,10 @@ pub(crate) struct Finished {
 }
 
 impl Finished {
-    /// Fail every record of the batch with `err`.
+    /// Fail every record of the batch with `err` (marked
+    /// [`Error::OutcomeUnknown`] if the batch may have been written).
     pub(crate) fn fail(b: ProducerBatch, err: Error, outcomes: &mut Outcomes) -> Finished {
+        let err = Error::for_batch(err, &b.tp, b.unsure);
         let f = Finished {
             tp: b.tp.clone(),
             id: b.id,

@@ -9,6 +9,7 @@
 mod lifecycle;
 mod mock;
 mod own_mock;
+mod soak;
 mod tansu;
 
 use std::time::{Duration, Instant};
