@@ -629,6 +629,33 @@ mod tests {
     }
 
     #[test]
+    fn not_written_settles_later_batches() {
+        let t0 = Instant::now();
+        let mut a = acc(61 + 31);
+        for _ in 0..3 {
+            a.append("t", Placement::Partition(0), 1, rec(), 31, t0);
+        }
+        // Three requests in flight, none answered: all unsure, back in the queue.
+        let taken: Vec<ProducerBatch> = (0..3)
+            .flat_map(|_| a.drain(0, leader0, ctx(t0)).batches)
+            .collect();
+        assert_eq!(taken.len(), 3);
+        for mut b in taken {
+            b.unsure = true;
+            a.requeue(b, t0);
+        }
+        assert!(a.has_unsure());
+        // The broker says it lacks sequence 0: it has nothing after it either.
+        a.not_written_from(&TopicPartition::new("t", 0), 0);
+        let unsure: Vec<bool> = a.queues[0].batches.iter().map(|b| b.unsure).collect();
+        assert_eq!(
+            unsure,
+            vec![true, false, false],
+            "only later batches are settled"
+        );
+    }
+
+    #[test]
     fn expiry_does_not_spin_on_busy_partitions() {
         let t0 = Instant::now();
         let mut a = acc(61 + 31);
