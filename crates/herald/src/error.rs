@@ -296,6 +296,15 @@ impl Error {
         }
     }
 
+    /// The error itself, or for [`Error::OutcomeUnknown`] the reason
+    /// herald gave up.
+    pub fn reason(&self) -> &Error {
+        match self {
+            Error::OutcomeUnknown { error, .. } => error.reason(),
+            e => e,
+        }
+    }
+
     /// Whether the record may be in the log despite this error (see
     /// [`Error::OutcomeUnknown`]). For any other error it is not.
     pub fn outcome_unknown(&self) -> bool {

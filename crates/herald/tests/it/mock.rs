@@ -135,7 +135,8 @@ async fn full_buffer_fails_send_after_max_block_and_buffered_records_get_outcome
             .await
             .expect("an outcome, not a hang");
         let e = outcome.expect_err("the broker never answered");
-        assert!(matches!(e, Error::DeliveryTimeout { .. }), "{e}");
+        // Written to a broker that never answered: maybe in the log.
+        assert!(matches!(e.reason(), Error::DeliveryTimeout { .. }), "{e}");
     }
     eprintln!("buffer test: {n} records buffered, send failed after {waited:?}: {err}");
     producer.close(Duration::from_secs(5)).await.ok();
