@@ -28,6 +28,8 @@ use kafka_protocol::records::RecordBatchDecoder;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
+const NOT_LEADER_OR_FOLLOWER: i16 = 6;
+
 /// What the broker does with the next Produce request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Fault {
@@ -68,6 +70,19 @@ struct State {
     /// When each Produce request arrived, and when each answer left.
     produce_arrivals: Vec<Instant>,
     produce_answers: Vec<Instant>,
+    /// Broker ports, by node id.
+    ports: Vec<u16>,
+    /// Partition leaders that were moved; the default is partition % brokers.
+    leaders: HashMap<(String, usize), i32>,
+}
+
+impl State {
+    fn leader(&self, topic: &str, partition: usize) -> i32 {
+        self.leaders
+            .get(&(topic.to_string(), partition))
+            .copied()
+            .unwrap_or((partition % self.ports.len()) as i32)
+    }
 }
 
 /// The broker; stops when dropped.
@@ -80,27 +95,56 @@ pub struct MockBroker {
 impl MockBroker {
     /// Listen on a free loopback port.
     pub fn start() -> MockBroker {
-        let listener = StdListener::bind("127.0.0.1:0").expect("bind");
-        let port = listener.local_addr().expect("bound").port();
-        listener.set_nonblocking(true).expect("nonblocking");
+        Self::start_cluster(1)
+    }
+
+    /// A cluster of `brokers` brokers (node ids 0..brokers) sharing the
+    /// logs; partition p is led by broker p % brokers until moved.
+    pub fn start_cluster(brokers: usize) -> MockBroker {
+        let listeners: Vec<StdListener> = (0..brokers)
+            .map(|_| {
+                let l = StdListener::bind("127.0.0.1:0").expect("bind");
+                l.set_nonblocking(true).expect("nonblocking");
+                l
+            })
+            .collect();
+        let ports: Vec<u16> = listeners
+            .iter()
+            .map(|l| l.local_addr().expect("bound").port())
+            .collect();
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()
             .build()
             .expect("mock broker runtime");
-        let state: Arc<Mutex<State>> = Arc::default();
-        let st = state.clone();
-        runtime.spawn(async move {
-            let listener = TcpListener::from_std(listener).expect("tokio listener");
-            while let Ok((sock, _)) = listener.accept().await {
-                tokio::spawn(serve(sock, st.clone(), port));
-            }
-        });
+        let state: Arc<Mutex<State>> = Arc::new(Mutex::new(State {
+            ports: ports.clone(),
+            ..State::default()
+        }));
+        for (node, listener) in listeners.into_iter().enumerate() {
+            let st = state.clone();
+            runtime.spawn(async move {
+                let listener = TcpListener::from_std(listener).expect("tokio listener");
+                while let Ok((sock, _)) = listener.accept().await {
+                    tokio::spawn(serve(sock, st.clone(), node as i32));
+                }
+            });
+        }
         MockBroker {
-            port,
+            port: ports[0],
             state,
             runtime: Some(runtime),
         }
+    }
+
+    /// Make `node` the leader of the partition. Produce requests for it
+    /// that reach another broker are answered NOT_LEADER_OR_FOLLOWER.
+    pub fn move_leader(&self, topic: &str, partition: usize, node: i32) {
+        self.state
+            .lock()
+            .unwrap()
+            .leaders
+            .insert((topic.to_string(), partition), node);
     }
 
     /// `host:port` for `bootstrap.servers`.
@@ -176,7 +220,7 @@ impl Drop for MockBroker {
     }
 }
 
-async fn serve(mut sock: TcpStream, state: Arc<Mutex<State>>, port: u16) {
+async fn serve(mut sock: TcpStream, state: Arc<Mutex<State>>, node: i32) {
     loop {
         let mut len = [0u8; 4];
         if sock.read_exact(&mut len).await.is_err() {
@@ -189,7 +233,7 @@ async fn serve(mut sock: TcpStream, state: Arc<Mutex<State>>, port: u16) {
         let mut buf = Bytes::from(frame);
         let key = i16::from_be_bytes([buf[0], buf[1]]);
         let version = i16::from_be_bytes([buf[2], buf[3]]);
-        let reply = match handle(key, version, &mut buf, &state, port) {
+        let reply = match handle(key, version, &mut buf, &state, node) {
             Reply::Frame(b) => b,
             Reply::Close => return,
         };
@@ -220,7 +264,7 @@ fn header<R: HeaderVersion>(buf: &mut Bytes, version: i16) -> RequestHeader {
     RequestHeader::decode(buf, R::header_version(version)).expect("request header")
 }
 
-fn handle(key: i16, version: i16, buf: &mut Bytes, state: &Mutex<State>, port: u16) -> Reply {
+fn handle(key: i16, version: i16, buf: &mut Bytes, state: &Mutex<State>, node: i32) -> Reply {
     match key {
         k if k == ApiKey::ApiVersions as i16 => {
             // A v3 request from a client we do not know: answer in v0 terms.
@@ -262,9 +306,9 @@ fn handle(key: i16, version: i16, buf: &mut Bytes, state: &Mutex<State>, port: u
                                 .map(|p| {
                                     MetadataResponsePartition::default()
                                         .with_partition_index(p as i32)
-                                        .with_leader_id(BrokerId(0))
-                                        .with_replica_nodes(vec![BrokerId(0)])
-                                        .with_isr_nodes(vec![BrokerId(0)])
+                                        .with_leader_id(BrokerId(st.leader(&name, p)))
+                                        .with_replica_nodes(vec![BrokerId(st.leader(&name, p))])
+                                        .with_isr_nodes(vec![BrokerId(st.leader(&name, p))])
                                 })
                                 .collect(),
                         ),
@@ -272,10 +316,18 @@ fn handle(key: i16, version: i16, buf: &mut Bytes, state: &Mutex<State>, port: u
                 })
                 .collect();
             let resp = MetadataResponse::default()
-                .with_brokers(vec![MetadataResponseBroker::default()
-                    .with_node_id(BrokerId(0))
-                    .with_host(StrBytes::from_static_str("127.0.0.1"))
-                    .with_port(port as i32)])
+                .with_brokers(
+                    st.ports
+                        .iter()
+                        .enumerate()
+                        .map(|(id, port)| {
+                            MetadataResponseBroker::default()
+                                .with_node_id(BrokerId(id as i32))
+                                .with_host(StrBytes::from_static_str("127.0.0.1"))
+                                .with_port(*port as i32)
+                        })
+                        .collect(),
+                )
                 .with_controller_id(BrokerId(0))
                 .with_topics(topics);
             respond(h.correlation_id, version, &resp)
@@ -303,7 +355,9 @@ fn handle(key: i16, version: i16, buf: &mut Bytes, state: &Mutex<State>, port: u
                 let name = t.name.0.to_string();
                 let mut parts = Vec::new();
                 for p in &t.partition_data {
+                    let leader = st.leader(&name, p.index.max(0) as usize);
                     let (code, base) = match fault {
+                        _ if leader != node => (NOT_LEADER_OR_FOLLOWER, -1),
                         Some(Fault::Error(code)) => (code, -1),
                         _ => append(&mut st, &name, p.index, p.records.clone()),
                     };
