@@ -28,6 +28,20 @@ pub(crate) enum Placement {
     Sticky,
 }
 
+/// A borrowed topic-partition for looking queues up without allocating a
+/// key per record. Hashes exactly as `TopicPartition` does (str, then i32).
+#[derive(Hash)]
+struct TpRef<'a> {
+    topic: &'a str,
+    partition: i32,
+}
+
+impl indexmap::Equivalent<TopicPartition> for TpRef<'_> {
+    fn equivalent(&self, key: &TopicPartition) -> bool {
+        self.partition == key.partition && self.topic == &*key.topic
+    }
+}
+
 /// One partition's queue.
 #[derive(Debug, Default)]
 pub(crate) struct PartitionQueue {
@@ -122,29 +136,40 @@ impl Accumulator {
         size: usize,
         now: Instant,
     ) -> (TopicPartition, bool) {
-        let partition =
-            match placement {
-                Placement::Partition(p) => p,
-                Placement::Sticky => {
-                    let p = self.sticky.current(topic, partitions);
-                    match self.sticky_batch.get(topic) {
-                        // The sticky batch is still open with room: stay.
-                        Some(&id)
-                            if self.queues.get(&TopicPartition::new(topic, p)).is_some_and(
-                                |q| Self::has_room(q, Some(id), size, self.limits.batch_size),
-                            ) =>
-                        {
-                            p
-                        }
-                        // It was filled or sent: a new batch means a new partition.
-                        Some(_) => self.sticky.next(topic, p, partitions),
-                        None => p,
+        let partition = match placement {
+            Placement::Partition(p) => p,
+            Placement::Sticky => {
+                let p = self.sticky.current(topic, partitions);
+                match self.sticky_batch.get(topic) {
+                    // The sticky batch is still open with room: stay.
+                    Some(&id)
+                        if self
+                            .queues
+                            .get(&TpRef {
+                                topic,
+                                partition: p,
+                            })
+                            .is_some_and(|q| {
+                                Self::has_room(q, Some(id), size, self.limits.batch_size)
+                            }) =>
+                    {
+                        p
                     }
+                    // It was filled or sent: a new batch means a new partition.
+                    Some(_) => self.sticky.next(topic, p, partitions),
+                    None => p,
                 }
-            };
-        let tp = TopicPartition::new(topic, partition);
+            }
+        };
+        let index = match self.queues.get_index_of(&TpRef { topic, partition }) {
+            Some(i) => i,
+            None => {
+                let key = TopicPartition::new(topic, partition);
+                self.queues.insert_full(key, PartitionQueue::default()).0
+            }
+        };
         let batch_size = self.limits.batch_size;
-        let q = self.queues.entry(tp.clone()).or_default();
+        let (tp, q) = self.queues.get_index_mut(index).expect("index just found");
         let mut wake = false;
         if !Self::has_room(q, None, size, batch_size) {
             if let Some(b) = q.batches.back_mut() {
@@ -162,8 +187,15 @@ impl Accumulator {
             b.sealed = true;
             wake = true;
         }
+        let tp = tp.clone();
         if placement == Placement::Sticky {
-            self.sticky_batch.insert(topic.to_string(), b.id);
+            let id = b.id;
+            match self.sticky_batch.get_mut(topic) {
+                Some(current) => *current = id,
+                None => {
+                    self.sticky_batch.insert(topic.to_string(), id);
+                }
+            }
         }
         (tp, wake)
     }

@@ -189,9 +189,6 @@ impl Producer {
         let shared = self.shared();
         let cfg = &shared.config;
         let start = Instant::now();
-        if shared.lock().closing {
-            return Err(Error::Closed("send after close".into()));
-        }
         let size = estimated_size(record.key.as_ref(), record.value.as_ref(), &record.headers);
         if size + 61 > cfg.max_request_size {
             return Err(Error::RecordTooLarge {
@@ -299,6 +296,9 @@ impl Producer {
             changed.as_mut().enable();
             {
                 let mut st = shared.lock();
+                if st.closing {
+                    return Err(Error::Closed("send after close".into()));
+                }
                 if let Some(n) = st.meta.cluster.partitions(topic) {
                     return Ok(n);
                 }

@@ -13,8 +13,18 @@ const NOT_LEADER_OR_FOLLOWER: i16 = 6;
 const OUT_OF_ORDER_SEQUENCE_NUMBER: i16 = 45;
 
 async fn send_all(producer: &Producer, topic: &str, n: usize) -> Vec<RecordMetadata> {
-    let mut handles = Vec::with_capacity(n);
-    for i in 0..n {
+    send_range(producer, topic, 0..n).await
+}
+
+/// Send records with the numbers in `range` as values; wait for each to be
+/// delivered, in order.
+async fn send_range(
+    producer: &Producer,
+    topic: &str,
+    range: std::ops::Range<usize>,
+) -> Vec<RecordMetadata> {
+    let mut handles = Vec::with_capacity(range.len());
+    for i in range {
         handles.push(
             producer
                 .send(Record::new(topic, format!("{i}")))
@@ -22,7 +32,7 @@ async fn send_all(producer: &Producer, topic: &str, n: usize) -> Vec<RecordMetad
                 .unwrap(),
         );
     }
-    let mut out = Vec::with_capacity(n);
+    let mut out = Vec::with_capacity(handles.len());
     for h in handles {
         out.push(
             tokio::time::timeout(BOUND, h)
@@ -105,18 +115,7 @@ async fn broker_losing_producer_state_gets_a_new_producer_id() {
     let p = producer(&mock);
     let mut reported = send_all(&p, "forget", N).await;
     mock.forget_producers();
-    let mut more = Vec::new();
-    for i in N..2 * N {
-        more.push(p.send(Record::new("forget", format!("{i}"))).await.unwrap());
-    }
-    for h in more {
-        reported.push(
-            tokio::time::timeout(BOUND, h)
-                .await
-                .unwrap()
-                .expect("delivered"),
-        );
-    }
+    reported.extend(send_range(&p, "forget", N..2 * N).await);
     assert_log_matches(&mock, "forget", &reported);
     assert!(mock.answered(OUT_OF_ORDER_SEQUENCE_NUMBER) > 0);
     assert_eq!(p.stats().producer_ids, 2, "{:?}", p.stats());
@@ -167,22 +166,7 @@ async fn throttling_is_honoured_and_is_not_an_error() {
     // One request alone gets the throttled answer; then the rest is sent.
     let first = p.send(Record::new("throttled", "0")).await.unwrap();
     let mut reported = vec![tokio::time::timeout(BOUND, first).await.unwrap().unwrap()];
-    let mut handles = Vec::new();
-    for i in 1..N {
-        handles.push(
-            p.send(Record::new("throttled", format!("{i}")))
-                .await
-                .unwrap(),
-        );
-    }
-    for h in handles {
-        reported.push(
-            tokio::time::timeout(BOUND, h)
-                .await
-                .unwrap()
-                .expect("delivered"),
-        );
-    }
+    reported.extend(send_range(&p, "throttled", 1..N).await);
     assert_log_matches(&mock, "throttled", &reported);
     let (arrivals, answers) = mock.produce_times();
     assert!(
