@@ -300,6 +300,12 @@ pub(crate) fn decode_response<R: Request>(
     version: i16,
 ) -> Result<R::Response, Error> {
     let hv = <R::Response as HeaderVersion>::header_version(version);
+    crate::response_check::check(R::KEY, version, hv, &frame).map_err(|e| {
+        Error::protocol(
+            addr,
+            format!("malformed response to API key {} v{version}: {e}", R::KEY),
+        )
+    })?;
     ResponseHeader::decode(&mut frame, hv)
         .map_err(|e| Error::protocol(addr, format!("bad response header: {e}")))?;
     R::Response::decode(&mut frame, version)

@@ -54,6 +54,7 @@ pub mod partitioner;
 mod producer;
 pub mod record;
 mod record_batch;
+mod response_check;
 mod sender;
 pub mod serializer;
 mod state;
@@ -70,3 +71,32 @@ pub use serializer::{
     BytesSerializer, JsonSerializer, Serializer, StringSerializer, TypedProducer,
 };
 pub use state::ProducerStats;
+
+/// Entry points for `cargo fuzz` (the `fuzzing` feature); not a stable API.
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing {
+    use kafka_protocol::messages::{
+        ApiVersionsRequest, InitProducerIdRequest, MetadataRequest, ProduceRequest,
+    };
+
+    /// Decode `frame` as herald decodes a response to API `key` (0 Produce,
+    /// 3 Metadata, 18 ApiVersions, 22 InitProducerId) at `version`.
+    pub fn decode_response(key: i16, version: i16, frame: &[u8]) -> Result<(), crate::Error> {
+        use crate::connection::decode_response as d;
+        let f = bytes::Bytes::copy_from_slice(frame);
+        match key {
+            0 => d::<ProduceRequest>("fuzz", f, version).map(drop),
+            3 => d::<MetadataRequest>("fuzz", f, version).map(drop),
+            18 => d::<ApiVersionsRequest>("fuzz", f, version).map(drop),
+            _ => d::<InitProducerIdRequest>("fuzz", f, version).map(drop),
+        }
+    }
+
+    /// Write a record batch from raw parts; returns its bytes.
+    pub fn write_batch(
+        records: &[(Option<Vec<u8>>, Option<Vec<u8>>, i64, Vec<crate::Header>)],
+    ) -> bytes::Bytes {
+        crate::record_batch::fuzz_write(records)
+    }
+}

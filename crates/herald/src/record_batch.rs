@@ -143,6 +143,20 @@ pub(crate) fn encode_batch<'a>(
     buf.freeze()
 }
 
+/// Write a batch from owned parts (the fuzz target's entry point).
+#[cfg(feature = "fuzzing")]
+pub(crate) fn fuzz_write(
+    records: &[(Option<Vec<u8>>, Option<Vec<u8>>, i64, Vec<Header>)],
+) -> Bytes {
+    let iter = records.iter().map(|(k, v, ts, h)| WireRecord {
+        key: k.as_deref(),
+        value: v.as_deref(),
+        timestamp: *ts,
+        headers: h,
+    });
+    encode_batch(iter, ProducerIdentity { id: 7, epoch: 1 }, 0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
