@@ -212,6 +212,7 @@ pub(crate) mod code {
     pub const FENCED_LEADER_EPOCH: i16 = 74;
     pub const UNKNOWN_LEADER_EPOCH: i16 = 75;
     pub const OFFLINE_REPLICA: i16 = 26;
+    pub const INVALID_PRODUCER_EPOCH: i16 = 47;
     pub const THROTTLING_QUOTA_EXCEEDED: i16 = 89;
 }
 
@@ -243,7 +244,12 @@ pub(crate) fn classify_produce_code(c: i16) -> Disposition {
         | THROTTLING_QUOTA_EXCEEDED => Disposition::Retry {
             refresh_metadata: false,
         },
-        UNKNOWN_PRODUCER_ID | OUT_OF_ORDER_SEQUENCE_NUMBER => Disposition::ResetProducerId,
+        // Refused before the append: safe to resend under a new producer
+        // id, unless an earlier attempt may have been written (the sender
+        // checks that).
+        UNKNOWN_PRODUCER_ID | OUT_OF_ORDER_SEQUENCE_NUMBER | INVALID_PRODUCER_EPOCH => {
+            Disposition::ResetProducerId
+        }
         other => match ResponseError::try_from_code(other) {
             // Anything else Kafka itself calls retriable (CORRUPT_MESSAGE, …).
             Some(e) if e.is_retriable() => Disposition::Retry {

@@ -47,13 +47,16 @@ impl ClusterMetadata {
             .map(|b| b.addr.as_str())
     }
 
-    /// Leader of a partition, if known.
+    /// Leader of a partition, if known and reachable: a leader missing
+    /// from the broker list (a broker that is down, as some clusters report
+    /// it) counts as no leader, so that metadata is refreshed until it is
+    /// back rather than records waiting on an address nobody knows.
     pub fn leader(&self, tp: &TopicPartition) -> Option<i32> {
         self.topics
             .get(&*tp.topic)
             .and_then(|t| t.leaders.get(tp.partition as usize))
             .copied()
-            .filter(|l| *l >= 0)
+            .filter(|l| *l >= 0 && self.broker_addr(*l).is_some())
     }
 
     /// Partition count of a usable topic.

@@ -249,8 +249,18 @@ pub(crate) fn apply(
                 }
                 (error, refresh_metadata, false)
             }
+            Decision::ResetProducerId { error } if b.unsure => {
+                // The broker no longer knows this producer's sequences, and
+                // an earlier attempt of this batch may be in its log (written,
+                // then the answer lost). Resent under a new producer id it
+                // could not be recognised, and could land twice: fail it,
+                // saying it may have been written, rather than risk that.
+                st.request_pid_reset();
+                finished.push(Finished::fail(b, error, &mut outcomes));
+                continue;
+            }
             Decision::ResetProducerId { error } => {
-                b.unsure = false;
+                // Refused, never written: renumbered under the new id.
                 (error, false, true)
             }
         };
@@ -653,5 +663,44 @@ mod tests {
             s.contains("MESSAGE_TOO_LARGE") && s.contains("t-3") && s.contains("b:1"),
             "{s}"
         );
+    }
+
+    /// The broker lost our producer state (UNKNOWN_PRODUCER_ID at the head
+    /// of the partition): a batch it refused outright is kept for the new
+    /// producer id, but one an earlier attempt may have written fails,
+    /// saying so, rather than be resent under an id that cannot be
+    /// recognised as the same.
+    #[test]
+    fn lost_producer_state_fails_only_batches_that_may_be_written() {
+        let shared = Shared::new(
+            crate::ProducerConfig::new("b:1"),
+            Arc::new(crate::DefaultPartitioner::default()),
+        );
+        let sure = batch(0, 0);
+        let mut unsure = batch(1, 0);
+        unsure.unsure = true;
+        let reset = |e| Decision::ResetProducerId { error: e };
+        let e = Error::Broker {
+            code: KafkaCode(code::UNKNOWN_PRODUCER_ID),
+            partition: None,
+            broker: "b:1".into(),
+            message: None,
+        };
+        let mut st = shared.lock();
+        st.pid = PidState::Ready(ProducerIdentity { id: 1, epoch: 0 });
+        let (outcomes, finished) = apply(
+            &shared,
+            &mut st,
+            vec![sure, unsure],
+            vec![reset(e.clone()), reset(e)],
+            Instant::now(),
+        );
+        assert_eq!(st.pid, PidState::NeedsId, "a new producer id is asked for");
+        assert_eq!(finished.len(), 1, "only the unsure batch is finished");
+        assert_eq!(finished[0].tp.partition, 1);
+        let (_, outcome) = &outcomes[0];
+        let err = outcome.as_ref().unwrap_err();
+        assert!(err.outcome_unknown(), "{err}");
+        assert_eq!(err.kafka_code(), Some(code::UNKNOWN_PRODUCER_ID));
     }
 }

@@ -296,18 +296,24 @@ pub fn read_all(
     expected: usize,
     timeout: Duration,
 ) -> Vec<Read> {
+    let out = read_log(bootstrap, topic, partitions, timeout);
+    assert_eq!(out.len(), expected, "records in {topic}");
+    out
+}
+
+/// Read every record of `topic` (partitions `0..partitions`) up to each
+/// partition's high watermark, however many there are.
+pub fn read_log(bootstrap: &str, topic: &str, partitions: i32, timeout: Duration) -> Vec<Read> {
     let readers: Vec<_> = (0..partitions)
         .map(|p| {
             let (b, t) = (bootstrap.to_string(), topic.to_string());
             std::thread::spawn(move || read_partition(&b, &t, p, timeout))
         })
         .collect();
-    let out: Vec<Read> = readers
+    readers
         .into_iter()
         .flat_map(|h| h.join().expect("reader thread"))
-        .collect();
-    assert_eq!(out.len(), expected, "records in {topic}");
-    out
+        .collect()
 }
 
 /// After reading `n` records, check that nothing more arrives within

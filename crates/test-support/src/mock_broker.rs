@@ -43,6 +43,12 @@ pub enum Fault {
     /// Append and answer, asking the client to hold off for this many
     /// milliseconds (throttle_time_ms, KIP-219).
     Throttle(i32),
+    /// Append, then answer only after this many milliseconds; requests
+    /// behind it on the connection wait too, as on a real broker.
+    Delay(u64),
+    /// Append, but hold the answer back and send it after the answer to
+    /// the next request on the connection: responses out of order.
+    Reorder,
 }
 
 #[derive(Default)]
@@ -72,6 +78,9 @@ struct State {
     produce_answers: Vec<Instant>,
     /// Broker ports, by node id.
     ports: Vec<u16>,
+    /// Answer a batch already in the log DUPLICATE_SEQUENCE_NUMBER without
+    /// its offset (as Tansu does), instead of success at its offset.
+    duplicates_as_error: bool,
     /// Partition leaders that were moved; the default is partition % brokers.
     leaders: HashMap<(String, usize), i32>,
 }
@@ -177,6 +186,12 @@ impl MockBroker {
         }
     }
 
+    /// Answer resent batches it already has with DUPLICATE_SEQUENCE_NUMBER
+    /// and no offset, as Tansu 0.6.0 does, instead of their original offset.
+    pub fn answer_duplicates_with_error(&self, on: bool) {
+        self.state.lock().unwrap().duplicates_as_error = on;
+    }
+
     /// When Produce requests arrived and when their answers left, in order.
     pub fn produce_times(&self) -> (Vec<Instant>, Vec<Instant>) {
         let st = self.state.lock().unwrap();
@@ -221,6 +236,8 @@ impl Drop for MockBroker {
 }
 
 async fn serve(mut sock: TcpStream, state: Arc<Mutex<State>>, node: i32) {
+    // Answers held back by `Fault::Reorder`, sent after the next one.
+    let mut held: Vec<Bytes> = Vec::new();
     loop {
         let mut len = [0u8; 4];
         if sock.read_exact(&mut len).await.is_err() {
@@ -236,9 +253,22 @@ async fn serve(mut sock: TcpStream, state: Arc<Mutex<State>>, node: i32) {
         let reply = match handle(key, version, &mut buf, &state, node) {
             Reply::Frame(b) => b,
             Reply::Close => return,
+            Reply::Delayed(b, ms) => {
+                tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+                b
+            }
+            Reply::Hold(b) => {
+                held.push(b);
+                continue;
+            }
         };
         if sock.write_all(&reply).await.is_err() {
             return;
+        }
+        for b in held.drain(..) {
+            if sock.write_all(&b).await.is_err() {
+                return;
+            }
         }
     }
 }
@@ -246,6 +276,8 @@ async fn serve(mut sock: TcpStream, state: Arc<Mutex<State>>, node: i32) {
 enum Reply {
     Frame(Bytes),
     Close,
+    Delayed(Bytes, u64),
+    Hold(Bytes),
 }
 
 fn respond<R: Encodable + HeaderVersion>(corr: i32, version: i16, body: &R) -> Reply {
@@ -387,7 +419,11 @@ fn handle(key: i16, version: i16, buf: &mut Bytes, state: &Mutex<State>, node: i
             let resp = ProduceResponse::default()
                 .with_responses(topics)
                 .with_throttle_time_ms(throttle);
-            respond(h.correlation_id, version, &resp)
+            match (respond(h.correlation_id, version, &resp), fault) {
+                (Reply::Frame(b), Some(Fault::Delay(ms))) => Reply::Delayed(b, ms),
+                (Reply::Frame(b), Some(Fault::Reorder)) => Reply::Hold(b),
+                (reply, _) => reply,
+            }
         }
         _ => Reply::Close,
     }
@@ -416,7 +452,11 @@ fn append(st: &mut State, topic: &str, partition: i32, records: Option<Bytes>) -
     if pid >= 0 {
         let p = log.producers.entry(pid).or_default();
         if let Some((_, offset)) = p.recent.iter().find(|(s, _)| *s == base_seq) {
-            return (0, *offset); // a duplicate: the original's offset, not appended again
+            // A duplicate, not appended again.
+            return match st.duplicates_as_error {
+                true => (46, -1), // DUPLICATE_SEQUENCE_NUMBER
+                false => (0, *offset),
+            };
         }
         if base_seq != p.next_seq {
             return (45, -1); // OUT_OF_ORDER_SEQUENCE_NUMBER

@@ -1,6 +1,9 @@
-//! A fault-injecting TCP proxy for Kafka connections: frame-aware, so it
-//! can swallow whole responses (the broker did the work, the client never
-//! hears of it), or cut every connection.
+//! A fault-injecting TCP proxy for Kafka connections (the "chaos proxy"):
+//! frame-aware on the way back, so it can swallow whole responses (the
+//! broker did the work, the client never hears of it); it can also stall
+//! every connection (nothing forwarded either way until released), cut
+//! them (FIN) or reset them (RST), mid-request or not, whatever is in
+//! flight.
 
 use std::net::TcpListener as StdListener;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -16,6 +19,8 @@ pub struct FaultProxy {
     swallow: Arc<AtomicBool>,
     down: Arc<AtomicBool>,
     cut: watch::Sender<u64>,
+    reset: Arc<AtomicBool>,
+    stall: watch::Sender<bool>,
     runtime: Option<tokio::runtime::Runtime>,
 }
 
@@ -32,8 +37,11 @@ impl FaultProxy {
         let swallow = Arc::new(AtomicBool::new(false));
         let down = Arc::new(AtomicBool::new(false));
         let (cut, cut_rx) = watch::channel(0u64);
+        let (stall, stall_rx) = watch::channel(false);
+        let reset = Arc::new(AtomicBool::new(false));
         let sw = swallow.clone();
         let dn = down.clone();
+        let rs = reset.clone();
         runtime.spawn(async move {
             let listener = TcpListener::from_std(listener).expect("tokio listener");
             loop {
@@ -48,7 +56,16 @@ impl FaultProxy {
                 let Ok(server) = TcpStream::connect(&upstream).await else {
                     continue;
                 };
-                tokio::spawn(pipe(client, server, sw.clone(), cut_rx.clone()));
+                tokio::spawn(pipe(
+                    client,
+                    server,
+                    Faults {
+                        swallow: sw.clone(),
+                        reset: rs.clone(),
+                        cut: cut_rx.clone(),
+                        stall: stall_rx.clone(),
+                    },
+                ));
             }
         });
         FaultProxy {
@@ -56,6 +73,8 @@ impl FaultProxy {
             swallow,
             down,
             cut,
+            reset,
+            stall,
             runtime: Some(runtime),
         }
     }
@@ -79,9 +98,22 @@ impl FaultProxy {
         }
     }
 
-    /// Close every open connection now.
+    /// Close every open connection now (FIN).
     pub fn cut_connections(&self) {
+        self.reset.store(false, Ordering::SeqCst);
         self.cut.send_modify(|n| *n += 1);
+    }
+
+    /// Reset every open connection now (RST: SO_LINGER 0, then close).
+    pub fn reset_connections(&self) {
+        self.reset.store(true, Ordering::SeqCst);
+        self.cut.send_modify(|n| *n += 1);
+    }
+
+    /// While on, nothing is forwarded in either direction on any
+    /// connection; what arrives waits in the proxy.
+    pub fn stall(&self, on: bool) {
+        self.stall.send_replace(on);
     }
 }
 
@@ -93,21 +125,47 @@ impl Drop for FaultProxy {
     }
 }
 
-async fn pipe(
-    client: TcpStream,
-    server: TcpStream,
+struct Faults {
     swallow: Arc<AtomicBool>,
-    mut cut: watch::Receiver<u64>,
-) {
+    reset: Arc<AtomicBool>,
+    cut: watch::Receiver<u64>,
+    stall: watch::Receiver<bool>,
+}
+
+/// Wait while the proxy is stalled.
+async fn unstalled(stall: &mut watch::Receiver<bool>) {
+    let _ = stall.wait_for(|on| !*on).await;
+}
+
+async fn pipe(client: TcpStream, server: TcpStream, faults: Faults) {
+    let Faults {
+        swallow,
+        reset,
+        mut cut,
+        stall,
+    } = faults;
     let (mut cr, mut cw) = client.into_split();
     let (mut sr, mut sw) = server.into_split();
-    let up = async { tokio::io::copy(&mut cr, &mut sw).await.map(|_| ()) };
+    let mut stall_up = stall.clone();
+    let up = async {
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            let n = cr.read(&mut buf).await?;
+            if n == 0 {
+                return Ok::<(), std::io::Error>(());
+            }
+            unstalled(&mut stall_up).await;
+            sw.write_all(&buf[..n]).await?;
+        }
+    };
+    let mut stall_down = stall;
     let down = async {
         loop {
             let mut len = [0u8; 4];
             sr.read_exact(&mut len).await?;
             let mut frame = vec![0u8; i32::from_be_bytes(len).max(0) as usize];
             sr.read_exact(&mut frame).await?;
+            unstalled(&mut stall_down).await;
             if !swallow.load(Ordering::SeqCst) {
                 cw.write_all(&len).await?;
                 cw.write_all(&frame).await?;
@@ -117,9 +175,14 @@ async fn pipe(
         Ok::<(), std::io::Error>(())
     };
     cut.mark_unchanged();
-    tokio::select! {
-        _ = up => {}
-        _ = down => {}
-        _ = cut.changed() => {}
+    let was_cut = tokio::select! {
+        _ = up => false,
+        _ = down => false,
+        _ = cut.changed() => true,
+    };
+    if was_cut && reset.load(Ordering::SeqCst) {
+        // Linger 0 makes the close an RST; it never blocks with a zero time.
+        #[allow(deprecated)]
+        let _ = cw.as_ref().set_linger(Some(std::time::Duration::ZERO));
     }
 }

@@ -6,6 +6,7 @@
 //!   implementation that injects errors, delays and outages.
 //! - `lifecycle`: flush, close and drop.
 
+mod checker;
 mod lifecycle;
 mod mock;
 mod own_mock;

@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 use herald::{Producer, ProducerConfig, Record, RecordMetadata};
 use herald_test_support::{assert_no_more, Tansu};
 
-use crate::{numbers, read_back, wait_for_retries, BOUND};
+use crate::checker::{read_logs, Checker};
+use crate::{read_back, wait_for_retries, BOUND};
 
 /// Done-when 2: 100,000 keyed records with headers and explicit timestamps
 /// to a 3-partition topic; librdkafka reads every one back with the same
@@ -229,25 +230,25 @@ async fn shared_by_tasks_and_threads_with_ordered_callbacks() {
     producer.close(BOUND).await.unwrap();
 }
 
-/// Send records "0".."n-1" to `topic`: the fault starts (`on`) at n/3 and
-/// ends (`off`) at 2n/3, once it made the producer retry. With `settle`,
-/// everything sent before the fault is acknowledged first. Every record
-/// must be delivered; returns the producer's stats.
+/// Send records "0".."n-1" to `topic` through the invariant checker: the
+/// fault starts (`on`) at n/3 and ends (`off`) at 2n/3, once it made the
+/// producer retry. With `settle`, everything sent before the fault is
+/// acknowledged first. Then the checker reads the log back with librdkafka;
+/// every record must be delivered.
 async fn send_through_fault(
     producer: &Producer,
+    read_from: &str,
     topic: &str,
     n: usize,
     settle: bool,
     on: impl Fn(),
     off: impl Fn(),
 ) -> herald::ProducerStats {
-    let mut handles: Vec<herald::DeliveryFuture> = Vec::new();
+    let checker = Checker::new(producer).allow_unknown_offsets();
     for i in 0..n {
         if i == n / 3 {
             if settle {
-                for h in handles.drain(..) {
-                    tokio::time::timeout(BOUND, h).await.unwrap().unwrap();
-                }
+                checker.wait(BOUND).await;
             }
             on();
         }
@@ -255,19 +256,12 @@ async fn send_through_fault(
             wait_for_retries(producer, Duration::from_secs(30)).await;
             off();
         }
-        handles.push(
-            producer
-                .send(Record::new(topic, format!("{i}")))
-                .await
-                .unwrap(),
-        );
+        checker.send(producer, |v| Record::new(topic, v)).await;
     }
-    for h in handles {
-        tokio::time::timeout(BOUND, h)
-            .await
-            .unwrap()
-            .expect("delivered once the fault is over");
-    }
+    checker.wait(BOUND).await;
+    let read = read_log_async(read_from, topic, 1).await;
+    let r = checker.check(topic, &read_logs(&read, 1));
+    assert_eq!(r.delivered, n, "{:?}", checker.errors().first());
     let stats = producer.stats();
     assert!(stats.batch_retries > 0, "the fault was felt: {stats:?}");
     stats
@@ -296,6 +290,7 @@ async fn lost_responses_are_resent_without_duplicates() {
     // vanish until a written request has timed out and been retried.
     let stats = send_through_fault(
         &producer,
+        &proxy.addr(),
         "unsure",
         N,
         true,
@@ -304,12 +299,6 @@ async fn lost_responses_are_resent_without_duplicates() {
     )
     .await;
     eprintln!("lost responses: {stats:?}");
-    let read = read_back(&proxy.addr(), "unsure", 1, N).await;
-    assert_eq!(
-        numbers(&read),
-        (0..N).collect::<Vec<_>>(),
-        "exactly once, in order"
-    );
     assert_eq!(
         stats.producer_ids, 1,
         "resent under the same producer id: {stats:?}"
@@ -332,6 +321,7 @@ async fn broker_down_and_up_loses_and_duplicates_nothing() {
     let producer = Producer::new(cfg).unwrap();
     let stats = send_through_fault(
         &producer,
+        &proxy.addr(),
         "outage",
         N,
         false,
@@ -340,104 +330,136 @@ async fn broker_down_and_up_loses_and_duplicates_nothing() {
     )
     .await;
     eprintln!("outage: {stats:?}");
-    let read = read_back(&proxy.addr(), "outage", 1, N).await;
-    assert_eq!(
-        numbers(&read),
-        (0..N).collect::<Vec<_>>(),
-        "exactly once, in order"
-    );
     producer.close(BOUND).await.unwrap();
 }
 
-/// `kill -9` of the broker mid-stream and a restart on the same sqlite
-/// storage: every record herald reports delivered is in the log exactly
-/// once, at the offset reported, in send order per partition; every record
-/// gets an outcome.
+/// The chaos run (issue 3, done-when 2): 200,000 keyed records over 3
+/// partitions through the chaos proxy, which cuts (FIN), resets (RST) and
+/// stalls every connection and swallows answers on a seeded random
+/// schedule while records flow; and in the middle Tansu is killed with
+/// `kill -9` and restarted on the same sqlite storage. The invariant
+/// checker then reads the log back with librdkafka: every acknowledged
+/// record once, at its offset, in send order per partition; every record
+/// an outcome, within delivery.timeout.ms; none failed, as the broker is
+/// back well within it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn broker_killed_and_restarted_keeps_every_acknowledged_record_once() {
+async fn chaos_proxy_and_kill9_keep_every_acknowledged_record_once() {
     const N: usize = 200_000;
     herald_test_support::init_tracing();
-    let mut tansu = Tansu::start();
-    tansu.create_topic("restart", 3);
+    let (mut tansu, proxy) = Tansu::start_behind_proxy();
+    tansu.create_topic("chaos", 3);
     let cfg = ProducerConfig::from_properties(&[
-        ("bootstrap.servers", tansu.bootstrap().as_str()),
-        ("request.timeout.ms", "5000"),
+        ("bootstrap.servers", proxy.addr().as_str()),
+        ("request.timeout.ms", "3000"),
         ("retry.backoff.ms", "50"),
         ("retry.backoff.max.ms", "500"),
     ])
     .unwrap();
     let producer = Producer::new(cfg).unwrap();
-    let key = |i: usize| format!("k{}", i % 101);
-    let mut handles = Vec::with_capacity(N);
+    let checker = Checker::new(&producer).allow_unknown_offsets();
+    let proxy = std::sync::Arc::new(proxy);
+    // The chaos schedule: one fault every 50-250 ms, each lasting up to
+    // 1 s, until every record has its outcome. The sender keeps pace: one
+    // fault at least per 2,000 records, so faults land all along the run.
+    let (count_tx, mut count_rx) = tokio::sync::watch::channel(0usize);
+    let running = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let chaos = {
+        let (proxy, running) = (proxy.clone(), running.clone());
+        tokio::spawn(async move {
+            let mut rng = 0x2545_f491_4f6c_dd1du64;
+            let mut next = move |n: u64| {
+                rng ^= rng >> 12;
+                rng ^= rng << 25;
+                rng ^= rng >> 27;
+                rng.wrapping_mul(0x2545_f491_4f6c_dd1d) % n
+            };
+            let mut faults = [0usize; 4];
+            while running.load(std::sync::atomic::Ordering::SeqCst) {
+                tokio::time::sleep(Duration::from_millis(50 + next(200))).await;
+                let hold = Duration::from_millis(100 + next(900));
+                let kind = next(4) as usize;
+                faults[kind] += 1;
+                match kind {
+                    0 => proxy.cut_connections(),
+                    1 => proxy.reset_connections(),
+                    2 => {
+                        proxy.stall(true);
+                        tokio::time::sleep(hold).await;
+                        proxy.stall(false);
+                    }
+                    _ => {
+                        proxy.swallow_responses(true);
+                        tokio::time::sleep(hold).await;
+                        proxy.swallow_responses(false);
+                    }
+                }
+                count_tx.send_replace(faults.iter().sum());
+            }
+            faults
+        })
+    };
     let started = Instant::now();
+    let key = |i: usize| format!("k{}", i % 101);
     for i in 0..N {
-        if i == N / 3 {
+        if i == N / 2 {
             tansu.kill9();
         }
-        if i == N / 3 + 10_000 {
+        if i == N / 2 + 10_000 {
             // Bounded wait until the outage was felt, then restart.
             wait_for_retries(&producer, Duration::from_secs(60)).await;
             tansu.restart();
         }
-        let r = Record::new("restart", format!("{i}")).key(key(i));
-        handles.push(producer.send(r).await.expect("buffered"));
-    }
-    // What herald reported for each record: (partition, offset); the offset
-    // is -1 when the broker recognised a resent batch (DUPLICATE_SEQUENCE_
-    // NUMBER) without saying where the original landed, as Tansu does.
-    let mut reported: Vec<(i32, i64)> = Vec::with_capacity(N);
-    let mut failed = 0usize;
-    for (i, h) in handles.into_iter().enumerate() {
-        match tokio::time::timeout(BOUND, h)
-            .await
-            .expect("an outcome, not a hang")
-        {
-            Ok(md) => reported.push((md.partition, md.offset)),
-            Err(e) => {
-                failed += 1;
-                reported.push((-1, -1));
-                eprintln!("record {i} failed: {e}");
-            }
+        if i % 2_000 == 0 {
+            // Keep pace with the chaos (a condition, bounded).
+            tokio::time::timeout(BOUND, count_rx.wait_for(|c| *c >= i / 2_000))
+                .await
+                .expect("the chaos schedule goes on")
+                .unwrap();
         }
+        let k = key(i);
+        checker
+            .send(&producer, |v| Record::new("chaos", v).key(k))
+            .await;
     }
+    checker.wait(BOUND * 2).await;
+    running.store(false, std::sync::atomic::Ordering::SeqCst);
+    let [cuts, resets, stalls, swallows] = chaos.await.unwrap();
     let stats = producer.stats();
-    let unknown = reported.iter().filter(|(p, o)| *p >= 0 && *o < 0).count();
-    eprintln!(
-        "kill -9: {N} records in {:.1} s, {failed} failed, {unknown} acknowledged as duplicates without an offset, {stats:?}",
-        started.elapsed().as_secs_f64(),
-    );
-    assert_eq!(
-        failed, 0,
-        "with the broker back within delivery.timeout.ms, nothing fails"
-    );
-    let bootstrap = tansu.bootstrap();
-    // Exactly N records in the log: with every record acknowledged, none lost
-    // means none duplicated.
-    let read = read_back(&bootstrap, "restart", 3, N).await;
-    let mut seen = vec![false; N];
-    let mut last_in_partition: HashMap<i32, usize> = HashMap::new();
+    let read = read_log_async(&proxy.addr(), "chaos", 3).await;
     for r in &read {
         let i: usize = std::str::from_utf8(r.value.as_deref().unwrap())
             .unwrap()
             .parse()
             .unwrap();
-        assert!(
-            !std::mem::replace(&mut seen[i], true),
-            "record {i} twice in the log"
+        assert_eq!(
+            r.key.as_deref(),
+            Some(key(i).as_bytes()),
+            "record {i}'s key"
         );
-        assert_eq!(r.key.as_deref(), Some(key(i).as_bytes()));
-        let (p, o) = reported[i];
-        assert_eq!(p, r.partition, "record {i} reported in another partition");
-        if o >= 0 {
-            assert_eq!(o, r.offset, "record {i} reported at another offset");
-        }
-        if let Some(prev) = last_in_partition.insert(r.partition, i) {
-            assert!(
-                i > prev,
-                "partition {}: record {i} after record {prev}",
-                r.partition
-            );
-        }
     }
+    let report = checker.check("chaos proxy + kill -9 on Tansu", &read_logs(&read, 3));
+    eprintln!(
+        "chaos: {N} records in {:.1} s; faults: {cuts} cuts, {resets} resets, {stalls} stalls, {swallows} swallowed-answer windows, 1 kill -9; {stats:?}",
+        started.elapsed().as_secs_f64(),
+    );
+    assert_eq!(report.failed, 0, "{:?}", checker.errors().first());
+    assert_eq!(read.len(), N, "every record is in the log, once");
+    assert!(
+        cuts + resets + stalls + swallows >= 10,
+        "the chaos was real"
+    );
+    assert!(stats.batch_retries > 0, "{stats:?}");
     producer.close(BOUND).await.unwrap();
+}
+
+/// The whole log of `topic` read with librdkafka, off the runtime.
+async fn read_log_async(
+    bootstrap: &str,
+    topic: &str,
+    partitions: i32,
+) -> Vec<herald_test_support::Read> {
+    let (b, t) = (bootstrap.to_string(), topic.to_string());
+    tokio::task::spawn_blocking(move || herald_test_support::read_log(&b, &t, partitions, BOUND))
+        .await
+        .unwrap()
 }
