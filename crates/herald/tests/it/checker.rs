@@ -47,6 +47,7 @@ pub struct Checker {
     done: Arc<Notify>,
     delivery_timeout: Duration,
     unknown_offsets_allowed: bool,
+    at_least_once: bool,
 }
 
 /// What a checked run came to; printed by `check`, kept for figures.
@@ -64,6 +65,11 @@ pub struct Report {
     pub unknown_in_log: usize,
     /// The longest a record waited for its outcome.
     pub longest_wait: Duration,
+    /// Extra copies in the log (only allowed `at_least_once`).
+    pub duplicates: usize,
+    /// Records in the log after a record sent later to the same partition
+    /// (only allowed `at_least_once`).
+    pub reordered: usize,
 }
 
 /// Slack on `delivery.timeout.ms` for timers and a loaded CI machine.
@@ -77,6 +83,7 @@ impl Checker {
             done: Arc::default(),
             delivery_timeout: producer.config().delivery_timeout,
             unknown_offsets_allowed: false,
+            at_least_once: false,
         }
     }
 
@@ -84,6 +91,15 @@ impl Checker {
     /// resent duplicate DUPLICATE_SEQUENCE_NUMBER without its offset).
     pub fn allow_unknown_offsets(mut self) -> Checker {
         self.unknown_offsets_allowed = true;
+        self
+    }
+
+    /// What a producer without idempotence promises: at least once. Copies
+    /// of a record and records out of send order are counted in the report
+    /// instead of failing the check; a delivered record must still be in
+    /// the log, and a reported offset must hold one of its copies.
+    pub fn at_least_once(mut self) -> Checker {
+        self.at_least_once = true;
         self
     }
 
@@ -165,8 +181,8 @@ impl Checker {
             .try_check(logs)
             .unwrap_or_else(|e| panic!("{label}: {e}"));
         eprintln!(
-            "checker [{label}]: {} sent, {} delivered ({} without offset), {} failed ({} outcome unknown, {} of those in the log); 0 lost, 0 duplicated, 0 reordered; longest wait {:?}",
-            r.sent, r.delivered, r.delivered_without_offset, r.failed, r.unknown, r.unknown_in_log, r.longest_wait
+            "checker [{label}]: {} sent, {} delivered ({} without offset), {} failed ({} outcome unknown, {} of those in the log); 0 lost, {} duplicated, {} reordered; longest wait {:?}",
+            r.sent, r.delivered, r.delivered_without_offset, r.failed, r.unknown, r.unknown_in_log, r.duplicates, r.reordered, r.longest_wait
         );
         r
     }
@@ -196,7 +212,7 @@ impl Checker {
             }
         }
         // Invariants 3 and 5: where each record is; order per partition.
-        let mut in_log: HashMap<usize, (i32, i64)> = HashMap::new();
+        let mut in_log: HashMap<usize, Vec<(i32, i64)>> = HashMap::new();
         for (partition, log) in logs {
             let mut last: Option<usize> = None;
             for (offset, value) in log {
@@ -208,17 +224,27 @@ impl Checker {
                     .ok_or_else(|| {
                         format!("partition {partition} offset {offset}: a record never sent ({value:?})")
                     })?;
-                if let Some((p, o)) = in_log.insert(i, (*partition, *offset)) {
-                    return Err(format!(
-                        "record {i} is in the log twice: {p}@{o} and {partition}@{offset}"
-                    ));
+                let copies = in_log.entry(i).or_default();
+                copies.push((*partition, *offset));
+                if copies.len() > 1 {
+                    report.duplicates += 1;
+                    if !self.at_least_once {
+                        let (p, o) = copies[0];
+                        return Err(format!(
+                            "record {i} is in the log twice: {p}@{o} and {partition}@{offset}"
+                        ));
+                    }
+                    continue;
                 }
                 if let Some(prev) = last.filter(|prev| i < *prev) {
-                    return Err(format!(
-                        "partition {partition}: record {i} at offset {offset} comes after record {prev}, sent later"
-                    ));
+                    report.reordered += 1;
+                    if !self.at_least_once {
+                        return Err(format!(
+                            "partition {partition}: record {i} at offset {offset} comes after record {prev}, sent later"
+                        ));
+                    }
                 }
-                last = Some(i);
+                last = last.max(Some(i));
             }
         }
         // Invariants 2 and 4: outcomes against the log.
@@ -226,15 +252,16 @@ impl Checker {
             match &e.outcomes[0].0 {
                 Ok(md) => {
                     report.delivered += 1;
-                    let Some(&(p, offset)) = in_log.get(&i) else {
+                    let Some(copies) = in_log.get(&i) else {
                         return Err(format!(
                             "record {i} reported delivered at {}@{} is not in the log: lost",
                             md.partition, md.offset
                         ));
                     };
+                    let (p, offset) = copies[0];
                     if md.offset < 0 && self.unknown_offsets_allowed && md.partition == p {
                         report.delivered_without_offset += 1;
-                    } else if (md.partition, md.offset) != (p, offset) {
+                    } else if !copies.contains(&(md.partition, md.offset)) {
                         return Err(format!(
                             "record {i} reported at {}@{} is at {p}@{offset}",
                             md.partition, md.offset
@@ -249,7 +276,7 @@ impl Checker {
                     if err.outcome_unknown() {
                         report.unknown += 1;
                         report.unknown_in_log += in_log.contains_key(&i) as usize;
-                    } else if let Some((p, o)) = in_log.get(&i) {
+                    } else if let Some((p, o)) = in_log.get(&i).map(|c| c[0]) {
                         return Err(format!(
                             "record {i} failed ({err}) but is in the log at {p}@{o}"
                         ));

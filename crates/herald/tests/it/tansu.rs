@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use herald::{Producer, ProducerConfig, Record, RecordMetadata};
 use herald_test_support::{assert_no_more, Tansu};
 
-use crate::checker::{read_logs, Checker};
+use crate::checker::{read_logs, Checker, Report};
 use crate::{read_back, wait_for_retries, BOUND};
 
 /// Done-when 2: 100,000 keyed records with headers and explicit timestamps
@@ -236,6 +236,7 @@ async fn shared_by_tasks_and_threads_with_ordered_callbacks() {
 /// acknowledged first. Then the checker reads the log back with librdkafka;
 /// every record must be delivered.
 async fn send_through_fault(
+    checker: Checker,
     producer: &Producer,
     read_from: &str,
     topic: &str,
@@ -243,8 +244,7 @@ async fn send_through_fault(
     settle: bool,
     on: impl Fn(),
     off: impl Fn(),
-) -> herald::ProducerStats {
-    let checker = Checker::new(producer).allow_unknown_offsets();
+) -> (Report, herald::ProducerStats) {
     for i in 0..n {
         if i == n / 3 {
             if settle {
@@ -264,7 +264,7 @@ async fn send_through_fault(
     assert_eq!(r.delivered, n, "{:?}", checker.errors().first());
     let stats = producer.stats();
     assert!(stats.batch_retries > 0, "the fault was felt: {stats:?}");
-    stats
+    (r, stats)
 }
 
 /// Exactly once through lost answers: Tansu writes batches, but a proxy
@@ -288,7 +288,8 @@ async fn lost_responses_are_resent_without_duplicates() {
     let producer = Producer::new(cfg).unwrap();
     // Everything sent before the fault is acknowledged first; then answers
     // vanish until a written request has timed out and been retried.
-    let stats = send_through_fault(
+    let (_, stats) = send_through_fault(
+        Checker::new(&producer).allow_unknown_offsets(),
         &producer,
         &proxy.addr(),
         "unsure",
@@ -306,6 +307,42 @@ async fn lost_responses_are_resent_without_duplicates() {
     producer.close(BOUND).await.unwrap();
 }
 
+/// The same lost answers with `enable.idempotence=false`: what herald then
+/// promises is at least once. Nothing acknowledged is lost, but the resent
+/// batches the broker already had are written again: the reason
+/// idempotence is on by default.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lost_responses_without_idempotence_are_delivered_at_least_once() {
+    const N: usize = 3_000;
+    let (tansu, proxy) = Tansu::start_behind_proxy();
+    tansu.create_topic("twice", 1);
+    let cfg = ProducerConfig::from_properties(&[
+        ("bootstrap.servers", proxy.addr().as_str()),
+        ("enable.idempotence", "false"),
+        ("request.timeout.ms", "1000"),
+        ("delivery.timeout.ms", "60000"),
+        ("retry.backoff.ms", "50"),
+        ("retry.backoff.max.ms", "500"),
+        ("batch.size", "4000"),
+    ])
+    .unwrap();
+    let producer = Producer::new(cfg).unwrap();
+    let (r, stats) = send_through_fault(
+        Checker::new(&producer).at_least_once(),
+        &producer,
+        &proxy.addr(),
+        "twice",
+        N,
+        true,
+        || proxy.swallow_responses(true),
+        || proxy.swallow_responses(false),
+    )
+    .await;
+    eprintln!("lost responses, idempotence off: {stats:?}");
+    assert!(r.duplicates > 0, "resent batches were written twice: {r:?}");
+    producer.close(BOUND).await.unwrap();
+}
+
 /// The broker goes down mid-stream (every connection cut, new ones
 /// refused) and comes back: records sent meanwhile wait and are retried;
 /// requests cut in flight are resent under the same sequences; the log
@@ -319,7 +356,8 @@ async fn broker_down_and_up_loses_and_duplicates_nothing() {
         .retry_backoff(Duration::from_millis(20), Duration::from_millis(200))
         .batch_size(2_000);
     let producer = Producer::new(cfg).unwrap();
-    let stats = send_through_fault(
+    let (_, stats) = send_through_fault(
+        Checker::new(&producer).allow_unknown_offsets(),
         &producer,
         &proxy.addr(),
         "outage",
