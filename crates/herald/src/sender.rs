@@ -441,7 +441,7 @@ pub(crate) async fn run(shared: Arc<Shared>, node: i32) {
                             }
                             let st = shared.lock();
                             decide(&resp, &s.batches, &s.addr, |tp, base| {
-                                st.acc.is_head(tp, base)
+                                st.oosn_at_head(tp, base)
                             })
                         }
                         Err(e) => vec![
@@ -702,5 +702,49 @@ mod tests {
         let err = outcome.as_ref().unwrap_err();
         assert!(err.outcome_unknown(), "{err}");
         assert_eq!(err.kafka_code(), Some(code::UNKNOWN_PRODUCER_ID));
+    }
+
+    /// Seed 484's race, as decisions: B0 was given up under producer id P
+    /// (a reset is pending), B1 is unsure and gets OUT_OF_ORDER_SEQUENCE_
+    /// NUMBER. B0 will never be resent, so that answer does not prove B1
+    /// unwritten: B1 fails as outcome-unknown instead of being renumbered
+    /// under the next id and written twice.
+    #[test]
+    fn out_of_order_behind_a_given_up_batch_proves_nothing() {
+        let shared = Shared::new(
+            crate::ProducerConfig::new("b:1"),
+            Arc::new(crate::DefaultPartitioner::default()),
+        );
+        let mut st = shared.lock();
+        st.pid = PidState::Ready(ProducerIdentity { id: 1, epoch: 0 });
+        let tp = TopicPartition::new("t", 0);
+        let mut b1 = batch(0, 5);
+        b1.unsure = true;
+        let resp = response(&[(0, code::OUT_OF_ORDER_SEQUENCE_NUMBER)]);
+        // B0 (sequence 0) still to be resent: B1's answer means not written.
+        let d = decide(&resp, std::slice::from_ref(&b1), "b:1", |tp, base| {
+            st.oosn_at_head(tp, base)
+        });
+        assert!(
+            matches!(
+                d[0],
+                Decision::Retry {
+                    fate: Fate::NotWritten,
+                    ..
+                }
+            ),
+            "{:?}",
+            d[0]
+        );
+        // B0 given up: a reset is pending, and the answer is read as at the head.
+        st.request_pid_reset();
+        assert!(st.oosn_at_head(&tp, 5));
+        let d = decide(&resp, std::slice::from_ref(&b1), "b:1", |tp, base| {
+            st.oosn_at_head(tp, base)
+        });
+        let (outcomes, finished) = apply(&shared, &mut st, vec![b1], d, Instant::now());
+        assert_eq!(finished.len(), 1);
+        let err = outcomes[0].1.as_ref().unwrap_err();
+        assert!(err.outcome_unknown(), "{err}");
     }
 }

@@ -231,7 +231,7 @@ async fn shared_by_tasks_and_threads_with_ordered_callbacks() {
 }
 
 /// Send records "0".."n-1" to `topic` through the invariant checker: the
-/// fault starts (`on`) at n/3 and ends (`off`) at 2n/3, once it made the
+/// fault starts (`fault(true)`) at n/3 and ends (`fault(false)`) at 2n/3, once it made the
 /// producer retry. With `settle`, everything sent before the fault is
 /// acknowledged first. Then the checker reads the log back with librdkafka;
 /// every record must be delivered.
@@ -242,19 +242,18 @@ async fn send_through_fault(
     topic: &str,
     n: usize,
     settle: bool,
-    on: impl Fn(),
-    off: impl Fn(),
+    fault: impl Fn(bool),
 ) -> (Report, herald::ProducerStats) {
     for i in 0..n {
         if i == n / 3 {
             if settle {
                 checker.wait(BOUND).await;
             }
-            on();
+            fault(true);
         }
         if i == 2 * n / 3 {
             wait_for_retries(producer, Duration::from_secs(30)).await;
-            off();
+            fault(false);
         }
         checker.send(producer, |v| Record::new(topic, v)).await;
     }
@@ -295,8 +294,7 @@ async fn lost_responses_are_resent_without_duplicates() {
         "unsure",
         N,
         true,
-        || proxy.swallow_responses(true),
-        || proxy.swallow_responses(false),
+        |on| proxy.swallow_responses(on),
     )
     .await;
     eprintln!("lost responses: {stats:?}");
@@ -334,8 +332,7 @@ async fn lost_responses_without_idempotence_are_delivered_at_least_once() {
         "twice",
         N,
         true,
-        || proxy.swallow_responses(true),
-        || proxy.swallow_responses(false),
+        |on| proxy.swallow_responses(on),
     )
     .await;
     eprintln!("lost responses, idempotence off: {stats:?}");
@@ -363,8 +360,7 @@ async fn broker_down_and_up_loses_and_duplicates_nothing() {
         "outage",
         N,
         false,
-        || proxy.set_down(true),
-        || proxy.set_down(false),
+        |on| proxy.set_down(on),
     )
     .await;
     eprintln!("outage: {stats:?}");
