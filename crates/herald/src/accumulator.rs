@@ -395,6 +395,32 @@ impl Accumulator {
         }
     }
 
+    /// The batch at `(tp, base)` was given up without ever being written:
+    /// nothing numbered after it can be written under this producer id, now
+    /// or later (`PartitionSequence::given_up_from`).
+    pub(crate) fn given_up_unwritten(&mut self, tp: &TopicPartition, base: i32) {
+        self.not_written_from(tp, base);
+        if let Some(q) = self.queues.get_mut(tp) {
+            q.sequence.given_up(base);
+        }
+    }
+
+    /// Whether the batch at `(tp, base)` cannot be in the log, whatever
+    /// happened to its requests: an earlier-numbered batch of the same
+    /// producer id has never been written, either given up or waiting here
+    /// for a retry with every attempt so far refused (not in flight, so no
+    /// attempt of it can land before this one's). The broker takes a
+    /// producer's batches only in sequence order, and one that lost the
+    /// producer's state takes none but sequence 0.
+    pub(crate) fn cannot_be_written(&self, tp: &TopicPartition, base: i32) -> bool {
+        self.queues.get(tp).is_some_and(|q| {
+            q.sequence.cannot_be_written(base)
+                || q.batches
+                    .iter()
+                    .any(|b| !b.unsure && b.sequence.is_some_and(|(_, s)| s < base))
+        })
+    }
+
     /// The broker acknowledged batch `(tp, base)` of `count` records.
     pub(crate) fn acked(&mut self, tp: &TopicPartition, base: i32, count: i32) {
         if let Some(q) = self.queues.get_mut(tp) {

@@ -145,7 +145,10 @@ pub(crate) async fn run(shared: Arc<Shared>) {
             let (expired, next_expiry) = st.acc.expire(now, cfg.delivery_timeout);
             let mut wake_at = next_expiry;
             for b in expired {
-                if b.sequence.is_some_and(|s| s.1 >= 0) {
+                if let Some((_, seq)) = b.sequence.filter(|s| s.1 >= 0) {
+                    if !b.unsure {
+                        st.acc.given_up_unwritten(&b.tp, seq);
+                    }
                     st.request_pid_reset();
                 }
                 let err = Error::DeliveryTimeout {

@@ -42,6 +42,12 @@ pub(crate) struct PartitionSequence {
     next: i32,
     /// The sequence the broker expects next, by what it acknowledged.
     acked_next: i32,
+    /// The lowest sequence of a batch given up without ever being written
+    /// (refused outright, or expired before a definite answer was
+    /// needed). Under this producer id no batch numbered after it can be in
+    /// the log: a broker appends a producer's batches in sequence order, and
+    /// one that lost the producer's state takes none but sequence 0.
+    given_up_from: Option<i32>,
 }
 
 /// Sequences wrap at i32::MAX, as in the Java client.
@@ -67,6 +73,19 @@ impl PartitionSequence {
     /// batch only means an earlier one failed and will be resent first.
     pub(crate) fn is_head(&self, base: i32) -> bool {
         base == self.acked_next
+    }
+
+    /// A batch at `base`, never written, was given up.
+    pub(crate) fn given_up(&mut self, base: i32) {
+        self.given_up_from = Some(self.given_up_from.map_or(base, |g| g.min(base)));
+    }
+
+    /// Whether the batch at `base` cannot be in the log (see `given_up_from`).
+    /// Sequences wrap only after 2^31 records of one partition; a wrapped
+    /// sequence compares as lower here, which only errs towards "may be
+    /// written".
+    pub(crate) fn cannot_be_written(&self, base: i32) -> bool {
+        self.given_up_from.is_some_and(|g| base > g)
     }
 
     /// Start again from 0 under a new producer id.

@@ -223,8 +223,9 @@ pub(crate) fn apply(
             }
             Decision::Fail { error } => {
                 if sequenced && !b.unsure {
-                    // Refused outright: nothing after it was written either.
-                    st.acc.not_written_from(&b.tp, seq);
+                    // Refused outright and never written: nothing after it
+                    // can be written under this producer id.
+                    st.acc.given_up_unwritten(&b.tp, seq);
                 }
                 if sequenced {
                     // The broker still expects this batch's sequence: start
@@ -241,11 +242,20 @@ pub(crate) fn apply(
             } => {
                 match fate {
                     Fate::Unchanged => {}
-                    Fate::Unknown => b.unsure = true,
-                    Fate::NotWritten => {
-                        b.unsure = false;
-                        st.acc.not_written_from(&b.tp, seq);
+                    // Unless an earlier batch was never written, in which
+                    // case the broker cannot have taken this one.
+                    Fate::Unknown => {
+                        b.unsure = !(sequenced && st.acc.cannot_be_written(&b.tp, seq))
                     }
+                    Fate::NotWritten => b.unsure = false,
+                }
+                if sequenced && !b.unsure {
+                    // Never written so far: nothing numbered after it was
+                    // either (a later batch's unknown answer proves nothing
+                    // more; without this, such a batch stuck behind this one
+                    // held a producer-id reset until the delivery timeout:
+                    // soak, seeds 3 and 87).
+                    st.acc.not_written_from(&b.tp, seq);
                 }
                 (error, refresh_metadata, false)
             }
@@ -281,6 +291,9 @@ pub(crate) fn apply(
         let timed_out = now >= b.created + cfg.delivery_timeout;
         if timed_out || b.attempts > cfg.retries {
             if sequenced {
+                if !b.unsure {
+                    st.acc.given_up_unwritten(&b.tp, seq);
+                }
                 st.request_pid_reset();
             }
             let err = if timed_out {
@@ -295,7 +308,7 @@ pub(crate) fn apply(
             };
             finished.push(Finished::fail(b, err, &mut outcomes));
         } else {
-            tracing::debug!(tp = %b.tp, attempts = b.attempts, error = %error, "retrying batch");
+            tracing::debug!(tp = %b.tp, seq = ?b.sequence.map(|s| (s.0.id, s.1)), unsure = b.unsure, attempts = b.attempts, error = %error, "retrying batch");
             crate::state::Counters::add(&shared.counters.batch_retries, 1);
             b.last_error = Some(error);
             let wait = backoff(cfg.retry_backoff, cfg.retry_backoff_max, b.attempts);

@@ -13,7 +13,7 @@ use rdkafka::ClientConfig;
 use herald_test_support::read_log;
 
 use crate::checker::{read_logs, Checker, PartitionLog};
-use crate::{numbers, read_back, wait_for_retries, BOUND};
+use crate::{wait_for_retries, BOUND};
 
 fn random_key(state: &mut u64) -> Vec<u8> {
     // xorshift64*: reproducible, varied lengths and bytes (0..=40 bytes).
@@ -376,22 +376,26 @@ async fn fatal_error_fails_only_its_records_at_once() {
     mock.create_topic("fatal", 1, 1).unwrap();
     let bootstrap = mock.bootstrap_servers();
     let producer = Producer::new(ProducerConfig::new(&bootstrap)).unwrap();
-    producer
-        .send(Record::new("fatal", "before"))
-        .await
-        .unwrap()
-        .await
-        .unwrap();
-
+    let checker = Checker::new(&producer);
+    checker.send_to(&producer, "fatal", 1).await;
+    checker.wait(BOUND).await;
     mock.request_errors(
         RDKafkaApiKey::Produce,
         &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE],
     );
-    let doomed = producer.send(Record::new("fatal", "doomed")).await.unwrap();
-    let e = tokio::time::timeout(BOUND, doomed)
-        .await
-        .unwrap()
-        .expect_err("MESSAGE_TOO_LARGE is fatal");
+    // Record 1 alone in its batch: too large by itself, fatal.
+    checker.send_to(&producer, "fatal", 2).await;
+    checker.wait(BOUND).await;
+    checker.send_to(&producer, "fatal", 3).await;
+    checker.wait(BOUND).await;
+    let r = checker.check(
+        "librdkafka mock: fatal error",
+        &mock_log(&bootstrap, "fatal", 1).await,
+    );
+    assert_eq!((r.delivered, r.failed), (2, 1), "{r:?}");
+    let errors = checker.errors();
+    let (i, e) = &errors[0];
+    assert_eq!(*i, 1);
     assert_eq!(e.kafka_code(), Some(10), "{e}");
     assert!(
         matches!(e, Error::Broker { .. }),
@@ -401,16 +405,7 @@ async fn fatal_error_fails_only_its_records_at_once() {
         e.to_string().contains("MESSAGE_TOO_LARGE") && e.to_string().contains("fatal-0"),
         "{e}"
     );
-
-    let after = producer.send(Record::new("fatal", "after")).await.unwrap();
-    let md = tokio::time::timeout(BOUND, after)
-        .await
-        .unwrap()
-        .expect("later records are delivered");
-    assert_eq!(md.offset, 1, "the doomed record was not written");
-    let read = read_back(&bootstrap, "fatal", 1, 2).await;
-    let values: Vec<&[u8]> = read.iter().map(|r| r.value.as_deref().unwrap()).collect();
-    assert_eq!(values, vec![&b"before"[..], &b"after"[..]]);
+    assert_eq!(producer.stats().batch_retries, 0, "not retried");
     producer.close(BOUND).await.unwrap();
 }
 
@@ -494,40 +489,23 @@ async fn too_large_batches_are_split_not_dropped() {
     let bootstrap = mock.bootstrap_servers();
     let cfg = ProducerConfig::new(&bootstrap).linger(Duration::from_secs(60));
     let producer = Producer::new(cfg).unwrap();
-    let warm_up = producer
-        .send(Record::new("split", "warm-up"))
-        .await
-        .unwrap();
+    let checker = Checker::new(&producer);
+    checker.send_to(&producer, "split", 1).await;
     producer.flush().await; // no lingering for 60 s
-    warm_up.await.unwrap();
+    checker.wait(BOUND).await;
     // The next two Produce requests are "too large": the 200-record batch,
     // then its first half.
     use RDKafkaRespErr::RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE as TOO_LARGE;
     mock.request_errors(RDKafkaApiKey::Produce, &[TOO_LARGE, TOO_LARGE]);
-    let mut handles = Vec::new();
-    for i in 1..=N {
-        handles.push(
-            producer
-                .send(Record::new("split", format!("{i}")))
-                .await
-                .unwrap(),
-        );
-    }
+    checker.send_to(&producer, "split", N + 1).await;
     producer.flush().await;
-    for h in handles {
-        tokio::time::timeout(BOUND, h)
-            .await
-            .unwrap()
-            .expect("delivered after splitting");
-    }
+    checker.wait(BOUND).await;
+    let r = checker.check(
+        "librdkafka mock: split",
+        &mock_log(&bootstrap, "split", 1).await,
+    );
+    assert_eq!(r.delivered, N + 1);
     let stats = producer.stats();
     assert_eq!(stats.batch_splits, 2, "{stats:?}");
-    assert_eq!(stats.records_failed, 0, "{stats:?}");
-    let read = read_back(&bootstrap, "split", 1, N + 1).await;
-    assert_eq!(
-        numbers(&read[1..]),
-        (1..=N).collect::<Vec<_>>(),
-        "exactly once, in order"
-    );
     producer.close(BOUND).await.unwrap();
 }

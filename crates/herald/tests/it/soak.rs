@@ -116,7 +116,12 @@ async fn seeded_fault_schedules_keep_the_invariants() {
     let started = std::time::Instant::now();
     let (mut failed_records, mut unknown_records, mut faults) = (0, 0, 0);
     for seed in first..first + seeds {
-        match run_seed(seed).await {
+        let t = std::time::Instant::now();
+        let result = run_seed(seed).await;
+        if t.elapsed() > Duration::from_secs(2) {
+            eprintln!("soak: seed {seed} took {:.1} s", t.elapsed().as_secs_f64());
+        }
+        match result {
             Ok((r, applied)) => {
                 failed_records += r.failed;
                 unknown_records += r.unknown;
