@@ -344,13 +344,13 @@ impl Accumulator {
         b.retry_at = Some(retry_at);
         let q = self.queues.entry(b.tp.clone()).or_default();
         q.busy = q.busy.saturating_sub(1);
-        let seq = b.sequence.map(|(_, s)| s);
+        let seq = b.sequence.map(|(_, s)| q.sequence.pos(s));
         let pos = q
             .batches
             .iter()
             .position(|o| match (o.sequence, seq) {
                 (None, _) => true,
-                (Some((_, os)), Some(s)) => os > s,
+                (Some((_, os)), Some(s)) => q.sequence.pos(os) > s,
                 (Some(_), None) => false,
             })
             .unwrap_or(q.batches.len());
@@ -382,59 +382,107 @@ impl Accumulator {
         q.batches.insert(pos, second);
     }
 
-    /// The broker says it does not have the batch at `base`: it writes a
-    /// partition's batches in sequence order, so it has none of the later
-    /// ones either. Their fate is no longer unknown.
-    pub(crate) fn not_written_from(&mut self, tp: &TopicPartition, base: i32) {
+    /// The batch at `base` is not written, and the broker took only our
+    /// next sequence during the attempts of the later queued batches: none of
+    /// those can have been written either. Their fate is no longer unknown.
+    pub(crate) fn not_written_from(&mut self, tp: &TopicPartition, base: i32, now: Instant) {
         if let Some(q) = self.queues.get_mut(tp) {
+            let from = q.sequence.pos(base);
             for b in q.batches.iter_mut() {
-                if b.sequence.is_some_and(|(_, s)| s > base) {
+                if b.sequence.is_some_and(|(_, s)| q.sequence.pos(s) > from)
+                    && q.sequence.enforced_order_since(b.created, now)
+                {
                     b.unsure = false;
                 }
             }
         }
     }
 
-    /// The batch at `(tp, base)` was given up without ever being written:
-    /// nothing numbered after it can be written under this producer id, now
-    /// or later (`PartitionSequence::given_up_from`).
-    pub(crate) fn given_up_unwritten(&mut self, tp: &TopicPartition, base: i32) {
-        self.not_written_from(tp, base);
-        if let Some(q) = self.queues.get_mut(tp) {
-            q.sequence.given_up(base);
+    /// The batch at `(tp, base)` was given up (its records failed locally);
+    /// `never_written` if no attempt of it can have been written.
+    pub(crate) fn given_up(
+        &mut self,
+        tp: &TopicPartition,
+        base: i32,
+        never_written: bool,
+        now: Instant,
+    ) {
+        self.queues
+            .entry(tp.clone())
+            .or_default()
+            .sequence
+            .given_up(base, never_written);
+        if never_written {
+            self.not_written_from(tp, base, now);
         }
     }
 
-    /// Whether the batch at `(tp, base)` cannot be in the log, whatever
-    /// happened to its requests: an earlier-numbered batch of the same
+    /// Whether the batch at `(tp, base)`, created at `created`, cannot be in
+    /// the log whatever happened to its requests: the broker took only our
+    /// next sequence throughout, and an earlier-numbered batch of the same
     /// producer id has never been written, either given up or waiting here
     /// for a retry with every attempt so far refused (not in flight, so no
-    /// attempt of it can land before this one's). The broker takes a
-    /// producer's batches only in sequence order, and one that lost the
-    /// producer's state takes none but sequence 0.
-    pub(crate) fn cannot_be_written(&self, tp: &TopicPartition, base: i32) -> bool {
+    /// attempt of it can land before this one's).
+    pub(crate) fn cannot_be_written(
+        &self,
+        tp: &TopicPartition,
+        base: i32,
+        created: Instant,
+        now: Instant,
+    ) -> bool {
         self.queues.get(tp).is_some_and(|q| {
-            q.sequence.cannot_be_written(base)
-                || q.batches
-                    .iter()
-                    .any(|b| !b.unsure && b.sequence.is_some_and(|(_, s)| s < base))
+            let pos = q.sequence.pos(base);
+            q.sequence.enforced_order_since(created, now)
+                && (q.sequence.after_given_up(base)
+                    || q.batches.iter().any(|b| {
+                        !b.unsure && b.sequence.is_some_and(|(_, s)| q.sequence.pos(s) < pos)
+                    }))
         })
     }
 
-    /// The broker acknowledged batch `(tp, base)` of `count` records.
-    pub(crate) fn acked(&mut self, tp: &TopicPartition, base: i32, count: i32) {
-        if let Some(q) = self.queues.get_mut(tp) {
-            if base >= 0 {
-                q.sequence.acked(base, count);
-            }
-        }
-    }
-
-    /// Whether a batch's base sequence is the first unacknowledged one.
-    pub(crate) fn is_head(&self, tp: &TopicPartition, base: i32) -> bool {
+    /// Whether an OUT_OF_ORDER_SEQUENCE_NUMBER for the batch at `base` must
+    /// be read as "the broker lost our state" (as at the head of the
+    /// partition) rather than "an earlier batch failed and will be resent
+    /// first, so this one was not written". The second reading holds only
+    /// while that earlier batch is still ours to resend; once a batch of
+    /// this producer id was given up here, the answer proves nothing about
+    /// this one (found by the soak, seed 484: a batch written before was
+    /// renumbered and written again).
+    pub(crate) fn oosn_at_head(&self, tp: &TopicPartition, base: i32) -> bool {
         self.queues
             .get(tp)
-            .is_some_and(|q| q.sequence.is_head(base))
+            .is_some_and(|q| q.sequence.gave_up() || q.sequence.is_head(base))
+    }
+
+    /// Take the queued batches of `tp` numbered after `base` whose fate is
+    /// unknown: the batch at `base` cannot be written under this producer
+    /// id, so they cannot be resent to find out, and they cannot be
+    /// renumbered either (they may be in the log).
+    pub(crate) fn take_unsure_after(
+        &mut self,
+        tp: &TopicPartition,
+        base: i32,
+    ) -> Vec<ProducerBatch> {
+        let Some(q) = self.queues.get_mut(tp) else {
+            return Vec::new();
+        };
+        let from = q.sequence.pos(base);
+        let (taken, kept): (Vec<_>, Vec<_>) = q
+            .batches
+            .drain(..)
+            .partition(|b| b.unsure && b.sequence.is_some_and(|(_, s)| q.sequence.pos(s) > from));
+        q.batches = kept.into();
+        q.busy += taken.len();
+        taken
+    }
+
+    /// The broker acknowledged batch `(tp, base)` of `count` records.
+    pub(crate) fn acked(&mut self, tp: &TopicPartition, base: i32, count: i32, now: Instant) {
+        if let Some(q) = self.queues.get_mut(tp) {
+            if base >= 0 {
+                q.sequence.acked(base, count, now);
+            }
+        }
     }
 
     /// A taken batch's outcomes were delivered.
@@ -503,6 +551,19 @@ impl Accumulator {
                 b.clear_sequence();
             }
         }
+    }
+}
+
+#[cfg(test)]
+impl Accumulator {
+    /// (sequence, unsure) of the queued batches of `tp`, in queue order.
+    pub(crate) fn queued_for_test(&self, tp: &TopicPartition) -> Vec<(i32, bool)> {
+        self.queues.get(tp).map_or(Vec::new(), |q| {
+            q.batches
+                .iter()
+                .map(|b| (b.sequence.map_or(-1, |s| s.1), b.unsure))
+                .collect()
+        })
     }
 }
 
@@ -690,21 +751,31 @@ mod tests {
     fn not_written_settles_later_batches() {
         let t0 = Instant::now();
         let mut a = acc(61 + 31);
+        let tp = TopicPartition::new("t", 0);
+        // An earlier batch of ours was acknowledged there: the broker holds
+        // our state and takes only the next sequence.
+        a.append("t", Placement::Partition(0), 1, rec(), 31, t0);
+        let first = a.drain(0, leader0, ctx(t0)).batches;
+        a.acked(&tp, 0, 1, t0);
+        for b in first {
+            a.finish(&tp, b.id);
+        }
+        let t1 = t0 + Duration::from_millis(1);
         for _ in 0..3 {
-            a.append("t", Placement::Partition(0), 1, rec(), 31, t0);
+            a.append("t", Placement::Partition(0), 1, rec(), 31, t1);
         }
         // Three requests in flight, none answered: all unsure, back in the queue.
         let taken: Vec<ProducerBatch> = (0..3)
-            .flat_map(|_| a.drain(0, leader0, ctx(t0)).batches)
+            .flat_map(|_| a.drain(0, leader0, ctx(t1)).batches)
             .collect();
         assert_eq!(taken.len(), 3);
         for mut b in taken {
             b.unsure = true;
-            a.requeue(b, t0);
+            a.requeue(b, t1);
         }
         assert!(a.has_unsure());
-        // The broker says it lacks sequence 0: it has nothing after it either.
-        a.not_written_from(&TopicPartition::new("t", 0), 0);
+        // The broker says it lacks sequence 1: it has nothing after it either.
+        a.not_written_from(&tp, 1, t1);
         let unsure: Vec<bool> = a.queues[0].batches.iter().map(|b| b.unsure).collect();
         assert_eq!(
             unsure,

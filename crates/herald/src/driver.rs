@@ -146,9 +146,7 @@ pub(crate) async fn run(shared: Arc<Shared>) {
             let mut wake_at = next_expiry;
             for b in expired {
                 if let Some((_, seq)) = b.sequence.filter(|s| s.1 >= 0) {
-                    if !b.unsure {
-                        st.acc.given_up_unwritten(&b.tp, seq);
-                    }
+                    st.acc.given_up(&b.tp, seq, !b.unsure, now);
                     st.request_pid_reset();
                 }
                 let err = Error::DeliveryTimeout {

@@ -35,6 +35,13 @@ impl PidState {
     }
 }
 
+/// How long after its last acknowledgement on a partition the broker is
+/// trusted to still hold our producer state there. Kafka keeps it for
+/// `producer.id.expiration.ms` (a day by default) after the producer's last
+/// write; retention or DeleteRecords can drop it sooner, which no client can
+/// see. Past this, nothing is inferred from other batches.
+const STATE_TRUST: std::time::Duration = std::time::Duration::from_secs(300);
+
 /// Sequence bookkeeping of one partition.
 #[derive(Debug, Default, Clone)]
 pub(crate) struct PartitionSequence {
@@ -42,11 +49,15 @@ pub(crate) struct PartitionSequence {
     next: i32,
     /// The sequence the broker expects next, by what it acknowledged.
     acked_next: i32,
-    /// The lowest sequence of a batch given up without ever being written
-    /// (refused outright, or expired before a definite answer was
-    /// needed). Under this producer id no batch numbered after it can be in
-    /// the log: a broker appends a producer's batches in sequence order, and
-    /// one that lost the producer's state takes none but sequence 0.
+    /// When the broker first and last acknowledged a batch of this producer
+    /// id here. Before the first, it has no state for us and (Kafka 2.5+,
+    /// KIP-360) takes a batch at any sequence; after it, only the next one.
+    first_ack: Option<std::time::Instant>,
+    last_ack: Option<std::time::Instant>,
+    /// A batch of this producer id was given up here (its records failed
+    /// locally): the broker still expects a sequence herald will not send.
+    gave_up: bool,
+    /// The lowest sequence of a batch given up without ever being written.
     given_up_from: Option<i32>,
 }
 
@@ -63,9 +74,17 @@ impl PartitionSequence {
         base
     }
 
+    /// Where `seq` stands after the next sequence the broker expects:
+    /// orders sequences across the wrap at i32::MAX.
+    pub(crate) fn pos(&self, seq: i32) -> i64 {
+        (seq as i64 - self.acked_next as i64).rem_euclid(i32::MAX as i64 + 1)
+    }
+
     /// The broker acknowledged the batch starting at `base`.
-    pub(crate) fn acked(&mut self, base: i32, count: i32) {
+    pub(crate) fn acked(&mut self, base: i32, count: i32, now: std::time::Instant) {
         self.acked_next = add(base, count);
+        self.first_ack.get_or_insert(now);
+        self.last_ack = Some(now);
     }
 
     /// Whether a batch with this base sequence is the first one the broker
@@ -75,17 +94,44 @@ impl PartitionSequence {
         base == self.acked_next
     }
 
-    /// A batch at `base`, never written, was given up.
-    pub(crate) fn given_up(&mut self, base: i32) {
-        self.given_up_from = Some(self.given_up_from.map_or(base, |g| g.min(base)));
+    /// A batch at `base` was given up; `never_written` if no attempt of it
+    /// can have been written.
+    pub(crate) fn given_up(&mut self, base: i32, never_written: bool) {
+        self.gave_up = true;
+        if never_written
+            && self
+                .given_up_from
+                .is_none_or(|g| self.pos(base) < self.pos(g))
+        {
+            self.given_up_from = Some(base);
+        }
     }
 
-    /// Whether the batch at `base` cannot be in the log (see `given_up_from`).
-    /// Sequences wrap only after 2^31 records of one partition; a wrapped
-    /// sequence compares as lower here, which only errs towards "may be
-    /// written".
-    pub(crate) fn cannot_be_written(&self, base: i32) -> bool {
-        self.given_up_from.is_some_and(|g| base > g)
+    /// Whether a batch of this producer id was given up here.
+    pub(crate) fn gave_up(&self) -> bool {
+        self.gave_up
+    }
+
+    /// Whether the broker took only the next sequence of ours here during
+    /// every attempt of a batch created at `created`: it had acknowledged
+    /// one of our batches before, and recently enough to still hold that
+    /// state. Only then does a batch never written prove the later ones
+    /// unwritten.
+    pub(crate) fn enforced_order_since(
+        &self,
+        created: std::time::Instant,
+        now: std::time::Instant,
+    ) -> bool {
+        self.first_ack.is_some_and(|t| t < created)
+            && self
+                .last_ack
+                .is_some_and(|t| now.saturating_duration_since(t) < STATE_TRUST)
+    }
+
+    /// Whether a batch at `base` comes after one given up unwritten.
+    pub(crate) fn after_given_up(&self, base: i32) -> bool {
+        self.given_up_from
+            .is_some_and(|g| self.pos(base) > self.pos(g))
     }
 
     /// Start again from 0 under a new producer id.
@@ -105,7 +151,7 @@ mod tests {
         assert_eq!(s.assign(5), 10);
         assert!(s.is_head(0));
         assert!(!s.is_head(10));
-        s.acked(0, 10);
+        s.acked(0, 10, std::time::Instant::now());
         assert!(s.is_head(10));
         s.next = i32::MAX - 1;
         assert_eq!(s.assign(3), i32::MAX - 1);

@@ -8,9 +8,11 @@
 //! catch. This module walks the response's grammar without allocating and
 //! refuses any array whose count exceeds the bytes left (every element takes
 //! at least one byte), so what `kafka-protocol` reserves afterwards is
-//! bounded by the frame's size (itself capped by the connection). A response
-//! that fails the walk closes its connection with a protocol error, like any
-//! undecodable response.
+//! proportional to the frame's size (itself capped by the connection at
+//! 100 MiB; a decoded element takes up to about ten times its wire size). A
+//! response that fails the walk is a protocol error, like any undecodable
+//! response: the batches it answered are handled as unanswered (retried
+//! under the same sequence, so the broker recognises any it has).
 //!
 //! Only the responses herald reads, at the versions it negotiates, have a
 //! shape here; a version without one is refused rather than trusted, and the
@@ -176,10 +178,16 @@ impl<'a> Walk<'a> {
             .fold(0i64, |acc, b| (acc << 8) | *b as i64))
     }
 
+    /// An unsigned varint of at most 32 bits. kafka-protocol drops bits
+    /// past 32, so a wider one would read as a different number there (a
+    /// tag the walk skips could be one kafka-protocol decodes): refused.
     fn uvarint(&mut self) -> Result<u64> {
         let mut v = 0u64;
         for i in 0..5 {
             let b = self.take(1)?[0];
+            if i == 4 && b > 0x0f {
+                return Err("varint wider than 32 bits".into());
+            }
             v |= ((b & 0x7f) as u64) << (7 * i);
             if b & 0x80 == 0 {
                 return Ok(v);
@@ -364,7 +372,9 @@ mod tests {
     /// gigabytes (`fuzz/regressions/decode_response/`, replayed here): the
     /// walk refuses it before decoding. Among them, a 9-byte Produce
     /// response whose topic array claims 640 million elements, and an
-    /// ApiVersions response whose tagged field is shorter than its value.
+    /// ApiVersions response whose tagged field is shorter than its value,
+    /// and one whose tag number is wider than 32 bits (kafka-protocol reads
+    /// it as tag 0, the walk would have skipped it; found in review).
     #[test]
     fn fuzz_regressions_are_refused_before_decoding() {
         let dir = concat!(

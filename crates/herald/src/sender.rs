@@ -194,7 +194,7 @@ pub(crate) fn apply(
                 log_append_time,
             } => {
                 if sequenced {
-                    st.acc.acked(&b.tp, seq, b.record_count());
+                    st.acc.acked(&b.tp, seq, b.record_count(), now);
                 }
                 finished.push(Finished::succeed(
                     b,
@@ -222,10 +222,8 @@ pub(crate) fn apply(
                 continue;
             }
             Decision::Fail { error } => {
-                if sequenced && !b.unsure {
-                    // Refused outright and never written: nothing after it
-                    // can be written under this producer id.
-                    st.acc.given_up_unwritten(&b.tp, seq);
+                if sequenced {
+                    st.acc.given_up(&b.tp, seq, !b.unsure, now);
                 }
                 if sequenced {
                     // The broker still expects this batch's sequence: start
@@ -245,7 +243,8 @@ pub(crate) fn apply(
                     // Unless an earlier batch was never written, in which
                     // case the broker cannot have taken this one.
                     Fate::Unknown => {
-                        b.unsure = !(sequenced && st.acc.cannot_be_written(&b.tp, seq))
+                        b.unsure =
+                            !(sequenced && st.acc.cannot_be_written(&b.tp, seq, b.created, now))
                     }
                     Fate::NotWritten => b.unsure = false,
                 }
@@ -255,7 +254,7 @@ pub(crate) fn apply(
                     // more; without this, such a batch stuck behind this one
                     // held a producer-id reset until the delivery timeout:
                     // soak, seeds 3 and 87).
-                    st.acc.not_written_from(&b.tp, seq);
+                    st.acc.not_written_from(&b.tp, seq, now);
                 }
                 (error, refresh_metadata, false)
             }
@@ -265,12 +264,33 @@ pub(crate) fn apply(
                 // then the answer lost). Resent under a new producer id it
                 // could not be recognised, and could land twice: fail it,
                 // saying it may have been written, rather than risk that.
+                st.acc.given_up(&b.tp, seq, false, now);
                 st.request_pid_reset();
                 finished.push(Finished::fail(b, error, &mut outcomes));
                 continue;
             }
             Decision::ResetProducerId { error } => {
-                // Refused, never written: renumbered under the new id.
+                // Refused, never written: renumbered under the new id. With
+                // a reset already pending this batch can never be written
+                // under the old id, so the unsure batches behind it, sent
+                // under the old id only to learn their fate, never will:
+                // they fail as outcome-unknown instead of waiting for the
+                // delivery timeout (soak, seeds 3 and 87).
+                if st.pid == PidState::NeedsId {
+                    for u in st.acc.take_unsure_after(&b.tp, seq) {
+                        let e = Error::Protocol {
+                            broker: match &error {
+                                Error::Broker { broker, .. } => broker.clone(),
+                                _ => String::new(),
+                            },
+                            message: format!(
+                                "the broker refused an earlier batch of {} ({error}), so this one cannot be resent to learn whether it was written",
+                                u.tp
+                            ),
+                        };
+                        finished.push(Finished::fail(u, e, &mut outcomes));
+                    }
+                }
                 (error, false, true)
             }
         };
@@ -291,9 +311,7 @@ pub(crate) fn apply(
         let timed_out = now >= b.created + cfg.delivery_timeout;
         if timed_out || b.attempts > cfg.retries {
             if sequenced {
-                if !b.unsure {
-                    st.acc.given_up_unwritten(&b.tp, seq);
-                }
+                st.acc.given_up(&b.tp, seq, !b.unsure, now);
                 st.request_pid_reset();
             }
             let err = if timed_out {
@@ -454,7 +472,7 @@ pub(crate) async fn run(shared: Arc<Shared>, node: i32) {
                             }
                             let st = shared.lock();
                             decide(&resp, &s.batches, &s.addr, |tp, base| {
-                                st.oosn_at_head(tp, base)
+                                st.acc.oosn_at_head(tp, base)
                             })
                         }
                         Err(e) => vec![
@@ -718,7 +736,7 @@ mod tests {
     }
 
     /// Seed 484's race, as decisions: B0 was given up under producer id P
-    /// (a reset is pending), B1 is unsure and gets OUT_OF_ORDER_SEQUENCE_
+    /// (and a reset is pending), B1 is unsure and gets OUT_OF_ORDER_SEQUENCE_
     /// NUMBER. B0 will never be resent, so that answer does not prove B1
     /// unwritten: B1 fails as outcome-unknown instead of being renumbered
     /// under the next id and written twice.
@@ -736,7 +754,7 @@ mod tests {
         let resp = response(&[(0, code::OUT_OF_ORDER_SEQUENCE_NUMBER)]);
         // B0 (sequence 0) still to be resent: B1's answer means not written.
         let d = decide(&resp, std::slice::from_ref(&b1), "b:1", |tp, base| {
-            st.oosn_at_head(tp, base)
+            st.acc.oosn_at_head(tp, base)
         });
         assert!(
             matches!(
@@ -749,15 +767,115 @@ mod tests {
             "{:?}",
             d[0]
         );
-        // B0 given up: a reset is pending, and the answer is read as at the head.
+        // B0 given up: the answer is read as at the head.
+        st.acc.given_up(&tp, 0, false, Instant::now());
         st.request_pid_reset();
-        assert!(st.oosn_at_head(&tp, 5));
+        assert!(st.acc.oosn_at_head(&tp, 5));
         let d = decide(&resp, std::slice::from_ref(&b1), "b:1", |tp, base| {
-            st.oosn_at_head(tp, base)
+            st.acc.oosn_at_head(tp, base)
         });
         let (outcomes, finished) = apply(&shared, &mut st, vec![b1], d, Instant::now());
         assert_eq!(finished.len(), 1);
         let err = outcomes[0].1.as_ref().unwrap_err();
         assert!(err.outcome_unknown(), "{err}");
+    }
+
+    /// An unknown answer for B1 while B0, numbered before it, waits for a
+    /// retry with every attempt refused: B1 cannot have been written only if
+    /// the broker already held our state (it acknowledged a batch of ours
+    /// here before B1 was made). A broker without it (a new producer id,
+    /// Kafka 2.5+) takes a batch at any sequence, so then B1 stays unsure.
+    #[test]
+    fn a_refused_earlier_batch_proves_later_ones_unwritten_only_once_acked() {
+        let shared = Shared::new(
+            crate::ProducerConfig::new("b:1"),
+            Arc::new(crate::DefaultPartitioner::default()),
+        );
+        let mut st = shared.lock();
+        st.pid = PidState::Ready(ProducerIdentity { id: 1, epoch: 0 });
+        let timed_out = |b: &ProducerBatch| {
+            decide(
+                &response(&[(0, code::REQUEST_TIMED_OUT)]),
+                std::slice::from_ref(b),
+                "b:1",
+                |_, _| false,
+            )
+        };
+        let t0 = Instant::now();
+        // B0 refused (NOT_LEADER_OR_FOLLOWER): back in the queue, sure.
+        let b0 = batch(0, 0);
+        let d = decide(
+            &response(&[(0, code::NOT_LEADER_OR_FOLLOWER)]),
+            std::slice::from_ref(&b0),
+            "b:1",
+            |_, _| true,
+        );
+        let _ = apply(&shared, &mut st, vec![b0], d, t0);
+        // No acknowledgement yet: B1's unknown answer leaves it unsure.
+        let b1 = batch(0, 5);
+        let d = timed_out(&b1);
+        let _ = apply(&shared, &mut st, vec![b1], d, t0);
+        let unsure = |st: &State, seq| {
+            st.acc
+                .queued_for_test(&TopicPartition::new("t", 0))
+                .into_iter()
+                .find(|(s, _)| *s == seq)
+                .map(|(_, u)| u)
+        };
+        assert_eq!(
+            unsure(&st, 5),
+            Some(true),
+            "no state at the broker: may be written"
+        );
+        // The broker acknowledges a batch of ours there; a batch made after
+        // that, behind the refused B0, cannot have been written.
+        let tp = TopicPartition::new("t", 0);
+        st.acc.acked(&tp, -2, 0, t0); // negative base: ignored
+        st.acc.acked(&tp, 100, 1, t0);
+        let b2 = batch(0, 9); // created after the acknowledgement
+        let d = timed_out(&b2);
+        let _ = apply(
+            &shared,
+            &mut st,
+            vec![b2],
+            d,
+            t0 + std::time::Duration::from_millis(1),
+        );
+        assert_eq!(unsure(&st, 9), Some(false));
+    }
+
+    /// A reset is pending, and a refused batch S that sits ahead of an
+    /// unsure one U is refused again (the broker expects a sequence herald
+    /// gave up): U can neither be resent to learn its fate nor renumbered,
+    /// so it fails as outcome-unknown, not after the delivery timeout.
+    #[test]
+    fn an_unsure_batch_behind_an_unwritable_one_fails_as_outcome_unknown() {
+        let shared = Shared::new(
+            crate::ProducerConfig::new("b:1"),
+            Arc::new(crate::DefaultPartitioner::default()),
+        );
+        let mut st = shared.lock();
+        let tp = TopicPartition::new("t", 0);
+        let now = Instant::now();
+        let mut u = batch(0, 20);
+        u.unsure = true;
+        st.acc.requeue(u, now);
+        st.acc.given_up(&tp, 0, false, now);
+        st.request_pid_reset();
+        let s = batch(0, 10);
+        let resp = response(&[(0, code::OUT_OF_ORDER_SEQUENCE_NUMBER)]);
+        let d = decide(&resp, std::slice::from_ref(&s), "b:1", |tp, base| {
+            st.acc.oosn_at_head(tp, base)
+        });
+        assert!(
+            matches!(d[0], Decision::ResetProducerId { .. }),
+            "{:?}",
+            d[0]
+        );
+        let (outcomes, finished) = apply(&shared, &mut st, vec![s], d, now);
+        assert_eq!(finished.len(), 1, "U is finished, S waits for the new id");
+        let err = outcomes[0].1.as_ref().unwrap_err();
+        assert!(err.outcome_unknown(), "{err}");
+        assert_eq!(st.acc.queued_for_test(&tp), vec![(10, false)]);
     }
 }

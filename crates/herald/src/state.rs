@@ -97,18 +97,6 @@ impl State {
             self.pid = PidState::NeedsId;
         }
     }
-
-    /// Whether an OUT_OF_ORDER_SEQUENCE_NUMBER for the batch at `base` must
-    /// be read as "the broker lost our state" (as at the head of the
-    /// partition) rather than "an earlier batch failed and will be resent
-    /// first, so this one was not written". The second reading holds only
-    /// while that earlier batch is still ours to resend; with a reset
-    /// pending, a batch of this producer id was given up, and the answer
-    /// proves nothing about this one (found by the soak, seed 484: a batch
-    /// written before was renumbered and written again).
-    pub(crate) fn oosn_at_head(&self, tp: &TopicPartition, base: i32) -> bool {
-        self.pid == PidState::NeedsId || self.acc.is_head(tp, base)
-    }
 }
 
 /// The producer's shared core.
