@@ -81,6 +81,11 @@ struct State {
     /// Answer a batch already in the log DUPLICATE_SEQUENCE_NUMBER without
     /// its offset (as Tansu does), instead of success at its offset.
     duplicates_as_error: bool,
+    /// A sink for benchmarks: check each batch's CRC, assign offsets, keep
+    /// nothing (`MockBroker::start_sink`).
+    discard: bool,
+    /// Batches whose CRC did not match (sink mode).
+    bad_crc: usize,
     /// Partition leaders that were moved; the default is partition % brokers.
     leaders: HashMap<(String, usize), i32>,
 }
@@ -144,6 +149,20 @@ impl MockBroker {
             state,
             runtime: Some(runtime),
         }
+    }
+
+    /// A one-broker sink for benchmarks: it parses every Produce request,
+    /// checks each record batch's CRC-32C, answers with offsets, and keeps
+    /// nothing (no sequence checks either), so it costs little per record.
+    pub fn start_sink() -> MockBroker {
+        let b = Self::start_cluster(1);
+        b.state.lock().unwrap().discard = true;
+        b
+    }
+
+    /// Batches a sink found with a wrong CRC.
+    pub fn bad_crc(&self) -> usize {
+        self.state.lock().unwrap().bad_crc
     }
 
     /// Make `node` the leader of the partition. Produce requests for it
@@ -442,6 +461,9 @@ fn append(st: &mut State, topic: &str, partition: i32, records: Option<Bytes>) -
     let Some(batch) = records else {
         return (87, -1); // INVALID_RECORD
     };
+    if st.discard {
+        return sink_append(st, topic, partition, &batch);
+    }
     // RecordBatch v2 header fields.
     let mut hdr = batch.clone();
     hdr.advance(43);
@@ -472,5 +494,31 @@ fn append(st: &mut State, topic: &str, partition: i32, records: Option<Bytes>) -
     stored[..8].copy_from_slice(&base.to_be_bytes());
     log.batches.push(stored.freeze());
     log.next_offset += count as i64;
+    (0, base)
+}
+
+/// Sink mode: walk the batches of one partition's records, check each CRC,
+/// count records, assign offsets; store nothing.
+fn sink_append(st: &mut State, topic: &str, partition: i32, records: &Bytes) -> (i16, i64) {
+    let mut rest = &records[..];
+    let mut count = 0i64;
+    while rest.len() >= 61 {
+        let len = i32::from_be_bytes(rest[8..12].try_into().expect("4 bytes")) as usize;
+        if len < 49 || rest.len() < 12 + len {
+            st.bad_crc += 1;
+            return (2, -1); // CORRUPT_MESSAGE
+        }
+        let batch = &rest[..12 + len];
+        let crc = u32::from_be_bytes(batch[17..21].try_into().expect("4 bytes"));
+        if crc32c::crc32c(&batch[21..]) != crc {
+            st.bad_crc += 1;
+            return (2, -1);
+        }
+        count += i32::from_be_bytes(batch[57..61].try_into().expect("4 bytes")) as i64;
+        rest = &rest[12 + len..];
+    }
+    let log = &mut st.topics.get_mut(topic).expect("topic")[partition as usize];
+    let base = log.next_offset;
+    log.next_offset += count;
     (0, base)
 }

@@ -1,0 +1,283 @@
+//! `herald-bench`: herald and librdkafka side by side, in one run.
+//!
+//! `herald-bench compare --sink mock|null|tansu [workload…]` starts the sink
+//! in its own process, then runs the two clients alternately (A B A B …),
+//! each run in a fresh process of its own (so CPU and peak RSS are the
+//! client's alone), and prints each figure for both with the ratio
+//! herald/librdkafka of the medians. `--json` prints the same as one object.
+//! See BENCHMARKS.md.
+
+mod client;
+mod sink;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+
+use clap::{Parser, Subcommand};
+use client::{Figures, Workload};
+use sink::SinkKind;
+
+#[derive(Parser)]
+#[command(name = "herald-bench", about = "herald and librdkafka side by side")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run both clients against one sink, alternating, and compare.
+    Compare {
+        /// The broker to produce to.
+        #[arg(long, value_enum, default_value = "mock")]
+        sink: SinkKind,
+        /// Runs per client (alternating A B A B); figures are medians.
+        #[arg(long, default_value_t = 3)]
+        runs: usize,
+        /// Print one JSON object instead of a table.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        workload: Workload,
+    },
+    /// Serve a sink until standard input closes (used by `compare`).
+    Sink {
+        #[arg(long, value_enum)]
+        kind: SinkKind,
+        #[arg(long, default_value = "bench")]
+        topic: String,
+        #[arg(long, default_value_t = 3)]
+        partitions: i32,
+    },
+    /// One measured run of one client; prints its figures as JSON (used by
+    /// `compare`).
+    Client {
+        #[arg(long)]
+        client: String,
+        #[arg(long)]
+        bootstrap: String,
+        #[arg(long, default_value = "bench")]
+        topic: String,
+        #[command(flatten)]
+        workload: Workload,
+    },
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let result = match cli.cmd {
+        Cmd::Sink {
+            kind,
+            topic,
+            partitions,
+        } => sink::serve(kind, &topic, partitions),
+        Cmd::Client {
+            client,
+            bootstrap,
+            topic,
+            workload,
+        } => {
+            let r = match client.as_str() {
+                "herald" => client::run_herald(&bootstrap, &topic, &workload),
+                "librdkafka" => client::run_librdkafka(&bootstrap, &topic, &workload),
+                other => Err(format!("unknown client `{other}` (herald or librdkafka)")),
+            };
+            r.map(|f| println!("{}", serde_json::to_string(&f).expect("figures serialize")))
+        }
+        Cmd::Compare {
+            sink,
+            runs,
+            json,
+            workload,
+        } => compare(sink, runs.max(1), json, &workload),
+    };
+    if let Err(e) = result {
+        eprintln!("herald-bench: {e}");
+        std::process::exit(1);
+    }
+}
+
+/// The sink process; stopped (stdin closed, then waited for) on drop.
+struct SinkProcess {
+    child: Child,
+    bootstrap: String,
+}
+
+impl SinkProcess {
+    fn start(kind: SinkKind, partitions: i32) -> Result<SinkProcess, String> {
+        let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+        let kind_arg = match kind {
+            SinkKind::Mock => "mock",
+            SinkKind::Null => "null",
+            SinkKind::Tansu => "tansu",
+        };
+        let mut child = Command::new(exe)
+            .args([
+                "sink",
+                "--kind",
+                kind_arg,
+                "--partitions",
+                &partitions.to_string(),
+            ])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("starting the sink: {e}"))?;
+        let out = child.stdout.take().expect("piped");
+        let mut line = String::new();
+        BufReader::new(out)
+            .read_line(&mut line)
+            .map_err(|e| e.to_string())?;
+        let bootstrap = line
+            .strip_prefix("BOOTSTRAP ")
+            .map(|b| b.trim().to_string())
+            .ok_or_else(|| format!("the {kind_arg} sink did not start (said {line:?})"))?;
+        Ok(SinkProcess { child, bootstrap })
+    }
+}
+
+impl Drop for SinkProcess {
+    fn drop(&mut self) {
+        drop(self.child.stdin.take());
+        let _ = self.child.wait();
+    }
+}
+
+fn run_client(client: &str, bootstrap: &str, w: &Workload) -> Result<Figures, String> {
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let out = Command::new(exe)
+        .args(["client", "--client", client, "--bootstrap", bootstrap])
+        .args(workload_args(w))
+        .stderr(Stdio::inherit())
+        .output()
+        .map_err(|e| e.to_string())?;
+    if !out.status.success() {
+        return Err(format!("the {client} run failed ({})", out.status));
+    }
+    serde_json::from_slice(&out.stdout).map_err(|e| format!("{client} figures: {e}"))
+}
+
+fn workload_args(w: &Workload) -> Vec<String> {
+    let mut a = Vec::new();
+    let mut push = |k: &str, v: String| {
+        a.push(format!("--{k}"));
+        a.push(v);
+    };
+    push("records", w.records.to_string());
+    push("size", w.size.to_string());
+    push("key-size", w.key_size.to_string());
+    push("partitions", w.partitions.to_string());
+    push("acks", w.acks.clone());
+    push("linger-ms", w.linger_ms.to_string());
+    push("batch-size", w.batch_size.to_string());
+    push("compression", w.compression.clone());
+    push("idempotence", w.idempotence.to_string());
+    push("buffer-bytes", w.buffer_bytes.to_string());
+    push("rate", w.rate.to_string());
+    push("tasks", w.tasks.to_string());
+    a
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+/// The figures compared, by name, as (name, getter, unit).
+type Getter = fn(&Figures) -> f64;
+const FIGURES: &[(&str, Getter)] = &[
+    ("records_per_s", |f| f.records_per_s),
+    ("mb_per_s", |f| f.mb_per_s),
+    ("cpu_s_per_million", |f| f.cpu_s_per_million),
+    ("peak_rss_mb", |f| f.peak_rss_mb),
+    ("p50_ms", |f| f.p50_ms),
+    ("p99_ms", |f| f.p99_ms),
+    ("p999_ms", |f| f.p999_ms),
+];
+
+fn compare(kind: SinkKind, runs: usize, json: bool, w: &Workload) -> Result<(), String> {
+    let sink = SinkProcess::start(kind, w.partitions)?;
+    let mut herald = Vec::new();
+    let mut rdk = Vec::new();
+    for i in 0..runs {
+        // A B A B, starting with each in turn, so drift hits both.
+        let order = if i % 2 == 0 {
+            ["herald", "librdkafka"]
+        } else {
+            ["librdkafka", "herald"]
+        };
+        for c in order {
+            let f = run_client(c, &sink.bootstrap, w)?;
+            if !json {
+                eprintln!(
+                    "run {}: {c:<10} {:>10.0} records/s  {:>7.2} CPU s/M  {:>7.1} MB RSS  p99 {:.2} ms",
+                    i + 1,
+                    f.records_per_s,
+                    f.cpu_s_per_million,
+                    f.peak_rss_mb,
+                    f.p99_ms
+                );
+            }
+            if c == "herald" {
+                herald.push(f);
+            } else {
+                rdk.push(f);
+            }
+        }
+    }
+    drop(sink);
+    let rows: Vec<(&str, f64, f64)> = FIGURES
+        .iter()
+        .map(|(name, get)| {
+            (
+                *name,
+                median(herald.iter().map(get).collect()),
+                median(rdk.iter().map(get).collect()),
+            )
+        })
+        .collect();
+    if json {
+        let obj = |i: usize| -> serde_json::Map<String, serde_json::Value> {
+            rows.iter()
+                .map(|r| {
+                    (
+                        r.0.to_string(),
+                        serde_json::json!(if i == 0 { r.1 } else { r.2 }),
+                    )
+                })
+                .collect()
+        };
+        let ratios: serde_json::Map<String, serde_json::Value> = rows
+            .iter()
+            .map(|r| (r.0.to_string(), serde_json::json!(r.1 / r.2)))
+            .collect();
+        let out = serde_json::json!({
+            "sink": kind,
+            "runs": runs,
+            "workload": w,
+            "herald": obj(0),
+            "librdkafka": obj(1),
+            "ratio_herald_over_librdkafka": ratios,
+        });
+        println!("{out}");
+    } else {
+        println!(
+            "sink {kind:?}, {} records of {} B, key {} B, {} partitions, acks={}, linger.ms={}, batch.size={}, idempotence={}, buffer {} B, rate {}, {} task(s); medians of {runs} runs",
+            w.records, w.size, w.key_size, w.partitions, w.acks, w.linger_ms, w.batch_size, w.idempotence, w.buffer_bytes,
+            if w.rate == 0 { "max".to_string() } else { format!("{}/s", w.rate) }, w.tasks
+        );
+        println!(
+            "{:<20} {:>14} {:>14} {:>18}",
+            "figure", "herald", "librdkafka", "herald/librdkafka"
+        );
+        for (name, h, r) in rows {
+            println!("{name:<20} {h:>14.2} {r:>14.2} {:>18.2}", h / r);
+        }
+    }
+    Ok(())
+}
