@@ -49,6 +49,9 @@ pub enum Fault {
     /// Append, but hold the answer back and send it after the answer to
     /// the next request on the connection: responses out of order.
     Reorder,
+    /// As `Error`, answered only after this many milliseconds (so that the
+    /// client has sent the requests behind it by then).
+    ErrorAfter(i16, u64),
 }
 
 #[derive(Default)]
@@ -409,7 +412,7 @@ fn handle(key: i16, version: i16, buf: &mut Bytes, state: &Mutex<State>, node: i
                     let leader = st.leader(&name, p.index.max(0) as usize);
                     let (code, base) = match fault {
                         _ if leader != node => (NOT_LEADER_OR_FOLLOWER, -1),
-                        Some(Fault::Error(code)) => (code, -1),
+                        Some(Fault::Error(code)) | Some(Fault::ErrorAfter(code, _)) => (code, -1),
                         _ => append(&mut st, &name, p.index, p.records.clone()),
                     };
                     *st.answered.entry(code).or_default() += 1;
@@ -439,7 +442,9 @@ fn handle(key: i16, version: i16, buf: &mut Bytes, state: &Mutex<State>, node: i
                 .with_responses(topics)
                 .with_throttle_time_ms(throttle);
             match (respond(h.correlation_id, version, &resp), fault) {
-                (Reply::Frame(b), Some(Fault::Delay(ms))) => Reply::Delayed(b, ms),
+                (Reply::Frame(b), Some(Fault::Delay(ms) | Fault::ErrorAfter(_, ms))) => {
+                    Reply::Delayed(b, ms)
+                }
                 (Reply::Frame(b), Some(Fault::Reorder)) => Reply::Hold(b),
                 (reply, _) => reply,
             }

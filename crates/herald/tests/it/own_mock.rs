@@ -107,7 +107,10 @@ async fn pipelined_retries_keep_order_on_a_sequence_checking_broker() {
     mock.create_topic("order", 1);
     let p = Producer::new(config(&mock)).unwrap();
     let checker = Checker::new(&p);
-    mock.push_faults(&[Fault::Error(NOT_LEADER_OR_FOLLOWER)]);
+    // The first Produce request is refused, its answer held 300 ms so the
+    // requests behind it are on the wire by then; the broker refuses those
+    // OUT_OF_ORDER_SEQUENCE_NUMBER.
+    mock.push_faults(&[Fault::ErrorAfter(NOT_LEADER_OR_FOLLOWER, 300)]);
     let r = run_checked(&mock, &p, &checker, "order", 3_000, "pipelined refusal").await;
     assert_eq!(r.delivered, 3_000);
     assert_eq!(mock.answered(NOT_LEADER_OR_FOLLOWER), 1);
