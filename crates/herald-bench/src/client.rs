@@ -53,6 +53,11 @@ pub struct Workload {
     /// Concurrent sending tasks (herald) or threads (librdkafka).
     #[arg(long, default_value_t = 1)]
     pub tasks: usize,
+    /// Records sent and acknowledged before measuring (connection, metadata
+    /// and producer id are then set up), not counted in any figure but
+    /// peak RSS.
+    #[arg(long, default_value_t = 1_000)]
+    pub warmup: usize,
 }
 
 /// The figures of one run.
@@ -155,10 +160,18 @@ pub fn run_herald(bootstrap: &str, topic: &str, w: &Workload) -> Result<Figures,
     .map_err(|e| e.to_string())?;
     let h = histogram();
     rt.block_on(async {
-        let (cpu0, _) = usage();
         let p = Producer::new(cfg).map_err(|e| e.to_string())?;
-        let failed = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let value = bytes::Bytes::from(vec![b'v'; w.size]);
+        for i in 0..w.warmup {
+            let mut r = Record::new(topic, value.clone());
+            if let Some(k) = key(i, w.key_size) {
+                r = r.key(k);
+            }
+            drop(p.send(r).await.map_err(|e| e.to_string())?);
+        }
+        p.flush().await;
+        let (cpu0, _) = usage();
+        let failed = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let start = Instant::now();
         let mut tasks = Vec::new();
         for t in 0..w.tasks {
@@ -241,7 +254,6 @@ impl ProducerContext for Ctx {
 /// One librdkafka run, with the same settings.
 pub fn run_librdkafka(bootstrap: &str, topic: &str, w: &Workload) -> Result<Figures, String> {
     let h = histogram();
-    let (cpu0, _) = usage();
     let mut cfg = ClientConfig::new();
     if let Ok(d) = std::env::var("HERALD_BENCH_RDKAFKA_DEBUG") {
         cfg.set("debug", d);
@@ -266,6 +278,23 @@ pub fn run_librdkafka(bootstrap: &str, topic: &str, w: &Workload) -> Result<Figu
             .map_err(|e| e.to_string())?,
     );
     let value = vec![b'v'; w.size];
+    for i in 0..w.warmup {
+        let k = key(i, w.key_size);
+        let mut rec = BaseRecord::<Vec<u8>, Vec<u8>, Box<Instant>>::with_opaque_to(
+            topic,
+            Box::new(Instant::now()),
+        )
+        .payload(&value);
+        if let Some(k) = &k {
+            rec = rec.key(k);
+        }
+        p.send(rec).map_err(|(e, _)| e.to_string())?;
+    }
+    p.flush(Duration::from_secs(60))
+        .map_err(|e| e.to_string())?;
+    // Warm-up latencies are not figures.
+    h.lock().expect("not poisoned").reset();
+    let (cpu0, _) = usage();
     let start = Instant::now();
     std::thread::scope(|s| {
         for t in 0..w.tasks {

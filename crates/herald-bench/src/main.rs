@@ -175,6 +175,7 @@ fn workload_args(w: &Workload) -> Vec<String> {
     push("buffer-bytes", w.buffer_bytes.to_string());
     push("rate", w.rate.to_string());
     push("tasks", w.tasks.to_string());
+    push("warmup", w.warmup.to_string());
     a
 }
 
