@@ -256,7 +256,7 @@ pub fn run_librdkafka(bootstrap: &str, topic: &str, w: &Workload) -> Result<Figu
     let h = histogram();
     let mut cfg = ClientConfig::new();
     if let Ok(d) = std::env::var("HERALD_BENCH_RDKAFKA_DEBUG") {
-        cfg.set("debug", d);
+        cfg.set("debug", d).set("log.queue", "false");
     }
     let p: Arc<ThreadedProducer<Ctx>> = Arc::new(
         cfg.set("bootstrap.servers", bootstrap)

@@ -334,6 +334,10 @@ fn handle(key: i16, version: i16, buf: &mut Bytes, state: &Mutex<State>, node: i
                 v(ApiKey::Metadata, 1, 9),
                 v(ApiKey::ApiVersions, 0, 3),
                 v(ApiKey::InitProducerId, 0, 4),
+                // Not served (a Fetch closes the connection), but librdkafka
+                // writes record batches v2 only to a broker that has Fetch
+                // v4+, and a legacy v0 message set otherwise.
+                v(ApiKey::Fetch, 4, 12),
             ]);
             respond(h.correlation_id, version.min(3), &resp)
         }
@@ -514,6 +518,10 @@ fn sink_append(st: &mut State, topic: &str, partition: i32, records: &Bytes) -> 
             return (2, -1); // CORRUPT_MESSAGE
         }
         let batch = &rest[..12 + len];
+        if batch[16] != 2 {
+            st.bad_crc += 1;
+            return (2, -1); // only RecordBatch v2 (magic 2)
+        }
         let crc = u32::from_be_bytes(batch[17..21].try_into().expect("4 bytes"));
         if crc32c::crc32c(&batch[21..]) != crc {
             st.bad_crc += 1;
