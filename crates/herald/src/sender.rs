@@ -605,6 +605,13 @@ mod tests {
         b
     }
 
+    fn test_shared() -> Shared {
+        Shared::new(
+            crate::ProducerConfig::new("b:1"),
+            Arc::new(crate::DefaultPartitioner::default()),
+        )
+    }
+
     fn response(codes: &[(i32, i16)]) -> ProduceResponse {
         ProduceResponse::default().with_responses(vec![TopicProduceResponse::default()
             .with_name(TopicName(StrBytes::from_static_str("t")))
@@ -703,10 +710,7 @@ mod tests {
     /// recognised as the same.
     #[test]
     fn lost_producer_state_fails_only_batches_that_may_be_written() {
-        let shared = Shared::new(
-            crate::ProducerConfig::new("b:1"),
-            Arc::new(crate::DefaultPartitioner::default()),
-        );
+        let shared = test_shared();
         let sure = batch(0, 0);
         let mut unsure = batch(1, 0);
         unsure.unsure = true;
@@ -742,10 +746,7 @@ mod tests {
     /// under the next id and written twice.
     #[test]
     fn out_of_order_behind_a_given_up_batch_proves_nothing() {
-        let shared = Shared::new(
-            crate::ProducerConfig::new("b:1"),
-            Arc::new(crate::DefaultPartitioner::default()),
-        );
+        let shared = test_shared();
         let mut st = shared.lock();
         st.pid = PidState::Ready(ProducerIdentity { id: 1, epoch: 0 });
         let tp = TopicPartition::new("t", 0);
@@ -787,10 +788,7 @@ mod tests {
     /// Kafka 2.5+) takes a batch at any sequence, so then B1 stays unsure.
     #[test]
     fn a_refused_earlier_batch_proves_later_ones_unwritten_only_once_acked() {
-        let shared = Shared::new(
-            crate::ProducerConfig::new("b:1"),
-            Arc::new(crate::DefaultPartitioner::default()),
-        );
+        let shared = test_shared();
         let mut st = shared.lock();
         st.pid = PidState::Ready(ProducerIdentity { id: 1, epoch: 0 });
         let timed_out = |b: &ProducerBatch| {
@@ -850,10 +848,7 @@ mod tests {
     /// so it fails as outcome-unknown, not after the delivery timeout.
     #[test]
     fn an_unsure_batch_behind_an_unwritable_one_fails_as_outcome_unknown() {
-        let shared = Shared::new(
-            crate::ProducerConfig::new("b:1"),
-            Arc::new(crate::DefaultPartitioner::default()),
-        );
+        let shared = test_shared();
         let mut st = shared.lock();
         let tp = TopicPartition::new("t", 0);
         let now = Instant::now();

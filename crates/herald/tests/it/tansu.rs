@@ -266,17 +266,22 @@ async fn send_through_fault(
     (r, stats)
 }
 
-/// Exactly once through lost answers: Tansu writes batches, but a proxy
-/// swallows its responses, so herald cannot know they landed. Herald resends
-/// them under the same producer id and sequences; the broker recognises
-/// them; the log holds every record once, in send order.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn lost_responses_are_resent_without_duplicates() {
-    const N: usize = 3_000;
+/// 3,000 records to a fresh topic on Tansu behind a proxy that swallows
+/// its answers (after everything sent before is acknowledged) until a
+/// written request has timed out and been retried; idempotence as asked.
+async fn through_lost_answers(
+    topic: &str,
+    idempotence: bool,
+    checker: impl FnOnce(&Producer) -> Checker,
+) -> (Report, herald::ProducerStats) {
     let (tansu, proxy) = Tansu::start_behind_proxy();
-    tansu.create_topic("unsure", 1);
+    tansu.create_topic(topic, 1);
     let cfg = ProducerConfig::from_properties(&[
         ("bootstrap.servers", proxy.addr().as_str()),
+        (
+            "enable.idempotence",
+            if idempotence { "true" } else { "false" },
+        ),
         ("request.timeout.ms", "1000"),
         ("delivery.timeout.ms", "60000"),
         ("retry.backoff.ms", "50"),
@@ -285,24 +290,33 @@ async fn lost_responses_are_resent_without_duplicates() {
     ])
     .unwrap();
     let producer = Producer::new(cfg).unwrap();
-    // Everything sent before the fault is acknowledged first; then answers
-    // vanish until a written request has timed out and been retried.
-    let (_, stats) = send_through_fault(
-        Checker::new(&producer).allow_unknown_offsets(),
+    let out = send_through_fault(
+        checker(&producer),
         &producer,
         &proxy.addr(),
-        "unsure",
-        N,
+        topic,
+        3_000,
         true,
         |on| proxy.swallow_responses(on),
     )
     .await;
+    producer.close(BOUND).await.unwrap();
+    out
+}
+
+/// Exactly once through lost answers: Tansu writes batches, but a proxy
+/// swallows its responses, so herald cannot know they landed. Herald resends
+/// them under the same producer id and sequences; the broker recognises
+/// them; the log holds every record once, in send order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lost_responses_are_resent_without_duplicates() {
+    let (_, stats) =
+        through_lost_answers("unsure", true, |p| Checker::new(p).allow_unknown_offsets()).await;
     eprintln!("lost responses: {stats:?}");
     assert_eq!(
         stats.producer_ids, 1,
         "resent under the same producer id: {stats:?}"
     );
-    producer.close(BOUND).await.unwrap();
 }
 
 /// The same lost answers with `enable.idempotence=false`: what herald then
@@ -311,33 +325,10 @@ async fn lost_responses_are_resent_without_duplicates() {
 /// idempotence is on by default.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lost_responses_without_idempotence_are_delivered_at_least_once() {
-    const N: usize = 3_000;
-    let (tansu, proxy) = Tansu::start_behind_proxy();
-    tansu.create_topic("twice", 1);
-    let cfg = ProducerConfig::from_properties(&[
-        ("bootstrap.servers", proxy.addr().as_str()),
-        ("enable.idempotence", "false"),
-        ("request.timeout.ms", "1000"),
-        ("delivery.timeout.ms", "60000"),
-        ("retry.backoff.ms", "50"),
-        ("retry.backoff.max.ms", "500"),
-        ("batch.size", "4000"),
-    ])
-    .unwrap();
-    let producer = Producer::new(cfg).unwrap();
-    let (r, stats) = send_through_fault(
-        Checker::new(&producer).at_least_once(),
-        &producer,
-        &proxy.addr(),
-        "twice",
-        N,
-        true,
-        |on| proxy.swallow_responses(on),
-    )
-    .await;
+    let (r, stats) =
+        through_lost_answers("twice", false, |p| Checker::new(p).at_least_once()).await;
     eprintln!("lost responses, idempotence off: {stats:?}");
     assert!(r.duplicates > 0, "resent batches were written twice: {r:?}");
-    producer.close(BOUND).await.unwrap();
 }
 
 /// The broker goes down mid-stream (every connection cut, new ones
