@@ -76,6 +76,10 @@ pub struct Figures {
     pub p50_ms: f64,
     pub p99_ms: f64,
     pub p999_ms: f64,
+    /// The sink's CPU over the client process's life, in % of one core
+    /// (filled in by `compare`): near 100 means the sink caps the client.
+    #[serde(default)]
+    pub sink_cpu_pct: f64,
 }
 
 /// CPU seconds (user + system) and peak RSS (MiB) of this process so far.
@@ -138,6 +142,7 @@ fn figures(client: &str, w: &Workload, took: Duration, cpu: f64, h: &Hist) -> Fi
         p50_ms: ms(0.5),
         p99_ms: ms(0.99),
         p999_ms: ms(0.999),
+        sink_cpu_pct: 0.0,
     }
 }
 
@@ -181,14 +186,16 @@ pub fn run_herald(bootstrap: &str, topic: &str, w: &Workload) -> Result<Figures,
                 failed.clone(),
                 value.clone(),
                 w.clone(),
-                topic.to_string(),
+                // Held once, cloned per record (a reference count), as the
+                // docs of `Record::topic` suggest.
+                std::sync::Arc::<str>::from(topic),
             );
             tasks.push(tokio::spawn(async move {
                 for i in (t..w.records).step_by(w.tasks) {
                     if let Some(at) = due(start, w.rate, i) {
                         tokio::time::sleep_until(at.into()).await;
                     }
-                    let mut r = Record::new(topic.as_str(), value.clone());
+                    let mut r = Record::new(topic.clone(), value.clone());
                     if let Some(k) = key(i, w.key_size) {
                         r = r.key(k);
                     }

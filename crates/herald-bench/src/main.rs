@@ -10,7 +10,7 @@
 mod client;
 mod sink;
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, Command, Stdio};
 
 use clap::{Parser, Subcommand};
@@ -101,6 +101,7 @@ fn main() {
 struct SinkProcess {
     child: Child,
     bootstrap: String,
+    out: BufReader<std::process::ChildStdout>,
 }
 
 impl SinkProcess {
@@ -123,16 +124,30 @@ impl SinkProcess {
             .stdout(Stdio::piped())
             .spawn()
             .map_err(|e| format!("starting the sink: {e}"))?;
-        let out = child.stdout.take().expect("piped");
+        let mut out = BufReader::new(child.stdout.take().expect("piped"));
         let mut line = String::new();
-        BufReader::new(out)
-            .read_line(&mut line)
-            .map_err(|e| e.to_string())?;
+        out.read_line(&mut line).map_err(|e| e.to_string())?;
         let bootstrap = line
             .strip_prefix("BOOTSTRAP ")
             .map(|b| b.trim().to_string())
             .ok_or_else(|| format!("the {kind_arg} sink did not start (said {line:?})"))?;
-        Ok(SinkProcess { child, bootstrap })
+        Ok(SinkProcess {
+            child,
+            bootstrap,
+            out,
+        })
+    }
+
+    /// CPU seconds the sink (with its children) has used so far.
+    fn cpu_seconds(&mut self) -> Result<f64, String> {
+        let stdin = self.child.stdin.as_mut().expect("piped");
+        writeln!(stdin, "usage").map_err(|e| e.to_string())?;
+        stdin.flush().map_err(|e| e.to_string())?;
+        let mut line = String::new();
+        self.out.read_line(&mut line).map_err(|e| e.to_string())?;
+        line.strip_prefix("USAGE ")
+            .and_then(|v| v.trim().parse().ok())
+            .ok_or_else(|| format!("the sink answered {line:?} to `usage`"))
     }
 }
 
@@ -199,10 +214,11 @@ const FIGURES: &[(&str, Getter)] = &[
     ("p50_ms", |f| f.p50_ms),
     ("p99_ms", |f| f.p99_ms),
     ("p999_ms", |f| f.p999_ms),
+    ("sink_cpu_pct", |f| f.sink_cpu_pct),
 ];
 
 fn compare(kind: SinkKind, runs: usize, json: bool, w: &Workload) -> Result<(), String> {
-    let sink = SinkProcess::start(kind, w.partitions)?;
+    let mut sink = SinkProcess::start(kind, w.partitions)?;
     let mut herald = Vec::new();
     let mut rdk = Vec::new();
     for i in 0..runs {
@@ -213,15 +229,19 @@ fn compare(kind: SinkKind, runs: usize, json: bool, w: &Workload) -> Result<(), 
             ["librdkafka", "herald"]
         };
         for c in order {
-            let f = run_client(c, &sink.bootstrap, w)?;
+            let (cpu0, t0) = (sink.cpu_seconds()?, std::time::Instant::now());
+            let mut f = run_client(c, &sink.bootstrap, w)?;
+            let wall = t0.elapsed().as_secs_f64();
+            f.sink_cpu_pct = 100.0 * (sink.cpu_seconds()? - cpu0) / wall;
             if !json {
                 eprintln!(
-                    "run {}: {c:<10} {:>10.0} records/s  {:>7.2} CPU s/M  {:>7.1} MB RSS  p99 {:.2} ms",
+                    "run {}: {c:<10} {:>10.0} records/s  {:>7.2} CPU s/M  {:>7.1} MB RSS  p99 {:.2} ms  sink {:.0} % CPU",
                     i + 1,
                     f.records_per_s,
                     f.cpu_s_per_million,
                     f.peak_rss_mb,
-                    f.p99_ms
+                    f.p99_ms,
+                    f.sink_cpu_pct
                 );
             }
             if c == "herald" {

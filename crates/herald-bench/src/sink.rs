@@ -52,10 +52,13 @@ pub fn serve(kind: SinkKind, topic: &str, partitions: i32) -> Result<(), String>
     };
     println!("BOOTSTRAP {bootstrap}");
     std::io::stdout().flush().map_err(|e| e.to_string())?;
-    // Block until the parent closes our standard input.
+    // Serve until the parent closes our standard input; answer `usage`
+    // with the CPU seconds this process and its children (Tansu) used.
     for line in std::io::stdin().lock().lines() {
-        if line.is_err() {
-            break;
+        let Ok(line) = line else { break };
+        if line.trim() == "usage" {
+            println!("USAGE {}", cpu_seconds_with_children());
+            std::io::stdout().flush().map_err(|e| e.to_string())?;
         }
     }
     if let Some(n) = &_null {
@@ -64,4 +67,35 @@ pub fn serve(kind: SinkKind, topic: &str, partitions: i32) -> Result<(), String>
         }
     }
     Ok(())
+}
+
+/// User + system CPU seconds of this process and its direct children so
+/// far, from `/proc` (a child still running is not in `RUSAGE_CHILDREN`).
+fn cpu_seconds_with_children() -> f64 {
+    let me = std::process::id();
+    // SAFETY: sysconf has no preconditions.
+    #[allow(unsafe_code)]
+    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    let mut total = 0.0;
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return 0.0;
+    };
+    for e in dir.flatten() {
+        let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else {
+            continue;
+        };
+        // Fields after the command name, which is in parentheses.
+        let Some(rest) = stat.rsplit_once(") ").map(|(_, r)| r) else {
+            continue;
+        };
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        // f[1] = ppid, f[11] = utime, f[12] = stime (man 5 proc, from field 3).
+        let pid: u32 = e.file_name().to_string_lossy().parse().unwrap_or(0);
+        let ppid: u32 = f.get(1).and_then(|v| v.parse().ok()).unwrap_or(0);
+        if pid == me || ppid == me {
+            let t = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+            total += (t(11) + t(12)) / ticks;
+        }
+    }
+    total
 }

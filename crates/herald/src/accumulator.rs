@@ -14,6 +14,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use indexmap::IndexMap;
+use rustc_hash::FxBuildHasher;
 
 use crate::batch::{PendingRecord, ProducerBatch};
 use crate::error::TopicPartition;
@@ -87,10 +88,10 @@ pub(crate) struct Drained {
 #[derive(Debug)]
 pub(crate) struct Accumulator {
     limits: Limits,
-    queues: IndexMap<TopicPartition, PartitionQueue>,
+    queues: IndexMap<TopicPartition, PartitionQueue, FxBuildHasher>,
     sticky: StickyPartitions,
     /// Per topic: the batch id the sticky partition is filling.
-    sticky_batch: HashMap<String, u64>,
+    sticky_batch: HashMap<String, u64, FxBuildHasher>,
     next_id: u64,
     /// Ids of batches not finished yet: what `flush` waits for.
     /// (A split batch's halves share their id, hence the count.)
@@ -107,9 +108,9 @@ impl Accumulator {
     pub(crate) fn new(limits: Limits) -> Self {
         Self {
             limits,
-            queues: IndexMap::new(),
+            queues: IndexMap::default(),
             sticky: StickyPartitions::default(),
-            sticky_batch: HashMap::new(),
+            sticky_batch: HashMap::default(),
             next_id: 0,
             incomplete: BTreeMap::new(),
             drain_start: 0,
@@ -178,7 +179,10 @@ impl Accumulator {
             let id = self.next_id;
             self.next_id += 1;
             self.incomplete.insert(id, 1);
-            q.batches.push_back(ProducerBatch::new(id, tp.clone(), now));
+            // Sized for records like this one filling `batch.size`.
+            let capacity = (batch_size / size.max(1)).clamp(1, 1024);
+            q.batches
+                .push_back(ProducerBatch::new(id, tp.clone(), now, capacity));
             wake = true;
         }
         let b = q.batches.back_mut().expect("a batch was just ensured");

@@ -9,7 +9,7 @@ use tokio::sync::oneshot;
 
 use crate::error::{Error, TopicPartition};
 use crate::record::{Header, RecordMetadata};
-use crate::record_batch::{encode_batch, ProducerIdentity, WireRecord};
+use crate::record_batch::{ProducerIdentity, WireRecord};
 
 /// A callback given to [`crate::Producer::send_with_callback`].
 pub type Callback = Box<dyn FnOnce(Result<RecordMetadata, Error>) + Send + 'static>;
@@ -42,6 +42,10 @@ impl Completion {
 }
 
 /// A record waiting in a batch.
+///
+/// The record's bytes stay where the application put them (`Bytes` are
+/// reference-counted), and are written once, into the batch's wire buffer,
+/// when the batch is first sent.
 pub(crate) struct PendingRecord {
     pub key: Option<Bytes>,
     pub value: Option<Bytes>,
@@ -49,6 +53,11 @@ pub(crate) struct PendingRecord {
     pub timestamp: i64,
     pub completion: Completion,
 }
+
+/// What `buffer.memory` is charged for a record besides its estimated wire
+/// size: its place in the batch. Counting it keeps the bound true for tiny
+/// records, where this bookkeeping outweighs the bytes.
+pub(crate) const RECORD_OVERHEAD: usize = std::mem::size_of::<PendingRecord>();
 
 /// Records for one partition that travel, and succeed or fail, together.
 pub(crate) struct ProducerBatch {
@@ -78,7 +87,6 @@ pub(crate) struct ProducerBatch {
     /// the batch. It must be resent under the same producer id and
     /// sequence, so the broker can recognise it, before the id may change.
     pub unsure: bool,
-    encoded: Option<Bytes>,
 }
 
 impl fmt::Debug for ProducerBatch {
@@ -97,11 +105,13 @@ impl fmt::Debug for ProducerBatch {
 pub(crate) type Outcomes = Vec<(Completion, Result<RecordMetadata, Error>)>;
 
 impl ProducerBatch {
-    pub(crate) fn new(id: u64, tp: TopicPartition, now: Instant) -> Self {
+    /// A batch expected to hold about `capacity` records: its record list is
+    /// sized once, not grown (and moved) record by record.
+    pub(crate) fn new(id: u64, tp: TopicPartition, now: Instant, capacity: usize) -> Self {
         Self {
             id,
             tp,
-            records: Vec::new(),
+            records: Vec::with_capacity(capacity),
             size: 61, // RecordBatch v2 header
             memory: 0,
             created: now,
@@ -111,39 +121,37 @@ impl ProducerBatch {
             sequence: None,
             last_error: None,
             unsure: false,
-            encoded: None,
         }
     }
 
+    /// Add a record of estimated wire size `size`; the batch then holds
+    /// `size + RECORD_OVERHEAD` bytes of `buffer.memory`.
     pub(crate) fn push(&mut self, r: PendingRecord, size: usize) {
         self.records.push(r);
         self.size += size;
-        self.memory += size;
+        self.memory += size + RECORD_OVERHEAD;
     }
 
     pub(crate) fn record_count(&self) -> i32 {
         self.records.len() as i32
     }
 
-    /// The wire bytes; encoded once, reused on retry so a retried batch is
-    /// byte-for-byte the one the broker may already have.
-    pub(crate) fn encoded(&mut self) -> Bytes {
-        if let Some(b) = &self.encoded {
-            return b.clone();
-        }
-        let (pid, seq) = self.sequence.unwrap_or((ProducerIdentity::NONE, -1));
-        let b = encode_batch(
-            self.records.iter().map(|r| WireRecord {
-                key: r.key.as_deref(),
-                value: r.value.as_deref(),
-                timestamp: r.timestamp,
-                headers: &r.headers,
-            }),
-            pid,
-            seq,
-        );
-        self.encoded = Some(b.clone());
-        b
+    /// The records as the batch writer takes them.
+    pub(crate) fn wire_records(
+        &self,
+    ) -> impl ExactSizeIterator<Item = WireRecord<'_>> + Clone + '_ {
+        self.records.iter().map(|r| WireRecord {
+            key: r.key.as_deref(),
+            value: r.value.as_deref(),
+            timestamp: r.timestamp,
+            headers: &r.headers,
+        })
+    }
+
+    /// Producer id, epoch and base sequence to write (none without
+    /// idempotence, or before the first send).
+    pub(crate) fn identity(&self) -> (ProducerIdentity, i32) {
+        self.sequence.unwrap_or((ProducerIdentity::NONE, -1))
     }
 
     /// Forget the sequence (after a producer-id reset) so the next send
@@ -151,7 +159,6 @@ impl ProducerBatch {
     pub(crate) fn clear_sequence(&mut self) {
         self.sequence = None;
         self.unsure = false;
-        self.encoded = None;
     }
 
     /// Split in two halves by record count (for MESSAGE_TOO_LARGE). Both
@@ -159,14 +166,13 @@ impl ProducerBatch {
     /// the first ends), so batches already numbered behind stay valid.
     pub(crate) fn split(mut self) -> (ProducerBatch, ProducerBatch) {
         let tail = self.records.split_off(self.records.len() / 2);
-        let mut second = ProducerBatch::new(self.id, self.tp.clone(), self.created);
+        let mut second = ProducerBatch::new(self.id, self.tp.clone(), self.created, tail.len());
         for r in tail {
             let size = crate::record::estimated_size(r.key.as_ref(), r.value.as_ref(), &r.headers);
             second.push(r, size);
         }
         self.size -= second.size - 61;
         self.memory -= second.memory;
-        self.encoded = None;
         self.unsure = false;
         self.sealed = true;
         second.sealed = true;
@@ -187,10 +193,10 @@ impl ProducerBatch {
 
     /// Success: record `i` is at `base_offset + i`.
     pub(crate) fn succeed(self, base_offset: i64, log_append_time: i64, out: &mut Outcomes) {
-        let topic = self.tp.topic.to_string();
+        out.reserve(self.records.len());
         for (i, r) in self.records.into_iter().enumerate() {
             let md = RecordMetadata {
-                topic: topic.clone(),
+                topic: self.tp.topic.clone(),
                 partition: self.tp.partition,
                 offset: if base_offset >= 0 {
                     base_offset + i as i64
@@ -209,6 +215,7 @@ impl ProducerBatch {
 
     /// Failure: every record gets the error.
     pub(crate) fn fail(self, err: Error, out: &mut Outcomes) {
+        out.reserve(self.records.len());
         for r in self.records {
             out.push((r.completion, Err(err.clone())));
         }

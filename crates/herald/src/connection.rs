@@ -257,6 +257,28 @@ impl Connection {
             .map_err(|e| encode_err(e.to_string()))?;
         req.encode(&mut buf, version)
             .map_err(|e| encode_err(e.to_string()))?;
+        self.send_encoded(buf.freeze(), correlation_id, expect_response)
+            .await
+    }
+
+    /// A correlation id and the client id, for a request framed by its
+    /// caller (the Produce path, which writes batches straight into the
+    /// frame) and then given to `send_encoded`.
+    pub(crate) fn frame_ids(&self) -> (i32, &str) {
+        (
+            self.next_correlation.fetch_add(1, Ordering::Relaxed),
+            &self.client_id,
+        )
+    }
+
+    /// Send a framed request (size prefix included) whose header carries
+    /// `correlation_id`.
+    pub(crate) async fn send_encoded(
+        &self,
+        frame: Bytes,
+        correlation_id: i32,
+        expect_response: bool,
+    ) -> Result<InFlight, Error> {
         let (tx, rx) = oneshot::channel();
         let (reply, sent) = if expect_response {
             (Some(tx), None)
@@ -264,7 +286,7 @@ impl Connection {
             (None, Some(tx))
         };
         let out = Outbound {
-            frame: buf.freeze(),
+            frame,
             correlation_id,
             reply,
             sent,

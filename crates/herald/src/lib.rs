@@ -51,6 +51,7 @@ pub mod error;
 mod idempotence;
 pub mod metadata;
 pub mod partitioner;
+mod produce_request;
 mod producer;
 pub mod record;
 mod record_batch;

@@ -72,6 +72,10 @@ impl ClusterMetadata {
 #[derive(Debug)]
 pub(crate) struct Metadata {
     pub cluster: ClusterMetadata,
+    /// Partition counts of the usable topics in `cluster`, kept beside it
+    /// because `send` asks for one per record: a fast hash, not SipHash
+    /// (the keys are the application's own topic names).
+    usable: HashMap<String, usize, rustc_hash::FxBuildHasher>,
     /// Topics that `send` is waiting for, until when.
     pub wanted: HashMap<String, Instant>,
     /// A refresh is due as soon as possible.
@@ -87,12 +91,19 @@ impl Metadata {
     pub(crate) fn new() -> Self {
         Self {
             cluster: ClusterMetadata::default(),
+            usable: HashMap::default(),
             wanted: HashMap::new(),
             refresh_requested: true,
             last_refresh: None,
             last_error: None,
             generation: 0,
         }
+    }
+
+    /// Partition count of a usable topic (what `ClusterMetadata::partitions`
+    /// says, looked up faster).
+    pub(crate) fn partitions(&self, topic: &str) -> Option<usize> {
+        self.usable.get(topic).copied()
     }
 
     /// Merge a Metadata response. Topics not in it keep their old entry.
@@ -129,8 +140,17 @@ impl Metadata {
             if info.error.is_none() {
                 self.wanted.remove(&name);
             }
+            match info.error.is_none() && !info.leaders.is_empty() {
+                true => self.usable.insert(name.clone(), info.leaders.len()),
+                false => self.usable.remove(&name),
+            };
             self.cluster.topics.insert(name, info);
         }
+        debug_assert!(self
+            .cluster
+            .topics
+            .keys()
+            .all(|t| self.cluster.partitions(t) == self.partitions(t)));
         self.last_refresh = Some(now);
         self.last_error = None;
         self.refresh_requested = false;

@@ -94,7 +94,7 @@ pub fn murmur2(data: &[u8]) -> u32 {
 /// knows when a batch is full or sent.
 #[derive(Debug, Default)]
 pub(crate) struct StickyPartitions {
-    current: HashMap<String, i32>,
+    current: HashMap<String, i32, rustc_hash::FxBuildHasher>,
 }
 
 impl StickyPartitions {

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::oneshot;
 
 use crate::accumulator::Placement;
-use crate::batch::{Callback, Completion, PendingRecord};
+use crate::batch::{Callback, Completion, PendingRecord, RECORD_OVERHEAD};
 use crate::config::ProducerConfig;
 use crate::driver;
 use crate::error::Error;
@@ -190,6 +190,8 @@ impl Producer {
         let cfg = &shared.config;
         let start = Instant::now();
         let size = estimated_size(record.key.as_ref(), record.value.as_ref(), &record.headers);
+        // What the record holds of `buffer.memory` while buffered.
+        let memory = size + RECORD_OVERHEAD;
         if size + 61 > cfg.max_request_size {
             return Err(Error::RecordTooLarge {
                 size,
@@ -197,14 +199,20 @@ impl Producer {
                 key: "max.request.size",
             });
         }
-        if size > cfg.buffer_memory {
+        if memory > cfg.buffer_memory {
             return Err(Error::RecordTooLarge {
-                size,
+                size: memory,
                 limit: cfg.buffer_memory,
                 key: "buffer.memory",
             });
         }
-        let partitions = self.wait_for_partitions(&record.topic, start).await?;
+        // The slow paths (waiting for metadata or for buffer memory) are
+        // boxed futures, made only when needed: the common case then moves
+        // no large future state around per record.
+        let (partitions, waited_for_metadata) = match self.known_partitions(&record.topic)? {
+            Some(n) => (n, false),
+            None => Box::pin(self.wait_for_partitions(&record.topic, start)).await?,
+        };
         let chosen = match record.partition {
             Some(p) => Some(p),
             None => shared.partitioner.partition(
@@ -217,7 +225,7 @@ impl Producer {
         let placement = match chosen {
             Some(p) if p < 0 || p as usize >= partitions => {
                 return Err(Error::InvalidPartition {
-                    topic: record.topic,
+                    topic: record.topic.to_string(),
                     partition: p,
                     partitions,
                 })
@@ -225,7 +233,16 @@ impl Producer {
             Some(p) => Placement::Partition(p),
             None => Placement::Sticky,
         };
-        self.reserve_memory(size, start).await?;
+        let waited = match shared.memory.try_acquire_many(memory as u32) {
+            Ok(p) => {
+                p.forget();
+                waited_for_metadata
+            }
+            Err(_) => {
+                Box::pin(self.reserve_memory(memory, start)).await?;
+                true
+            }
+        };
         let pending = PendingRecord {
             key: record.key,
             value: record.value,
@@ -237,7 +254,7 @@ impl Producer {
             let mut st = shared.lock();
             if st.closing {
                 drop(st);
-                shared.memory.add_permits(size);
+                shared.memory.add_permits(memory);
                 return Err(Error::Closed("send after close".into()));
             }
             st.acc
@@ -247,7 +264,8 @@ impl Producer {
                     partitions,
                     pending,
                     size,
-                    Instant::now(),
+                    // One clock read per record when nothing was waited for.
+                    if waited { Instant::now() } else { start },
                 )
                 .1
         };
@@ -255,6 +273,15 @@ impl Producer {
             shared.wake.notify_waiters();
         }
         Ok(())
+    }
+
+    /// The topic's partition count if its metadata is known (no waiting).
+    fn known_partitions(&self, topic: &str) -> Result<Option<usize>, Error> {
+        let st = self.shared().lock();
+        if st.closing {
+            return Err(Error::Closed("send after close".into()));
+        }
+        Ok(st.meta.partitions(topic))
     }
 
     /// Take `size` bytes of `buffer.memory`, waiting up to what is left of
@@ -286,10 +313,16 @@ impl Producer {
         }
     }
 
-    /// The topic's partition count, waiting up to `max.block.ms` for metadata.
-    async fn wait_for_partitions(&self, topic: &str, start: Instant) -> Result<usize, Error> {
+    /// The topic's partition count, waiting up to `max.block.ms` for
+    /// metadata, and whether it had to wait.
+    async fn wait_for_partitions(
+        &self,
+        topic: &str,
+        start: Instant,
+    ) -> Result<(usize, bool), Error> {
         let shared = self.shared();
         let deadline = start + shared.config.max_block;
+        let mut waited = false;
         loop {
             let changed = shared.metadata_changed.notified();
             tokio::pin!(changed);
@@ -299,8 +332,8 @@ impl Producer {
                 if st.closing {
                     return Err(Error::Closed("send after close".into()));
                 }
-                if let Some(n) = st.meta.cluster.partitions(topic) {
-                    return Ok(n);
+                if let Some(n) = st.meta.partitions(topic) {
+                    return Ok((n, waited));
                 }
                 if Instant::now() >= deadline {
                     return Err(Error::MetadataTimeout {
@@ -319,6 +352,7 @@ impl Producer {
             }
             shared.wake.notify_waiters();
             let _ = tokio::time::timeout_at(deadline.into(), changed).await;
+            waited = true;
         }
     }
 

@@ -1,5 +1,7 @@
 //! What goes in (a [`Record`]) and what comes back ([`RecordMetadata`]).
 
+use std::sync::Arc;
+
 use bytes::Bytes;
 
 /// One record header. Kafka allows repeated header names; order is kept.
@@ -19,8 +21,11 @@ pub struct Header {
 /// serializes the others.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Record<K = Bytes, V = Bytes> {
-    /// Topic to write to.
-    pub topic: String,
+    /// Topic to write to. An `Arc<str>`: an application that sends many
+    /// records to one topic can hold the name once and clone it (a
+    /// reference count, not an allocation per record); `&str` and `String`
+    /// convert too.
+    pub topic: Arc<str>,
     /// Partition key; records with the same key go to the same partition.
     pub key: Option<K>,
     /// The payload; `None` is a null value (a tombstone on compacted topics).
@@ -35,7 +40,7 @@ pub struct Record<K = Bytes, V = Bytes> {
 
 impl<K, V> Record<K, V> {
     /// A record with a topic and a value.
-    pub fn new(topic: impl Into<String>, value: impl Into<V>) -> Self {
+    pub fn new(topic: impl Into<Arc<str>>, value: impl Into<V>) -> Self {
         Self {
             topic: topic.into(),
             key: None,
@@ -47,7 +52,7 @@ impl<K, V> Record<K, V> {
     }
 
     /// A record with a null value (a tombstone).
-    pub fn tombstone(topic: impl Into<String>, key: impl Into<K>) -> Self {
+    pub fn tombstone(topic: impl Into<Arc<str>>, key: impl Into<K>) -> Self {
         Self {
             topic: topic.into(),
             key: Some(key.into()),
@@ -89,8 +94,9 @@ impl<K, V> Record<K, V> {
 /// Where a record landed: the answer to a successful send.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RecordMetadata {
-    /// The topic.
-    pub topic: String,
+    /// The topic (shared with the producer's own copy of the name: handing
+    /// it out costs no allocation per record).
+    pub topic: Arc<str>,
     /// The partition.
     pub partition: i32,
     /// The record's offset in the partition; -1 when unknown: with `acks=0`,

@@ -1,6 +1,9 @@
 //! The RecordBatch v2 writer (magic 2), the one piece of wire format herald
 //! owns.
 //!
+//! Batches are written straight into the Produce request's buffer (see
+//! `produce_request`), sized exactly beforehand by `encoded_len`.
+//!
 //! Why not `kafka_protocol::records::RecordBatchEncoder`: its `Record` keeps
 //! headers in an `IndexMap`, so repeated header names (legal in Kafka) would
 //! be merged, and every record would be copied into its struct first. This
@@ -8,7 +11,7 @@
 //! and responses around it are still encoded by `kafka-protocol`; tests decode
 //! what this writes with `kafka-protocol`'s decoder and with librdkafka.
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{BufMut, BytesMut};
 
 use crate::record::Header;
 
@@ -81,12 +84,49 @@ const HEADER_LEN: usize = 61;
 const CRC_OFFSET: usize = 17;
 const ATTRIBUTES_OFFSET: usize = 21;
 
-/// Encode one batch. `base_sequence` is -1 without idempotence.
-pub(crate) fn encode_batch<'a>(
+/// The bytes of one record after its length prefix (its "body").
+fn body_len(r: &WireRecord<'_>, index: usize, base_ts: i64) -> usize {
+    let mut body = 1 // attributes
+        + varint_len(zigzag64(r.timestamp - base_ts))
+        + varint_len(zigzag32(index as i32) as u64)
+        + bytes_len(r.key)
+        + bytes_len(r.value)
+        + varint_len(zigzag32(r.headers.len() as i32) as u64);
+    for h in r.headers {
+        body += bytes_len(Some(h.key.as_bytes())) + bytes_len(h.value.as_deref());
+    }
+    body
+}
+
+/// The exact size `write_batch` will write for these records, so that the
+/// request around them is sized once and its length prefixes are known up
+/// front.
+pub(crate) fn encoded_len<'a>(
+    records: impl ExactSizeIterator<Item = WireRecord<'a>> + Clone,
+) -> usize {
+    let base_ts = records.clone().next().map_or(0, |r| r.timestamp);
+    HEADER_LEN
+        + records
+            .enumerate()
+            .map(|(i, r)| {
+                let body = body_len(&r, i, base_ts);
+                varint_len(zigzag32(body as i32) as u64) + body
+            })
+            .sum::<usize>()
+}
+
+/// Write one batch at the end of `buf`: records go straight from the
+/// application's buffers into the request, with no batch buffer between.
+/// The result depends only on the records, the producer identity and the
+/// base sequence, so a retried batch is written byte for byte as before
+/// (the broker may already have it). `base_sequence` is -1 without
+/// idempotence.
+pub(crate) fn write_batch<'a>(
+    buf: &mut BytesMut,
     records: impl ExactSizeIterator<Item = WireRecord<'a>> + Clone,
     producer: ProducerIdentity,
     base_sequence: i32,
-) -> Bytes {
+) {
     let count = records.len();
     let base_ts = records.clone().next().map_or(0, |r| r.timestamp);
     let max_ts = records
@@ -94,7 +134,7 @@ pub(crate) fn encode_batch<'a>(
         .map(|r| r.timestamp)
         .max()
         .unwrap_or(base_ts);
-    let mut buf = BytesMut::with_capacity(HEADER_LEN + 64 * count);
+    let at = buf.len();
     buf.put_i64(0); // baseOffset: the broker assigns offsets
     buf.put_i32(0); // batchLength, filled in below
     buf.put_i32(-1); // partitionLeaderEpoch
@@ -108,38 +148,43 @@ pub(crate) fn encode_batch<'a>(
     buf.put_i16(producer.epoch);
     buf.put_i32(base_sequence);
     buf.put_i32(count as i32);
-    debug_assert_eq!(buf.len(), HEADER_LEN);
+    debug_assert_eq!(buf.len() - at, HEADER_LEN);
 
     for (i, r) in records.enumerate() {
-        let ts_delta = r.timestamp - base_ts;
-        let mut body = 1 // attributes
-            + varint_len(zigzag64(ts_delta))
-            + varint_len(zigzag32(i as i32) as u64)
-            + bytes_len(r.key)
-            + bytes_len(r.value)
-            + varint_len(zigzag32(r.headers.len() as i32) as u64);
-        for h in r.headers {
-            body += bytes_len(Some(h.key.as_bytes())) + bytes_len(h.value.as_deref());
-        }
-        put_varint(&mut buf, body as i32);
+        let body = body_len(&r, i, base_ts);
+        put_varint(buf, body as i32);
         let start = buf.len();
         buf.put_i8(0);
-        put_uvarint(&mut buf, zigzag64(ts_delta));
-        put_varint(&mut buf, i as i32);
-        put_bytes(&mut buf, r.key);
-        put_bytes(&mut buf, r.value);
-        put_varint(&mut buf, r.headers.len() as i32);
+        put_uvarint(buf, zigzag64(r.timestamp - base_ts));
+        put_varint(buf, i as i32);
+        put_bytes(buf, r.key);
+        put_bytes(buf, r.value);
+        put_varint(buf, r.headers.len() as i32);
         for h in r.headers {
-            put_bytes(&mut buf, Some(h.key.as_bytes()));
-            put_bytes(&mut buf, h.value.as_deref());
+            put_bytes(buf, Some(h.key.as_bytes()));
+            put_bytes(buf, h.value.as_deref());
         }
         debug_assert_eq!(buf.len() - start, body);
     }
 
-    let batch_len = (buf.len() - 12) as i32;
-    buf[8..12].copy_from_slice(&batch_len.to_be_bytes());
-    let crc = crc32c::crc32c(&buf[ATTRIBUTES_OFFSET..]);
-    buf[CRC_OFFSET..CRC_OFFSET + 4].copy_from_slice(&crc.to_be_bytes());
+    let batch = &mut buf[at..];
+    let batch_len = (batch.len() - 12) as i32;
+    batch[8..12].copy_from_slice(&batch_len.to_be_bytes());
+    let crc = crc32c::crc32c(&batch[ATTRIBUTES_OFFSET..]);
+    batch[CRC_OFFSET..CRC_OFFSET + 4].copy_from_slice(&crc.to_be_bytes());
+}
+
+/// One batch in a buffer of its own (tests and the fuzz target).
+#[cfg(any(test, feature = "fuzzing"))]
+pub(crate) fn encode_batch<'a>(
+    records: impl ExactSizeIterator<Item = WireRecord<'a>> + Clone,
+    producer: ProducerIdentity,
+    base_sequence: i32,
+) -> bytes::Bytes {
+    let len = encoded_len(records.clone());
+    let mut buf = BytesMut::with_capacity(len);
+    write_batch(&mut buf, records, producer, base_sequence);
+    debug_assert_eq!(buf.len(), len);
     buf.freeze()
 }
 
@@ -147,7 +192,7 @@ pub(crate) fn encode_batch<'a>(
 #[cfg(feature = "fuzzing")]
 pub(crate) fn fuzz_write(
     records: &[(Option<Vec<u8>>, Option<Vec<u8>>, i64, Vec<Header>)],
-) -> Bytes {
+) -> bytes::Bytes {
     let iter = records.iter().map(|(k, v, ts, h)| WireRecord {
         key: k.as_deref(),
         value: v.as_deref(),
@@ -160,6 +205,7 @@ pub(crate) fn fuzz_write(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use bytes::Bytes;
     use kafka_protocol::records::RecordBatchDecoder;
 
     #[test]

@@ -11,11 +11,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use kafka_protocol::messages::{
-    produce_request::{PartitionProduceData, TopicProduceData},
-    ProduceRequest, ProduceResponse, TopicName,
-};
-use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 
 use crate::backoff::backoff;
 use crate::batch::{Outcomes, ProducerBatch};
@@ -63,35 +59,6 @@ pub(crate) enum Fate {
     /// The broker says it does not have the batch (an
     /// OUT_OF_ORDER_SEQUENCE_NUMBER behind a gap).
     NotWritten,
-}
-
-/// One Produce request for these batches, grouped by topic.
-pub(crate) fn build_request(
-    batches: &mut [ProducerBatch],
-    acks: Acks,
-    timeout: Duration,
-) -> ProduceRequest {
-    let mut topics: Vec<TopicProduceData> = Vec::new();
-    for b in batches.iter_mut() {
-        let data = PartitionProduceData::default()
-            .with_index(b.tp.partition)
-            .with_records(Some(b.encoded()));
-        match topics
-            .iter_mut()
-            .find(|t| t.name.0.as_str() == &*b.tp.topic)
-        {
-            Some(t) => t.partition_data.push(data),
-            None => topics.push(
-                TopicProduceData::default()
-                    .with_name(TopicName(StrBytes::from_string(b.tp.topic.to_string())))
-                    .with_partition_data(vec![data]),
-            ),
-        }
-    }
-    ProduceRequest::default()
-        .with_acks(acks.wire())
-        .with_timeout_ms(timeout.as_millis().min(i32::MAX as u128) as i32)
-        .with_topic_data(topics)
 }
 
 /// Read a Produce response: one decision per batch, in batch order.
@@ -573,8 +540,15 @@ async fn send(
 ) -> Result<(InFlight, i16), Error> {
     let conn: Connection = shared.pool.get(addr).await?;
     let version = conn.version::<ProduceRequest>(PRODUCE_VERSIONS)?;
-    let req = build_request(batches, acks, shared.config.request_timeout);
-    let inflight = conn.send(&req, version, acks != Acks::None).await?;
+    let timeout_ms = shared
+        .config
+        .request_timeout
+        .as_millis()
+        .min(i32::MAX as u128) as i32;
+    let (corr, client_id) = conn.frame_ids();
+    let frame =
+        crate::produce_request::encode(version, corr, client_id, acks.wire(), timeout_ms, batches);
+    let inflight = conn.send_encoded(frame, corr, acks != Acks::None).await?;
     crate::state::Counters::add(&shared.counters.requests, 1);
     Ok((inflight, version))
 }
@@ -587,9 +561,11 @@ mod tests {
     use kafka_protocol::messages::produce_response::{
         PartitionProduceResponse, TopicProduceResponse,
     };
+    use kafka_protocol::messages::TopicName;
+    use kafka_protocol::protocol::StrBytes;
 
     fn batch(p: i32, seq: i32) -> ProducerBatch {
-        let mut b = ProducerBatch::new(p as u64, TopicPartition::new("t", p), Instant::now());
+        let mut b = ProducerBatch::new(p as u64, TopicPartition::new("t", p), Instant::now(), 1);
         let (tx, _rx) = tokio::sync::oneshot::channel();
         b.push(
             PendingRecord {
@@ -627,15 +603,6 @@ mod tests {
                     })
                     .collect(),
             )])
-    }
-
-    #[test]
-    fn one_request_groups_partitions_by_topic() {
-        let mut bs = vec![batch(0, 0), batch(1, 0)];
-        let req = build_request(&mut bs, Acks::All, Duration::from_secs(30));
-        assert_eq!(req.acks, -1);
-        assert_eq!(req.topic_data.len(), 1);
-        assert_eq!(req.topic_data[0].partition_data.len(), 2);
     }
 
     #[test]

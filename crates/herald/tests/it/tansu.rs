@@ -58,7 +58,7 @@ async fn hundred_thousand_keyed_records_read_back_by_librdkafka() {
     // Per key: one partition, offsets increasing in send order.
     let mut last: HashMap<String, (i32, i64)> = HashMap::new();
     for (i, md) in reported.iter().enumerate() {
-        assert_eq!(md.topic, "roundtrip");
+        assert_eq!(&*md.topic, "roundtrip");
         assert_eq!(
             md.timestamp,
             base_ts + i as i64,
