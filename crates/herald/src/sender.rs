@@ -150,8 +150,10 @@ pub(crate) fn apply(
     now: Instant,
 ) -> (Outcomes, Vec<Finished>) {
     let cfg = &shared.config;
-    let mut outcomes = Vec::new();
-    let mut finished = Vec::new();
+    // Room for every record at once: growing it batch by batch moved the
+    // outcomes already in it each time (5 % of the client's instructions).
+    let mut outcomes = Vec::with_capacity(batches.iter().map(|b| b.records.len()).sum());
+    let mut finished = Vec::with_capacity(batches.len());
     for (mut b, d) in batches.into_iter().zip(decisions) {
         let seq = b.sequence.map_or(-1, |s| s.1);
         let sequenced = seq >= 0;
