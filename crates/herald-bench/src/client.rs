@@ -98,11 +98,46 @@ fn usage() -> (f64, f64) {
     )
 }
 
-fn key(i: usize, size: usize) -> Option<Vec<u8>> {
-    (size > 0).then(|| {
-        let b = (i as u64).to_be_bytes();
-        (0..size).map(|j| b[j % 8]).collect()
-    })
+/// The keys records cycle through, made before measuring so that neither
+/// client's figures include the harness allocating a key per record: 4,096
+/// distinct keys (spread evenly over any partition count here), each `size`
+/// bytes, in one buffer that records borrow slices of.
+#[derive(Clone)]
+struct Keys {
+    all: bytes::Bytes,
+    size: usize,
+}
+
+const DISTINCT_KEYS: usize = 4096;
+
+impl Keys {
+    fn new(size: usize) -> Keys {
+        let mut all = Vec::with_capacity(DISTINCT_KEYS * size);
+        for i in 0..DISTINCT_KEYS {
+            let b = (i as u64).to_be_bytes();
+            all.extend((0..size).map(|j| b[7 - j % 8]));
+        }
+        Keys {
+            all: all.into(),
+            size,
+        }
+    }
+
+    fn range(&self, i: usize) -> Option<std::ops::Range<usize>> {
+        let at = (i % DISTINCT_KEYS) * self.size;
+        (self.size > 0).then_some(at..at + self.size)
+    }
+
+    /// Record `i`'s key for herald: a slice of the shared buffer (a
+    /// reference count, no copy).
+    fn bytes(&self, i: usize) -> Option<bytes::Bytes> {
+        self.range(i).map(|r| self.all.slice(r))
+    }
+
+    /// Record `i`'s key for librdkafka, which copies it into its message.
+    fn slice(&self, i: usize) -> Option<&[u8]> {
+        self.range(i).map(|r| &self.all[r])
+    }
 }
 
 type Hist = Arc<Mutex<Histogram<u64>>>;
@@ -167,9 +202,10 @@ pub fn run_herald(bootstrap: &str, topic: &str, w: &Workload) -> Result<Figures,
     rt.block_on(async {
         let p = Producer::new(cfg).map_err(|e| e.to_string())?;
         let value = bytes::Bytes::from(vec![b'v'; w.size]);
+        let keys = Keys::new(w.key_size);
         for i in 0..w.warmup {
             let mut r = Record::new(topic, value.clone());
-            if let Some(k) = key(i, w.key_size) {
+            if let Some(k) = keys.bytes(i) {
                 r = r.key(k);
             }
             drop(p.send(r).await.map_err(|e| e.to_string())?);
@@ -180,12 +216,13 @@ pub fn run_herald(bootstrap: &str, topic: &str, w: &Workload) -> Result<Figures,
         let start = Instant::now();
         let mut tasks = Vec::new();
         for t in 0..w.tasks {
-            let (p, h, failed, value, w, topic) = (
+            let (p, h, failed, value, w, keys, topic) = (
                 p.clone(),
                 h.clone(),
                 failed.clone(),
                 value.clone(),
                 w.clone(),
+                keys.clone(),
                 // Held once, cloned per record (a reference count), as the
                 // docs of `Record::topic` suggest.
                 std::sync::Arc::<str>::from(topic),
@@ -196,7 +233,7 @@ pub fn run_herald(bootstrap: &str, topic: &str, w: &Workload) -> Result<Figures,
                         tokio::time::sleep_until(at.into()).await;
                     }
                     let mut r = Record::new(topic.clone(), value.clone());
-                    if let Some(k) = key(i, w.key_size) {
+                    if let Some(k) = keys.bytes(i) {
                         r = r.key(k);
                     }
                     let (h, failed) = (h.clone(), failed.clone());
@@ -285,14 +322,15 @@ pub fn run_librdkafka(bootstrap: &str, topic: &str, w: &Workload) -> Result<Figu
             .map_err(|e| e.to_string())?,
     );
     let value = vec![b'v'; w.size];
+    let keys = Keys::new(w.key_size);
     for i in 0..w.warmup {
-        let k = key(i, w.key_size);
-        let mut rec = BaseRecord::<Vec<u8>, Vec<u8>, Box<Instant>>::with_opaque_to(
+        let k = keys.slice(i);
+        let mut rec = BaseRecord::<[u8], [u8], Box<Instant>>::with_opaque_to(
             topic,
             Box::new(Instant::now()),
         )
-        .payload(&value);
-        if let Some(k) = &k {
+        .payload(&value[..]);
+        if let Some(k) = k {
             rec = rec.key(k);
         }
         p.send(rec).map_err(|(e, _)| e.to_string())?;
@@ -305,18 +343,18 @@ pub fn run_librdkafka(bootstrap: &str, topic: &str, w: &Workload) -> Result<Figu
     let start = Instant::now();
     std::thread::scope(|s| {
         for t in 0..w.tasks {
-            let (p, value) = (p.clone(), &value);
+            let (p, value, keys) = (p.clone(), &value, &keys);
             s.spawn(move || {
                 for i in (t..w.records).step_by(w.tasks) {
                     if let Some(at) = due(start, w.rate, i) {
                         std::thread::sleep(at.saturating_duration_since(Instant::now()));
                     }
-                    let k = key(i, w.key_size);
+                    let k = keys.slice(i);
                     let sent = Box::new(Instant::now());
                     let mut rec =
-                        BaseRecord::<Vec<u8>, Vec<u8>, Box<Instant>>::with_opaque_to(topic, sent)
-                            .payload(value);
-                    if let Some(k) = &k {
+                        BaseRecord::<[u8], [u8], Box<Instant>>::with_opaque_to(topic, sent)
+                            .payload(&value[..]);
+                    if let Some(k) = k {
                         rec = rec.key(k);
                     }
                     // A full queue: wait for room, as herald's send does.

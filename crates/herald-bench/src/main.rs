@@ -13,7 +13,7 @@ mod sink;
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, Command, Stdio};
 
-use clap::{Parser, Subcommand};
+use clap::{Parser, Subcommand, ValueEnum};
 use client::{Figures, Workload};
 use sink::SinkKind;
 
@@ -22,6 +22,19 @@ use sink::SinkKind;
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
+}
+
+/// A setting `sweep` varies.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum Over {
+    /// Value size in bytes (`--size`).
+    Size,
+    /// Partitions of the topic (`--partitions`).
+    Partitions,
+    /// Concurrent sending tasks (`--tasks`).
+    Tasks,
+    /// The buffer bound (`--buffer-bytes`).
+    BufferBytes,
 }
 
 #[derive(Subcommand)]
@@ -37,6 +50,22 @@ enum Cmd {
         /// Print one JSON object instead of a table.
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        workload: Workload,
+    },
+    /// Run `compare` once per value of one setting (a fresh sink each
+    /// time) and print a markdown table of the medians.
+    Sweep {
+        #[arg(long, value_enum, default_value = "mock")]
+        sink: SinkKind,
+        #[arg(long, default_value_t = 1)]
+        runs: usize,
+        /// The setting to vary.
+        #[arg(long, value_enum)]
+        over: Over,
+        /// Its values, comma-separated (e.g. 10,100,1000).
+        #[arg(long, value_delimiter = ',', required = true)]
+        values: Vec<u64>,
         #[command(flatten)]
         workload: Workload,
     },
@@ -90,6 +119,13 @@ fn main() {
             json,
             workload,
         } => compare(sink, runs.max(1), json, &workload),
+        Cmd::Sweep {
+            sink,
+            runs,
+            over,
+            values,
+            workload,
+        } => sweep(sink, runs.max(1), over, &values, &workload),
     };
     if let Err(e) = result {
         eprintln!("herald-bench: {e}");
@@ -217,12 +253,19 @@ const FIGURES: &[(&str, Getter)] = &[
     ("sink_cpu_pct", |f| f.sink_cpu_pct),
 ];
 
-fn compare(kind: SinkKind, runs: usize, json: bool, w: &Workload) -> Result<(), String> {
+/// Runs of both clients against one fresh sink, alternating A B A B
+/// (starting with each in turn, so drift hits both); progress on stderr
+/// unless `quiet`.
+fn run_both(
+    kind: SinkKind,
+    runs: usize,
+    quiet: bool,
+    w: &Workload,
+) -> Result<(Vec<Figures>, Vec<Figures>), String> {
     let mut sink = SinkProcess::start(kind, w.partitions)?;
     let mut herald = Vec::new();
     let mut rdk = Vec::new();
     for i in 0..runs {
-        // A B A B, starting with each in turn, so drift hits both.
         let order = if i % 2 == 0 {
             ["herald", "librdkafka"]
         } else {
@@ -233,7 +276,7 @@ fn compare(kind: SinkKind, runs: usize, json: bool, w: &Workload) -> Result<(), 
             let mut f = run_client(c, &sink.bootstrap, w)?;
             let wall = t0.elapsed().as_secs_f64();
             f.sink_cpu_pct = 100.0 * (sink.cpu_seconds()? - cpu0) / wall;
-            if !json {
+            if !quiet {
                 eprintln!(
                     "run {}: {c:<10} {:>10.0} records/s  {:>7.2} CPU s/M  {:>7.1} MB RSS  p99 {:.2} ms  sink {:.0} % CPU",
                     i + 1,
@@ -252,6 +295,60 @@ fn compare(kind: SinkKind, runs: usize, json: bool, w: &Workload) -> Result<(), 
         }
     }
     drop(sink);
+    Ok((herald, rdk))
+}
+
+/// The swept setting's name and how to set it in a workload.
+fn set(w: &mut Workload, over: Over, v: u64) {
+    match over {
+        Over::Size => w.size = v as usize,
+        Over::Partitions => w.partitions = v as i32,
+        Over::Tasks => w.tasks = v as usize,
+        Over::BufferBytes => w.buffer_bytes = v as usize,
+    }
+}
+
+/// One compare per value of one setting; a markdown table of the medians.
+fn sweep(
+    kind: SinkKind,
+    runs: usize,
+    over: Over,
+    values: &[u64],
+    base: &Workload,
+) -> Result<(), String> {
+    let name = over.to_possible_value().expect("no skipped variants");
+    let name = name.get_name();
+    println!(
+        "sink {kind:?}, sweep over {name}; otherwise {} records of {} B, key {} B, {} partitions, acks={}, linger.ms={}, batch.size={}, idempotence={}, buffer {} B, {} task(s); medians of {runs} runs",
+        base.records, base.size, base.key_size, base.partitions, base.acks, base.linger_ms, base.batch_size, base.idempotence, base.buffer_bytes, base.tasks
+    );
+    println!();
+    println!("| {name} | herald records/s | librdkafka records/s | ratio | herald MB/s | librdkafka MB/s | herald CPU s/M | librdkafka CPU s/M | ratio | herald peak RSS MB | librdkafka peak RSS MB | herald p99 ms | sink CPU % (herald runs) |");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    for &v in values {
+        let mut w = base.clone();
+        set(&mut w, over, v);
+        let (h, r) = run_both(kind, runs, true, &w)?;
+        let m = |fs: &[Figures], get: Getter| median(fs.iter().map(get).collect());
+        let (hr, rr) = (m(&h, |f| f.records_per_s), m(&r, |f| f.records_per_s));
+        let (hc, rc) = (m(&h, |f| f.cpu_s_per_million), m(&r, |f| f.cpu_s_per_million));
+        println!(
+            "| {v} | {hr:.0} | {rr:.0} | {:.2} | {:.1} | {:.1} | {hc:.2} | {rc:.2} | {:.2} | {:.1} | {:.1} | {:.2} | {:.0} |",
+            hr / rr,
+            m(&h, |f| f.mb_per_s),
+            m(&r, |f| f.mb_per_s),
+            hc / rc,
+            m(&h, |f| f.peak_rss_mb),
+            m(&r, |f| f.peak_rss_mb),
+            m(&h, |f| f.p99_ms),
+            m(&h, |f| f.sink_cpu_pct),
+        );
+    }
+    Ok(())
+}
+
+fn compare(kind: SinkKind, runs: usize, json: bool, w: &Workload) -> Result<(), String> {
+    let (herald, rdk) = run_both(kind, runs, json, w)?;
     let rows: Vec<(&str, f64, f64)> = FIGURES
         .iter()
         .map(|(name, get)| {

@@ -136,7 +136,7 @@ impl Accumulator {
         record: PendingRecord,
         size: usize,
         now: Instant,
-    ) -> (TopicPartition, bool) {
+    ) -> (i32, bool) {
         let partition = match placement {
             Placement::Partition(p) => p,
             Placement::Sticky => {
@@ -191,7 +191,6 @@ impl Accumulator {
             b.sealed = true;
             wake = true;
         }
-        let tp = tp.clone();
         if placement == Placement::Sticky {
             let id = b.id;
             match self.sticky_batch.get_mut(topic) {
@@ -201,7 +200,7 @@ impl Accumulator {
                 }
             }
         }
-        (tp, wake)
+        (partition, wake)
     }
 
     /// Seal every open batch; returns the id mark that `flush` waits below.
@@ -614,7 +613,8 @@ mod tests {
     fn linger_then_send() {
         let t0 = Instant::now();
         let mut a = acc(1000);
-        let (tp, wake) = a.append("t", Placement::Partition(0), 1, rec(), 31, t0);
+        let (p, wake) = a.append("t", Placement::Partition(0), 1, rec(), 31, t0);
+        let tp = TopicPartition::new("t", p);
         assert!(wake, "a new batch wakes the sender");
         let d = a.drain(0, leader0, ctx(t0));
         assert!(d.batches.is_empty(), "lingering");
@@ -689,8 +689,8 @@ mod tests {
         let mut a = acc(61 + 4 * 31);
         let mut parts = Vec::new();
         for _ in 0..40 {
-            let (tp, _) = a.append("t", Placement::Sticky, 3, rec(), 31, t0);
-            parts.push(tp.partition);
+            let (p, _) = a.append("t", Placement::Sticky, 3, rec(), 31, t0);
+            parts.push(p);
         }
         // Runs of exactly one batch (4 records), each on a new partition.
         for run in parts.chunks(4) {

@@ -50,7 +50,8 @@ pub struct ProducerConfig {
     /// batch is sent at once.
     pub batch_size: usize,
     /// `buffer.memory` (default 33554432): bytes of records waiting to be
-    /// sent, across all partitions. When full, `send` waits.
+    /// sent, across all partitions (each record counts its encoded size
+    /// plus its bookkeeping, about 110 bytes). When full, `send` waits.
     pub buffer_memory: usize,
     /// `max.block.ms` (default 60000): how long `send` may wait for buffer
     /// space or for topic metadata before it fails.
