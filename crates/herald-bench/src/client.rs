@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 use herald::{Producer, ProducerConfig, Record};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{
     BaseRecord, DeliveryResult, Producer as _, ProducerContext, ThreadedProducer,
 };
@@ -295,6 +296,24 @@ impl ProducerContext for Ctx {
     }
 }
 
+/// Send with librdkafka, waiting while its queue is full (as herald's
+/// `send` waits for buffer room); any other error ends the run.
+fn send_waiting<'a>(
+    p: &ThreadedProducer<Ctx>,
+    mut rec: BaseRecord<'a, [u8], [u8], Box<Instant>>,
+) -> Result<(), String> {
+    loop {
+        match p.send(rec) {
+            Ok(()) => return Ok(()),
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
+                rec = r;
+                std::thread::sleep(Duration::from_micros(200));
+            }
+            Err((e, _)) => return Err(format!("librdkafka: {e}")),
+        }
+    }
+}
+
 /// One librdkafka run, with the same settings.
 pub fn run_librdkafka(bootstrap: &str, topic: &str, w: &Workload) -> Result<Figures, String> {
     let h = histogram();
@@ -325,15 +344,13 @@ pub fn run_librdkafka(bootstrap: &str, topic: &str, w: &Workload) -> Result<Figu
     let keys = Keys::new(w.key_size);
     for i in 0..w.warmup {
         let k = keys.slice(i);
-        let mut rec = BaseRecord::<[u8], [u8], Box<Instant>>::with_opaque_to(
-            topic,
-            Box::new(Instant::now()),
-        )
-        .payload(&value[..]);
+        let mut rec =
+            BaseRecord::<[u8], [u8], Box<Instant>>::with_opaque_to(topic, Box::new(Instant::now()))
+                .payload(&value[..]);
         if let Some(k) = k {
             rec = rec.key(k);
         }
-        p.send(rec).map_err(|(e, _)| e.to_string())?;
+        send_waiting(&p, rec)?;
     }
     p.flush(Duration::from_secs(60))
         .map_err(|e| e.to_string())?;
@@ -342,35 +359,31 @@ pub fn run_librdkafka(bootstrap: &str, topic: &str, w: &Workload) -> Result<Figu
     let (cpu0, _) = usage();
     let start = Instant::now();
     std::thread::scope(|s| {
-        for t in 0..w.tasks {
-            let (p, value, keys) = (p.clone(), &value, &keys);
-            s.spawn(move || {
-                for i in (t..w.records).step_by(w.tasks) {
-                    if let Some(at) = due(start, w.rate, i) {
-                        std::thread::sleep(at.saturating_duration_since(Instant::now()));
-                    }
-                    let k = keys.slice(i);
-                    let sent = Box::new(Instant::now());
-                    let mut rec =
-                        BaseRecord::<[u8], [u8], Box<Instant>>::with_opaque_to(topic, sent)
-                            .payload(&value[..]);
-                    if let Some(k) = k {
-                        rec = rec.key(k);
-                    }
-                    // A full queue: wait for room, as herald's send does.
-                    loop {
-                        match p.send(rec) {
-                            Ok(()) => break,
-                            Err((_, r)) => {
-                                rec = r;
-                                std::thread::sleep(Duration::from_micros(200));
-                            }
+        (0..w.tasks)
+            .map(|t| {
+                let (p, value, keys) = (p.clone(), &value, &keys);
+                s.spawn(move || {
+                    for i in (t..w.records).step_by(w.tasks) {
+                        if let Some(at) = due(start, w.rate, i) {
+                            std::thread::sleep(at.saturating_duration_since(Instant::now()));
                         }
+                        let k = keys.slice(i);
+                        let sent = Box::new(Instant::now());
+                        let mut rec =
+                            BaseRecord::<[u8], [u8], Box<Instant>>::with_opaque_to(topic, sent)
+                                .payload(&value[..]);
+                        if let Some(k) = k {
+                            rec = rec.key(k);
+                        }
+                        send_waiting(&p, rec)?;
                     }
-                }
-            });
-        }
-    });
+                    Ok::<(), String>(())
+                })
+            })
+            .collect::<Vec<_>>()
+            .into_iter()
+            .try_for_each(|t| t.join().expect("sending thread panicked"))
+    })?;
     p.flush(Duration::from_secs(300))
         .map_err(|e| e.to_string())?;
     let took = start.elapsed();

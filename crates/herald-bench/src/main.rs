@@ -66,6 +66,11 @@ enum Cmd {
         /// Its values, comma-separated (e.g. 10,100,1000).
         #[arg(long, value_delimiter = ',', required = true)]
         values: Vec<u64>,
+        /// With `--over size`: records per run = this many bytes divided by
+        /// value plus key size, at least 1,000, so each size moves the same
+        /// data (otherwise `--records`).
+        #[arg(long)]
+        bytes_per_run: Option<u64>,
         #[command(flatten)]
         workload: Workload,
     },
@@ -124,8 +129,9 @@ fn main() {
             runs,
             over,
             values,
+            bytes_per_run,
             workload,
-        } => sweep(sink, runs.max(1), over, &values, &workload),
+        } => sweep(sink, runs.max(1), over, &values, bytes_per_run, &workload),
     };
     if let Err(e) = result {
         eprintln!("herald-bench: {e}");
@@ -314,6 +320,7 @@ fn sweep(
     runs: usize,
     over: Over,
     values: &[u64],
+    bytes_per_run: Option<u64>,
     base: &Workload,
 ) -> Result<(), String> {
     let name = over.to_possible_value().expect("no skipped variants");
@@ -323,17 +330,24 @@ fn sweep(
         base.records, base.size, base.key_size, base.partitions, base.acks, base.linger_ms, base.batch_size, base.idempotence, base.buffer_bytes, base.tasks
     );
     println!();
-    println!("| {name} | herald records/s | librdkafka records/s | ratio | herald MB/s | librdkafka MB/s | herald CPU s/M | librdkafka CPU s/M | ratio | herald peak RSS MB | librdkafka peak RSS MB | herald p99 ms | sink CPU % (herald runs) |");
-    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("| {name} | records | herald records/s | librdkafka records/s | ratio | herald MB/s | librdkafka MB/s | herald CPU s/M | librdkafka CPU s/M | ratio | herald peak RSS MB | librdkafka peak RSS MB | herald p99 ms | sink CPU % (herald runs) |");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     for &v in values {
         let mut w = base.clone();
         set(&mut w, over, v);
+        if let (Over::Size, Some(b)) = (over, bytes_per_run) {
+            w.records = ((b / (v + w.key_size as u64).max(1)) as usize).max(1_000);
+        }
         let (h, r) = run_both(kind, runs, true, &w)?;
         let m = |fs: &[Figures], get: Getter| median(fs.iter().map(get).collect());
         let (hr, rr) = (m(&h, |f| f.records_per_s), m(&r, |f| f.records_per_s));
-        let (hc, rc) = (m(&h, |f| f.cpu_s_per_million), m(&r, |f| f.cpu_s_per_million));
+        let (hc, rc) = (
+            m(&h, |f| f.cpu_s_per_million),
+            m(&r, |f| f.cpu_s_per_million),
+        );
         println!(
-            "| {v} | {hr:.0} | {rr:.0} | {:.2} | {:.1} | {:.1} | {hc:.2} | {rc:.2} | {:.2} | {:.1} | {:.1} | {:.2} | {:.0} |",
+            "| {v} | {} | {hr:.0} | {rr:.0} | {:.2} | {:.1} | {:.1} | {hc:.2} | {rc:.2} | {:.2} | {:.1} | {:.1} | {:.2} | {:.0} |",
+            w.records,
             hr / rr,
             m(&h, |f| f.mb_per_s),
             m(&r, |f| f.mb_per_s),

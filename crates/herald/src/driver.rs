@@ -17,7 +17,7 @@ use crate::error::{code, Error, KafkaCode};
 use crate::idempotence::PidState;
 use crate::metadata::ClusterMetadata;
 use crate::record_batch::ProducerIdentity;
-use crate::state::{Finished, Shared};
+use crate::state::{Finished, Shared, State};
 
 /// Metadata versions herald speaks: v1 (controller, racks) to v9 (flexible).
 pub(crate) const METADATA_VERSIONS: (i16, i16) = (1, 9);
@@ -161,11 +161,11 @@ pub(crate) async fn run(shared: Arc<Shared>) {
                 };
                 finished.push(Finished::fail(b, err, &mut outcomes));
             }
-            // Partitions without a known leader need fresh metadata.
-            let leaderless = st
-                .acc
-                .queued_partitions()
-                .any(|tp| st.meta.cluster.leader(tp).is_none());
+            // Partitions without a known leader need fresh metadata; the
+            // leaders of the others need a sender each.
+            let State { acc, meta, .. } = &mut *st;
+            let (leaders, leaderless) =
+                acc.queued_leaders(meta.generation, |tp| meta.cluster.leader(tp));
             let stale = st
                 .meta
                 .last_refresh
@@ -175,11 +175,6 @@ pub(crate) async fn run(shared: Arc<Shared>) {
             let want =
                 st.meta.refresh_requested || !st.meta.wanted.is_empty() || leaderless || stale;
             // Start senders for leaders of queued partitions.
-            let leaders: Vec<i32> = st
-                .acc
-                .queued_partitions()
-                .filter_map(|tp| st.meta.cluster.leader(tp))
-                .collect();
             for node in leaders {
                 if st.senders.insert(node) {
                     st.tasks += 1;

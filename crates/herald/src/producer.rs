@@ -10,7 +10,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tokio::sync::oneshot;
 
-use crate::accumulator::Placement;
+use crate::accumulator::{AppendAt, Placement};
 use crate::batch::{Callback, Completion, PendingRecord, RECORD_OVERHEAD};
 use crate::config::ProducerConfig;
 use crate::driver;
@@ -257,6 +257,7 @@ impl Producer {
                 shared.memory.add_permits(memory);
                 return Err(Error::Closed("send after close".into()));
             }
+            let meta_generation = st.meta.generation;
             st.acc
                 .append(
                     &record.topic,
@@ -264,8 +265,11 @@ impl Producer {
                     partitions,
                     pending,
                     size,
-                    // One clock read per record when nothing was waited for.
-                    if waited { Instant::now() } else { start },
+                    AppendAt {
+                        // One clock read per record when nothing was waited for.
+                        now: if waited { Instant::now() } else { start },
+                        meta_generation,
+                    },
                 )
                 .1
         };

@@ -334,6 +334,7 @@ pub(crate) async fn run(shared: Arc<Shared>, node: i32) {
             let mut st = shared.lock();
             if st.aborting || (st.closing && st.acc.is_idle() && sent.is_empty()) {
                 st.senders.remove(&node);
+                st.acc.sender_looks_at(node, None);
                 drop(st);
                 let err =
                     Error::Closed("close timeout passed while the request was in flight".into());
@@ -352,7 +353,7 @@ pub(crate) async fn run(shared: Arc<Shared>, node: i32) {
             }
             let addr = st.meta.cluster.broker_addr(node).map(str::to_string);
             let throttled = throttled_until.filter(|t| *t > now);
-            if throttled.is_some() {
+            let drained = if throttled.is_some() {
                 (Vec::new(), throttled, addr)
             } else if sent.len() < max_in_flight && addr.is_some() {
                 let force = st.flushing > 0 || st.closing || shared.memory_pressure();
@@ -367,12 +368,21 @@ pub(crate) async fn run(shared: Arc<Shared>, node: i32) {
                         force,
                         producer,
                         idempotent,
+                        meta_generation: meta.generation,
                     },
                 );
                 (d.batches, d.wake_at, addr)
             } else {
                 (Vec::new(), None, addr)
-            }
+            };
+            // Sending now means looking again right after.
+            let looks = if drained.0.is_empty() {
+                drained.1
+            } else {
+                Some(now)
+            };
+            st.acc.sender_looks_at(node, looks);
+            drained
         };
 
         if !batches.is_empty() {
