@@ -214,6 +214,8 @@ impl Accumulator {
         let mut wake = false;
         if !Self::has_room(q, None, size, batch_size) {
             if let Some(b) = q.batches.back_mut() {
+                // Full (the record does not fit): ready to go now.
+                wake |= !b.sealed;
                 b.sealed = true;
             }
             let id = self.next_id;
@@ -687,6 +689,51 @@ mod tests {
 
     fn leader0(_: &TopicPartition) -> Option<i32> {
         Some(0)
+    }
+
+    #[test]
+    fn a_sender_is_woken_only_when_it_would_not_look_in_time() {
+        let t0 = Instant::now();
+        let ms = Duration::from_millis;
+        let append = |a: &mut Accumulator, size: usize, now: Instant| {
+            a.append("t", Placement::Partition(0), 1, rec(), size, at(now))
+                .1
+        };
+
+        let mut a = acc(1000);
+        assert!(append(&mut a, 31, t0), "leader unknown: a new batch wakes");
+        // A drain learns the leader; the sender looks again at the linger end.
+        let d = a.drain(0, leader0, ctx(t0));
+        assert_eq!((d.batches.len(), d.wake_at), (0, Some(t0 + ms(5))));
+        a.sender_looks_at(0, d.wake_at);
+        assert!(!append(&mut a, 31, t0 + ms(1)), "room in the open batch");
+        // The next record does not fit (61 + 31 + 31 + 920 > 1000): the
+        // batch is full, ready now, and wakes the sender though it looks
+        // within the new batch's linger (61 + 920 < 1000 stays open).
+        assert!(append(&mut a, 920, t0 + ms(1)), "a full batch wakes");
+
+        let mut a = acc(1000);
+        assert!(append(&mut a, 31, t0));
+        assert_eq!(a.drain(0, leader0, ctx(t0 + ms(6))).batches.len(), 1);
+        // A new batch whose linger ends after the sender's next look.
+        a.sender_looks_at(0, Some(t0 + ms(8)));
+        assert!(!append(&mut a, 31, t0 + ms(6)), "looks in time: no wake");
+        // A sender that waits to be woken (no time to look) is woken.
+        assert_eq!(a.drain(0, leader0, ctx(t0 + ms(12))).batches.len(), 1);
+        a.sender_looks_at(0, None);
+        assert!(append(&mut a, 31, t0 + ms(12)), "waits for a wake");
+        // Newer metadata: the cached leader is not trusted until a drain.
+        assert_eq!(a.drain(0, leader0, ctx(t0 + ms(18))).batches.len(), 1);
+        a.sender_looks_at(0, Some(t0 + ms(18)));
+        let fresh = AppendAt {
+            now: t0 + ms(18),
+            meta_generation: 1,
+        };
+        assert!(
+            a.append("t", Placement::Partition(0), 1, rec(), 31, fresh)
+                .1,
+            "newer metadata wakes"
+        );
     }
 
     #[test]
