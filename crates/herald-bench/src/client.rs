@@ -37,7 +37,7 @@ pub struct Workload {
     /// batch.size in bytes.
     #[arg(long, default_value_t = 16_384)]
     pub batch_size: usize,
-    /// compression.type (herald supports only none so far).
+    /// compression.type: none, gzip, snappy, lz4 or zstd (both clients).
     #[arg(long, default_value = "none")]
     pub compression: String,
     /// enable.idempotence

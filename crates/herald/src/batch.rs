@@ -4,12 +4,13 @@
 use std::fmt;
 use std::time::Instant;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use tokio::sync::oneshot;
 
+use crate::compression::Compression;
 use crate::error::{Error, TopicPartition};
 use crate::record::{Header, RecordMetadata};
-use crate::record_batch::{ProducerIdentity, WireRecord};
+use crate::record_batch::{records_len, write_records, Compressed, ProducerIdentity, WireRecord};
 
 /// A callback given to [`crate::Producer::send_with_callback`].
 pub type Callback = Box<dyn FnOnce(Result<RecordMetadata, Error>) + Send + 'static>;
@@ -87,6 +88,9 @@ pub(crate) struct ProducerBatch {
     /// the batch. It must be resent under the same producer id and
     /// sequence, so the broker can recognise it, before the id may change.
     pub unsure: bool,
+    /// The records section compressed (codec id, bytes), made once at the
+    /// first send and kept for retries; `None` without compression.
+    compressed: Option<(i16, Bytes)>,
 }
 
 impl fmt::Debug for ProducerBatch {
@@ -121,6 +125,7 @@ impl ProducerBatch {
             sequence: None,
             last_error: None,
             unsure: false,
+            compressed: None,
         }
     }
 
@@ -145,6 +150,28 @@ impl ProducerBatch {
             value: r.value.as_deref(),
             timestamp: r.timestamp,
             headers: &r.headers,
+        })
+    }
+
+    /// Compress the records section with `codec` unless done already (a
+    /// retry sends the same bytes). Not on `send`'s path: the sender calls
+    /// it when the batch first goes out.
+    pub(crate) fn compress(&mut self, codec: Compression) -> Result<(), String> {
+        if codec == Compression::None || self.compressed.is_some() {
+            return Ok(());
+        }
+        let mut plain = BytesMut::with_capacity(records_len(self.wire_records()));
+        write_records(&mut plain, self.wire_records());
+        let packed = codec.compress(&plain)?;
+        self.compressed = Some((codec.attribute(), Bytes::from(packed)));
+        Ok(())
+    }
+
+    /// The compressed records section, if the batch has one.
+    pub(crate) fn compressed(&self) -> Option<Compressed<'_>> {
+        self.compressed.as_ref().map(|(codec, bytes)| Compressed {
+            codec: *codec,
+            bytes,
         })
     }
 
@@ -173,6 +200,7 @@ impl ProducerBatch {
         }
         self.size -= second.size - 61;
         self.memory -= second.memory;
+        self.compressed = None;
         self.unsure = false;
         self.sealed = true;
         second.sealed = true;

@@ -9,6 +9,7 @@
 
 use std::time::Duration;
 
+use crate::compression::{Compression, GZIP_DEFAULT_LEVEL, ZSTD_DEFAULT_LEVEL};
 use crate::error::Error;
 
 /// How many replicas must acknowledge a write (`acks`).
@@ -90,6 +91,12 @@ pub struct ProducerConfig {
     /// `partitioner.ignore.keys` (default false): spread keyed records with
     /// the sticky partitioner too.
     pub partitioner_ignore_keys: bool,
+    /// `compression.type` (default `none`): `gzip`, `snappy`, `lz4` or
+    /// `zstd`, with the level from `compression.gzip.level`,
+    /// `compression.lz4.level`, `compression.zstd.level` (Kafka's names,
+    /// KIP-390) or `compression.level` (librdkafka's name).
+    pub compression: Compression,
+    levels: Levels,
     idempotence_explicit: bool,
 }
 
@@ -116,6 +123,8 @@ impl Default for ProducerConfig {
             reconnect_backoff_max: Duration::from_millis(1000),
             connection_setup_timeout: Duration::from_millis(10_000),
             partitioner_ignore_keys: false,
+            compression: Compression::None,
+            levels: Levels::default(),
             idempotence_explicit: false,
         }
     }
@@ -144,7 +153,37 @@ pub const PROPERTIES: &[&str] = &[
     "socket.connection.setup.timeout.ms",
     "partitioner.ignore.keys",
     "compression.type",
+    "compression.level",
+    "compression.gzip.level",
+    "compression.lz4.level",
+    "compression.zstd.level",
 ];
+
+/// Compression levels as set, applied to whichever codec
+/// `compression.type` names (the two may come in either order).
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Levels {
+    generic: Option<i32>,
+    gzip: Option<i32>,
+    zstd: Option<i32>,
+}
+
+fn parse_level(key: &str, v: &str, range: std::ops::RangeInclusive<i32>) -> Result<i32, Error> {
+    v.trim()
+        .parse::<i32>()
+        .ok()
+        .filter(|l| range.contains(l))
+        .ok_or_else(|| {
+            Error::config(
+                key,
+                format!(
+                    "expected an integer from {} to {}, got `{v}`",
+                    range.start(),
+                    range.end()
+                ),
+            )
+        })
+}
 
 fn parse_u64(key: &str, v: &str) -> Result<u64, Error> {
     v.trim()
@@ -238,12 +277,25 @@ impl ProducerConfig {
             }
             "partitioner.ignore.keys" => self.partitioner_ignore_keys = parse_bool(key, value)?,
             "compression.type" => {
-                if value.trim() != "none" {
-                    return Err(Error::config(
-                        key,
-                        format!("only `none` is supported in this version, got `{value}`"),
-                    ));
-                }
+                self.compression = Compression::from_name(key, value)?;
+                self.apply_levels()?;
+            }
+            // -1 is "the codec's default", as in librdkafka.
+            "compression.level" => {
+                self.levels.generic = Some(parse_level(key, value, -1..=22)?);
+                self.apply_levels()?;
+            }
+            "compression.gzip.level" => {
+                self.levels.gzip = Some(parse_level(key, value, -1..=9)?);
+                self.apply_levels()?;
+            }
+            // lz4_flex has one mode: the level is checked, and kept by no one.
+            "compression.lz4.level" => {
+                parse_level(key, value, 1..=17)?;
+            }
+            "compression.zstd.level" => {
+                self.levels.zstd = Some(parse_level(key, value, -131_072..=22)?);
+                self.apply_levels()?;
             }
             _ => {
                 let hint = PROPERTIES
@@ -261,6 +313,36 @@ impl ProducerConfig {
             }
         }
         Ok(self)
+    }
+
+    /// Put the levels set so far on the codec of `compression.type`.
+    fn apply_levels(&mut self) -> Result<(), Error> {
+        let l = self.levels;
+        match &mut self.compression {
+            Compression::Gzip { level } => {
+                let (key, v) = match (l.gzip, l.generic) {
+                    (Some(v), _) => ("compression.gzip.level", v),
+                    (None, Some(v)) => ("compression.level", v),
+                    (None, None) => return Ok(()),
+                };
+                *level = match v {
+                    -1 => GZIP_DEFAULT_LEVEL,
+                    1..=9 => v as u32,
+                    _ => return Err(Error::config(key, "gzip levels are 1 to 9 (or -1)")),
+                };
+            }
+            Compression::Zstd { level } => {
+                if let Some(v) = l.zstd.or(l.generic) {
+                    *level = if v == -1 && l.zstd.is_none() {
+                        ZSTD_DEFAULT_LEVEL
+                    } else {
+                        v
+                    };
+                }
+            }
+            Compression::None | Compression::Snappy | Compression::Lz4 => {}
+        }
+        Ok(())
     }
 
     /// Check the settings against each other, as the Java client does.
@@ -404,6 +486,11 @@ impl ProducerConfig {
         self.retry_backoff_max = max;
         self
     }
+    /// Typed setter for `compression.type` with its level.
+    pub fn compression(mut self, c: Compression) -> Self {
+        self.compression = c;
+        self
+    }
 }
 
 fn split_servers(s: &str) -> Vec<String> {
@@ -488,5 +575,63 @@ mod tests {
         ])
         .unwrap_err();
         assert!(e.to_string().contains("`delivery.timeout.ms`"), "{e}");
+    }
+
+    #[test]
+    fn compression_codecs_and_levels_in_either_order() {
+        let props = |p: &[(&str, &str)]| {
+            let mut all = vec![("bootstrap.servers", "a:1")];
+            all.extend_from_slice(p);
+            ProducerConfig::from_properties(&all)
+        };
+        assert_eq!(props(&[]).unwrap().compression, Compression::None);
+        assert_eq!(
+            props(&[("compression.type", "gzip")]).unwrap().compression,
+            Compression::Gzip { level: 6 }
+        );
+        assert_eq!(
+            props(&[
+                ("compression.gzip.level", "9"),
+                ("compression.type", "GZIP")
+            ])
+            .unwrap()
+            .compression,
+            Compression::Gzip { level: 9 }
+        );
+        assert_eq!(
+            props(&[("compression.type", "zstd"), ("compression.level", "7")])
+                .unwrap()
+                .compression,
+            Compression::Zstd { level: 7 }
+        );
+        // Kafka's per-codec name wins over librdkafka's generic one.
+        assert_eq!(
+            props(&[
+                ("compression.zstd.level", "1"),
+                ("compression.level", "7"),
+                ("compression.type", "zstd"),
+            ])
+            .unwrap()
+            .compression,
+            Compression::Zstd { level: 1 }
+        );
+        for (k, v) in [
+            ("compression.type", "brotli"),
+            ("compression.gzip.level", "10"),
+            ("compression.lz4.level", "0"),
+            ("compression.zstd.level", "23"),
+            ("compression.level", "x"),
+        ] {
+            let e = props(&[(k, v)]).unwrap_err().to_string();
+            assert!(e.contains(&format!("`{k}`")), "{e}");
+        }
+        // A generic level out of the chosen codec's range names the key.
+        let e = props(&[("compression.type", "gzip"), ("compression.level", "12")])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("`compression.level`") && e.contains("1 to 9"),
+            "{e}"
+        );
     }
 }

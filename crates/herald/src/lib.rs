@@ -44,6 +44,7 @@ mod accumulator;
 mod backoff;
 mod batch;
 mod blocking;
+pub mod compression;
 pub mod config;
 mod connection;
 mod driver;

@@ -115,7 +115,7 @@ pub(crate) fn encode(
     let topics = by_topic(batches);
     let batch_lens: Vec<usize> = batches
         .iter()
-        .map(|b| encoded_len(b.wire_records()))
+        .map(|b| encoded_len(b.wire_records(), b.compressed()))
         .collect();
 
     // Header: key, version, correlation id, client id (a classic nullable
@@ -160,7 +160,7 @@ pub(crate) fn encode(
             f.put_array_len(&mut buf, batch_lens[i]);
             let (pid, seq) = b.identity();
             let before = buf.len();
-            write_batch(&mut buf, b.wire_records(), pid, seq);
+            write_batch(&mut buf, b.wire_records(), b.compressed(), pid, seq);
             debug_assert_eq!(buf.len() - before, batch_lens[i]);
             f.put_tags(&mut buf);
         }

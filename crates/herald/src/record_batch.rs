@@ -98,58 +98,44 @@ fn body_len(r: &WireRecord<'_>, index: usize, base_ts: i64) -> usize {
     body
 }
 
-/// The exact size `write_batch` will write for these records, so that the
-/// request around them is sized once and its length prefixes are known up
-/// front.
-pub(crate) fn encoded_len<'a>(
+/// The records section of a compressed batch: the codec's id (the
+/// attributes' low bits) and the compressed records.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Compressed<'a> {
+    pub codec: i16,
+    pub bytes: &'a [u8],
+}
+
+/// The bytes the records section takes uncompressed.
+pub(crate) fn records_len<'a>(
     records: impl ExactSizeIterator<Item = WireRecord<'a>> + Clone,
 ) -> usize {
     let base_ts = records.clone().next().map_or(0, |r| r.timestamp);
-    HEADER_LEN
-        + records
-            .enumerate()
-            .map(|(i, r)| {
-                let body = body_len(&r, i, base_ts);
-                varint_len(zigzag32(body as i32) as u64) + body
-            })
-            .sum::<usize>()
+    records
+        .enumerate()
+        .map(|(i, r)| {
+            let body = body_len(&r, i, base_ts);
+            varint_len(zigzag32(body as i32) as u64) + body
+        })
+        .sum::<usize>()
 }
 
-/// Write one batch at the end of `buf`: records go straight from the
-/// application's buffers into the request, with no batch buffer between.
-/// The result depends only on the records, the producer identity and the
-/// base sequence, so a retried batch is written byte for byte as before
-/// (the broker may already have it). `base_sequence` is -1 without
-/// idempotence.
-pub(crate) fn write_batch<'a>(
+/// The exact size `write_batch` will write, so that the request around it
+/// is sized once and its length prefixes are known up front.
+pub(crate) fn encoded_len<'a>(
+    records: impl ExactSizeIterator<Item = WireRecord<'a>> + Clone,
+    compressed: Option<Compressed<'_>>,
+) -> usize {
+    HEADER_LEN + compressed.map_or_else(|| records_len(records), |c| c.bytes.len())
+}
+
+/// Write the records section (uncompressed) at the end of `buf`: what a
+/// batch carries after its header, or what its codec compresses.
+pub(crate) fn write_records<'a>(
     buf: &mut BytesMut,
     records: impl ExactSizeIterator<Item = WireRecord<'a>> + Clone,
-    producer: ProducerIdentity,
-    base_sequence: i32,
 ) {
-    let count = records.len();
     let base_ts = records.clone().next().map_or(0, |r| r.timestamp);
-    let max_ts = records
-        .clone()
-        .map(|r| r.timestamp)
-        .max()
-        .unwrap_or(base_ts);
-    let at = buf.len();
-    buf.put_i64(0); // baseOffset: the broker assigns offsets
-    buf.put_i32(0); // batchLength, filled in below
-    buf.put_i32(-1); // partitionLeaderEpoch
-    buf.put_i8(2); // magic
-    buf.put_u32(0); // crc, filled in below
-    buf.put_i16(0); // attributes: no compression, CreateTime, not transactional
-    buf.put_i32(count.saturating_sub(1) as i32); // lastOffsetDelta
-    buf.put_i64(base_ts);
-    buf.put_i64(max_ts);
-    buf.put_i64(producer.id);
-    buf.put_i16(producer.epoch);
-    buf.put_i32(base_sequence);
-    buf.put_i32(count as i32);
-    debug_assert_eq!(buf.len() - at, HEADER_LEN);
-
     for (i, r) in records.enumerate() {
         let body = body_len(&r, i, base_ts);
         put_varint(buf, body as i32);
@@ -166,6 +152,50 @@ pub(crate) fn write_batch<'a>(
         }
         debug_assert_eq!(buf.len() - start, body);
     }
+}
+
+/// Write one batch at the end of `buf`: the header, then the records
+/// straight from the application's buffers (or, compressed, the bytes the
+/// batch keeps for its retries), with no batch buffer between. The result
+/// depends only on the records, the compressed bytes, the producer
+/// identity and the base sequence, so a retried batch is written byte for
+/// byte as before (the broker may already have it). `base_sequence` is -1
+/// without idempotence.
+pub(crate) fn write_batch<'a>(
+    buf: &mut BytesMut,
+    records: impl ExactSizeIterator<Item = WireRecord<'a>> + Clone,
+    compressed: Option<Compressed<'_>>,
+    producer: ProducerIdentity,
+    base_sequence: i32,
+) {
+    let count = records.len();
+    let base_ts = records.clone().next().map_or(0, |r| r.timestamp);
+    let max_ts = records
+        .clone()
+        .map(|r| r.timestamp)
+        .max()
+        .unwrap_or(base_ts);
+    let at = buf.len();
+    buf.put_i64(0); // baseOffset: the broker assigns offsets
+    buf.put_i32(0); // batchLength, filled in below
+    buf.put_i32(-1); // partitionLeaderEpoch
+    buf.put_i8(2); // magic
+    buf.put_u32(0); // crc, filled in below
+                    // attributes: the codec; CreateTime, not transactional, not control
+    buf.put_i16(compressed.map_or(0, |c| c.codec));
+    buf.put_i32(count.saturating_sub(1) as i32); // lastOffsetDelta
+    buf.put_i64(base_ts);
+    buf.put_i64(max_ts);
+    buf.put_i64(producer.id);
+    buf.put_i16(producer.epoch);
+    buf.put_i32(base_sequence);
+    buf.put_i32(count as i32);
+    debug_assert_eq!(buf.len() - at, HEADER_LEN);
+
+    match compressed {
+        Some(c) => buf.put_slice(c.bytes),
+        None => write_records(buf, records),
+    }
 
     let batch = &mut buf[at..];
     let batch_len = (batch.len() - 12) as i32;
@@ -181,9 +211,9 @@ pub(crate) fn encode_batch<'a>(
     producer: ProducerIdentity,
     base_sequence: i32,
 ) -> bytes::Bytes {
-    let len = encoded_len(records.clone());
+    let len = encoded_len(records.clone(), None);
     let mut buf = BytesMut::with_capacity(len);
-    write_batch(&mut buf, records, producer, base_sequence);
+    write_batch(&mut buf, records, None, producer, base_sequence);
     debug_assert_eq!(buf.len(), len);
     buf.freeze()
 }

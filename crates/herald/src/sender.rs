@@ -15,6 +15,7 @@ use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 
 use crate::backoff::backoff;
 use crate::batch::{Outcomes, ProducerBatch};
+use crate::compression::Compression;
 use crate::config::Acks;
 use crate::connection::{decode_response, Connection, InFlight};
 use crate::error::{classify_produce_code, code, Disposition, Error, KafkaCode, TopicPartition};
@@ -385,6 +386,31 @@ pub(crate) async fn run(shared: Arc<Shared>, node: i32) {
             drained
         };
 
+        // Compress new batches here, on the sender's task, not on `send`'s
+        // path; a retry reuses the bytes. (A codec writing into memory
+        // cannot fail short of a batch over 4 GiB; if one does, its batch
+        // fails with the reason, like any batch the broker cannot take.)
+        if shared.config.compression != Compression::None {
+            let mut failed = Vec::new();
+            let mut i = 0;
+            while i < batches.len() {
+                match batches[i].compress(shared.config.compression) {
+                    Ok(()) => i += 1,
+                    Err(e) => {
+                        let b = batches.remove(i);
+                        let error = Error::Serialization(format!(
+                            "compressing a batch of {} with {}: {e}",
+                            b.tp, shared.config.compression
+                        ));
+                        failed.push((b, Decision::Fail { error }));
+                    }
+                }
+            }
+            if !failed.is_empty() {
+                let (bs, ds) = failed.into_iter().unzip();
+                finish(&shared, bs, ds);
+            }
+        }
         if !batches.is_empty() {
             let addr = addr.expect("drained only with a known address");
             match send(&shared, &addr, &mut batches, acks).await {

@@ -14,7 +14,7 @@ pub use proxy::FaultProxy;
 
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -112,7 +112,12 @@ impl Tansu {
             // Relative to current_dir: Tansu joins an absolute path onto the cwd.
             .arg("sqlite://tansu.db")
             .current_dir(dir)
-            .stdout(Stdio::null())
+            // Its log level: `TANSU_LOG` (warnings and errors by default).
+            .env(
+                "RUST_LOG",
+                std::env::var("TANSU_LOG").unwrap_or_else(|_| "warn".into()),
+            )
+            .stdout(log.try_clone().expect("log file"))
             .stderr(log)
             .spawn()
             .expect("start tansu")
@@ -170,6 +175,12 @@ impl Tansu {
         }
     }
 
+    /// What Tansu wrote to standard error so far (its log), to show when a
+    /// test fails.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self._dir.path().join("tansu.log")).unwrap_or_default()
+    }
+
     /// `host:port` for `bootstrap.servers` (Tansu itself, not a proxy).
     pub fn bootstrap(&self) -> String {
         format!("127.0.0.1:{}", self.port)
@@ -195,6 +206,13 @@ impl Tansu {
 
 impl Drop for Tansu {
     fn drop(&mut self) {
+        // A failing test shows how Tansu exited, and the end of its log.
+        if std::thread::panicking() {
+            let status = self.child.try_wait();
+            let log = self.log();
+            let tail = &log[log.len().saturating_sub(4000)..];
+            eprintln!("tansu (exit status {status:?}) log tail:\n{tail}");
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }

@@ -5,8 +5,10 @@
 //! - `mock`: against librdkafka's mock cluster, an independent broker
 //!   implementation that injects errors, delays and outages.
 //! - `lifecycle`: flush, close and drop.
+//! - `compression`: each codec, through Tansu, read back by librdkafka.
 
 mod checker;
+mod compression;
 mod lifecycle;
 mod mock;
 mod own_mock;
