@@ -9,7 +9,7 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::sync::mpsc;
 
 /// Exit status for bad arguments or configuration.
-const USAGE: u8 = 2;
+pub(crate) const USAGE: u8 = 2;
 
 #[derive(Args, Debug)]
 pub(crate) struct ProduceArgs {
@@ -52,7 +52,7 @@ pub(crate) struct MetadataArgs {
     properties: Vec<String>,
 }
 
-fn split_pair<'a>(s: &'a str, what: &str) -> Result<(&'a str, &'a str), String> {
+pub(crate) fn split_pair<'a>(s: &'a str, what: &str) -> Result<(&'a str, &'a str), String> {
     s.split_once('=')
         .ok_or_else(|| format!("{what} `{s}` is not NAME=VALUE"))
 }
@@ -60,7 +60,7 @@ fn split_pair<'a>(s: &'a str, what: &str) -> Result<(&'a str, &'a str), String> 
 /// Build the config from -b and -X. `max.block.ms`, unless given, is capped
 /// at `delivery.timeout.ms` so that a CLI run never waits longer than the
 /// delivery timeout for a broker that is not there.
-fn config(brokers: &str, properties: &[String]) -> Result<ProducerConfig, String> {
+pub(crate) fn config(brokers: &str, properties: &[String]) -> Result<ProducerConfig, String> {
     let mut props = vec![("bootstrap.servers".to_string(), brokers.to_string())];
     for p in properties {
         let (k, v) = split_pair(p, "-X property")?;
@@ -73,7 +73,7 @@ fn config(brokers: &str, properties: &[String]) -> Result<ProducerConfig, String
     Ok(cfg)
 }
 
-fn fail(msg: impl std::fmt::Display, code: u8) -> ExitCode {
+pub(crate) fn fail(msg: impl std::fmt::Display, code: u8) -> ExitCode {
     eprintln!("herald: {msg}");
     ExitCode::from(code)
 }

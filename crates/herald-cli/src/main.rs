@@ -1,7 +1,8 @@
-//! `herald`: produce records and inspect metadata from the command line, in
-//! the spirit of kcat. Argument parsing only; the work is in `commands`.
+//! `herald`: produce records, inspect metadata and administer topics from
+//! the command line, in the spirit of kcat. Argument parsing only; the work is in `commands`.
 
 mod commands;
+mod topic;
 
 use std::process::ExitCode;
 
@@ -22,6 +23,9 @@ enum Command {
     Produce(commands::ProduceArgs),
     /// List brokers, topics, partitions and their leaders.
     Metadata(commands::MetadataArgs),
+    /// Create, list, describe or delete topics.
+    #[command(subcommand)]
+    Topic(topic::TopicCommand),
 }
 
 fn main() -> ExitCode {
@@ -47,6 +51,7 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Produce(args) => commands::produce(args).await,
             Command::Metadata(args) => commands::metadata(args).await,
+            Command::Topic(cmd) => topic::run(cmd).await,
         }
     })
 }

@@ -16,9 +16,10 @@ use std::time::{Duration, Instant};
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::{
-    ApiKey, ApiVersionsRequest, ApiVersionsResponse, InitProducerIdRequest, InitProducerIdResponse,
-    MetadataRequest, MetadataResponse, ProduceRequest, ProduceResponse, RequestHeader,
-    ResponseHeader,
+    ApiKey, ApiVersionsRequest, ApiVersionsResponse, CreateTopicsRequest, CreateTopicsResponse,
+    DeleteTopicsRequest, DeleteTopicsResponse, DescribeConfigsRequest, DescribeConfigsResponse,
+    InitProducerIdRequest, InitProducerIdResponse, MetadataRequest, MetadataResponse,
+    ProduceRequest, ProduceResponse, RequestHeader, ResponseHeader,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, StrBytes};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -51,6 +52,21 @@ request!(
     InitProducerIdRequest,
     InitProducerIdResponse,
     ApiKey::InitProducerId
+);
+request!(
+    CreateTopicsRequest,
+    CreateTopicsResponse,
+    ApiKey::CreateTopics
+);
+request!(
+    DeleteTopicsRequest,
+    DeleteTopicsResponse,
+    ApiKey::DeleteTopics
+);
+request!(
+    DescribeConfigsRequest,
+    DescribeConfigsResponse,
+    ApiKey::DescribeConfigs
 );
 
 /// A frame larger than this is a protocol error, not an allocation.
@@ -221,6 +237,11 @@ impl Connection {
             ));
         }
         Ok(v)
+    }
+
+    /// `host:port` of the broker.
+    pub(crate) fn addr(&self) -> &str {
+        &self.addr
     }
 
     /// Whether the broker supports API `R` at all.

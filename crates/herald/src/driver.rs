@@ -51,6 +51,18 @@ pub(crate) async fn fetch_metadata(
     addrs: &[String],
     topics: Option<&[String]>,
 ) -> Result<MetadataResponse, Error> {
+    fetch_metadata_with(pool, addrs, topics, true).await
+}
+
+/// Fetch metadata, asking the broker to create missing topics only if
+/// `auto_create` (the producer does, as the Java client; the admin client
+/// must not: describing a topic must not make it).
+pub(crate) async fn fetch_metadata_with(
+    pool: &Pool,
+    addrs: &[String],
+    topics: Option<&[String]>,
+    auto_create: bool,
+) -> Result<MetadataResponse, Error> {
     let mut last = None;
     for addr in addrs {
         let conn = match pool.get(addr).await {
@@ -70,7 +82,7 @@ pub(crate) async fn fetch_metadata(
                     })
                     .collect()
             }))
-            .with_allow_auto_topic_creation(true);
+            .with_allow_auto_topic_creation(auto_create);
         match conn.request(req, version).await {
             Ok(r) => return Ok(r),
             Err(e) => last = Some(e),

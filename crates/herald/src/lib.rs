@@ -41,6 +41,7 @@
 #![warn(missing_debug_implementations, rust_2018_idioms)]
 
 mod accumulator;
+pub mod admin;
 mod backoff;
 mod batch;
 mod blocking;

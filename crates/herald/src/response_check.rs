@@ -40,6 +40,9 @@ pub(crate) fn check(key: i16, version: i16, header_version: i16, frame: &[u8]) -
         k if k == ApiKey::Metadata as i16 && (0..=9).contains(&version) => 9,
         k if k == ApiKey::InitProducerId as i16 && (0..=4).contains(&version) => 2,
         k if k == ApiKey::ApiVersions as i16 && (0..=3).contains(&version) => 3,
+        k if k == ApiKey::CreateTopics as i16 && (2..=7).contains(&version) => 5,
+        k if k == ApiKey::DeleteTopics as i16 && (1..=6).contains(&version) => 4,
+        k if k == ApiKey::DescribeConfigs as i16 && (1..=4).contains(&version) => 4,
         _ => return Err(format!("no response shape for API key {key} v{version}")),
     };
     w.flexible = version >= flexible_from;
@@ -50,8 +53,78 @@ pub(crate) fn check(key: i16, version: i16, header_version: i16, frame: &[u8]) -
             w.fixed(4 + 2 + 8 + 2)?;
             w.tags(no_known_tags)
         }
+        k if k == ApiKey::CreateTopics as i16 => create_topics(&mut w, version),
+        k if k == ApiKey::DeleteTopics as i16 => delete_topics(&mut w, version),
+        k if k == ApiKey::DescribeConfigs as i16 => describe_configs(&mut w, version),
         _ => api_versions(&mut w, version),
     }
+}
+
+fn create_topics(w: &mut Walk<'_>, v: i16) -> Result<()> {
+    w.fixed(4)?; // throttle time (v2+)
+    w.array(|w| {
+        w.string()?; // name
+        w.fixed_if(v >= 7, 16)?; // topic id
+        w.fixed(2)?; // error code
+        w.string()?; // error message (v1+)
+        if v >= 5 {
+            w.fixed(4 + 2)?; // partitions, replication factor
+            w.array(|w| {
+                w.string()?; // name
+                w.string()?; // value
+                w.fixed(1 + 1 + 1)?; // read only, source, sensitive
+                w.tags(no_known_tags)
+            })?;
+        }
+        // Tag 0: the topic config error code.
+        w.tags(|tag, inner| match tag {
+            0 => inner.fixed(2).map(|()| true),
+            _ => Ok(false),
+        })
+    })?;
+    w.tags(no_known_tags)
+}
+
+fn delete_topics(w: &mut Walk<'_>, v: i16) -> Result<()> {
+    w.fixed(4)?; // throttle time (v1+)
+    w.array(|w| {
+        w.string()?; // name (nullable from v6)
+        w.fixed_if(v >= 6, 16)?; // topic id
+        w.fixed(2)?; // error code
+        if v >= 5 {
+            w.string()?; // error message
+        }
+        w.tags(no_known_tags)
+    })?;
+    w.tags(no_known_tags)
+}
+
+fn describe_configs(w: &mut Walk<'_>, v: i16) -> Result<()> {
+    w.fixed(4)?; // throttle time
+    w.array(|w| {
+        w.fixed(2)?; // error code
+        w.string()?; // error message
+        w.fixed(1)?; // resource type
+        w.string()?; // resource name
+        w.array(|w| {
+            w.string()?; // name
+            w.string()?; // value
+            w.fixed(1 + 1 + 1)?; // read only, source (v1+), sensitive
+            w.array(|w| {
+                w.string()?; // synonym name
+                w.string()?; // synonym value
+                w.fixed(1)?; // source
+                w.tags(no_known_tags)
+            })?;
+            if v >= 3 {
+                w.fixed(1)?; // config type
+                w.string()?; // documentation
+            }
+            w.tags(no_known_tags)
+        })?;
+        w.tags(no_known_tags)
+    })?;
+    w.tags(no_known_tags)
 }
 
 fn produce(w: &mut Walk<'_>, v: i16) -> Result<()> {
@@ -316,6 +389,53 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn admin_responses_of_every_version_pass() {
+        use kafka_protocol::messages::create_topics_response::{
+            CreatableTopicConfigs, CreatableTopicResult,
+        };
+        use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
+        use kafka_protocol::messages::describe_configs_response::{
+            DescribeConfigsResourceResult, DescribeConfigsResult, DescribeConfigsSynonym,
+        };
+        use kafka_protocol::messages::{
+            CreateTopicsResponse, DeleteTopicsResponse, DescribeConfigsResponse,
+        };
+        let r = CreateTopicsResponse::default()
+            .with_throttle_time_ms(1)
+            .with_topics(vec![CreatableTopicResult::default()
+                .with_name(TopicName(name("t")))
+                .with_error_message(Some(name("no")))
+                .with_topic_config_error_code(7)
+                .with_num_partitions(3)
+                .with_replication_factor(1)
+                .with_configs(Some(vec![CreatableTopicConfigs::default()
+                    .with_name(name("retention.ms"))
+                    .with_value(Some(name("1000")))]))]);
+        accepts_all_and_refuses_truncation(ApiKey::CreateTopics, 2..=7, &r);
+        let r = DeleteTopicsResponse::default()
+            .with_throttle_time_ms(1)
+            .with_responses(vec![DeletableTopicResult::default()
+                .with_name(Some(TopicName(name("t"))))
+                .with_error_code(3)
+                .with_error_message(Some(name("gone")))]);
+        accepts_all_and_refuses_truncation(ApiKey::DeleteTopics, 1..=6, &r);
+        let r = DescribeConfigsResponse::default()
+            .with_throttle_time_ms(1)
+            .with_results(vec![DescribeConfigsResult::default()
+                .with_error_message(Some(name("e")))
+                .with_resource_type(2)
+                .with_resource_name(name("t"))
+                .with_configs(vec![DescribeConfigsResourceResult::default()
+                    .with_name(name("retention.ms"))
+                    .with_value(Some(name("1000")))
+                    .with_documentation(Some(name("doc")))
+                    .with_synonyms(vec![DescribeConfigsSynonym::default()
+                        .with_name(name("log.retention.ms"))
+                        .with_value(Some(name("1")))])])]);
+        accepts_all_and_refuses_truncation(ApiKey::DescribeConfigs, 1..=4, &r);
     }
 
     #[test]
