@@ -135,6 +135,7 @@ impl Admin {
                 config.connection_setup_timeout,
                 config.request_timeout,
                 (config.reconnect_backoff, config.reconnect_backoff_max),
+                crate::tls::connector(config)?,
             ),
             bootstrap: config.bootstrap_servers.clone(),
             timeout: config.request_timeout,

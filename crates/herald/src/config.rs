@@ -33,6 +33,27 @@ impl Acks {
     }
 }
 
+/// How to talk to brokers (`security.protocol`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SecurityProtocol {
+    /// `PLAINTEXT` (the default): TCP, no authentication.
+    #[default]
+    Plaintext,
+    /// `SSL`: TLS (rustls), optionally with a client certificate.
+    Ssl,
+    /// `SASL_PLAINTEXT`: SASL authentication over TCP.
+    SaslPlaintext,
+    /// `SASL_SSL`: SASL authentication over TLS.
+    SaslSsl,
+}
+
+impl SecurityProtocol {
+    /// Whether connections use TLS.
+    pub fn tls(self) -> bool {
+        matches!(self, SecurityProtocol::Ssl | SecurityProtocol::SaslSsl)
+    }
+}
+
 /// Producer settings. Field docs name the Kafka property and its default.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
@@ -97,6 +118,22 @@ pub struct ProducerConfig {
     /// KIP-390) or `compression.level` (librdkafka's name).
     pub compression: Compression,
     levels: Levels,
+    /// `security.protocol` (default `PLAINTEXT`): `PLAINTEXT`, `SSL`,
+    /// `SASL_PLAINTEXT` or `SASL_SSL`.
+    pub security_protocol: SecurityProtocol,
+    /// `ssl.ca.location`: a PEM file of the CA certificates to trust; the
+    /// system's roots if unset.
+    pub ssl_ca_location: Option<std::path::PathBuf>,
+    /// `ssl.certificate.location`: this client's certificate chain (PEM),
+    /// for brokers that ask for one (mutual TLS).
+    pub ssl_certificate_location: Option<std::path::PathBuf>,
+    /// `ssl.key.location`: the private key (PEM, unencrypted) of
+    /// `ssl.certificate.location`.
+    pub ssl_key_location: Option<std::path::PathBuf>,
+    /// `ssl.endpoint.identification.algorithm` (default `https`): check
+    /// that the broker's certificate names the host connected to; empty
+    /// (`""` or `none`) turns the check off.
+    pub ssl_verify_hostname: bool,
     idempotence_explicit: bool,
 }
 
@@ -125,6 +162,11 @@ impl Default for ProducerConfig {
             partitioner_ignore_keys: false,
             compression: Compression::None,
             levels: Levels::default(),
+            security_protocol: SecurityProtocol::Plaintext,
+            ssl_ca_location: None,
+            ssl_certificate_location: None,
+            ssl_key_location: None,
+            ssl_verify_hostname: true,
             idempotence_explicit: false,
         }
     }
@@ -157,6 +199,11 @@ pub const PROPERTIES: &[&str] = &[
     "compression.gzip.level",
     "compression.lz4.level",
     "compression.zstd.level",
+    "security.protocol",
+    "ssl.ca.location",
+    "ssl.certificate.location",
+    "ssl.key.location",
+    "ssl.endpoint.identification.algorithm",
 ];
 
 /// Compression levels as set, applied to whichever codec
@@ -293,6 +340,39 @@ impl ProducerConfig {
             "compression.lz4.level" => {
                 parse_level(key, value, 1..=17)?;
             }
+            "security.protocol" => {
+                self.security_protocol = match value.trim().to_ascii_uppercase().as_str() {
+                    "PLAINTEXT" => SecurityProtocol::Plaintext,
+                    "SSL" => SecurityProtocol::Ssl,
+                    "SASL_PLAINTEXT" => SecurityProtocol::SaslPlaintext,
+                    "SASL_SSL" => SecurityProtocol::SaslSsl,
+                    _ => {
+                        return Err(Error::config(
+                            key,
+                            format!(
+                                "expected PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL, got `{value}`"
+                            ),
+                        ))
+                    }
+                }
+            }
+            "ssl.ca.location" => self.ssl_ca_location = Some(value.trim().into()),
+            "ssl.certificate.location" => self.ssl_certificate_location = Some(value.trim().into()),
+            "ssl.key.location" => self.ssl_key_location = Some(value.trim().into()),
+            "ssl.endpoint.identification.algorithm" => {
+                self.ssl_verify_hostname = match value.trim().to_ascii_lowercase().as_str() {
+                    "https" => true,
+                    "" | "none" => false,
+                    _ => {
+                        return Err(Error::config(
+                            key,
+                            format!(
+                                "expected https, or empty to turn the check off, got `{value}`"
+                            ),
+                        ))
+                    }
+                }
+            }
             "compression.zstd.level" => {
                 self.levels.zstd = Some(parse_level(key, value, -131_072..=22)?);
                 self.apply_levels()?;
@@ -347,6 +427,25 @@ impl ProducerConfig {
 
     /// Check the settings against each other, as the Java client does.
     pub fn validate(&self) -> Result<(), Error> {
+        if matches!(
+            self.security_protocol,
+            SecurityProtocol::SaslPlaintext | SecurityProtocol::SaslSsl
+        ) {
+            return Err(Error::config(
+                "security.protocol",
+                "SASL is not supported in this version yet (PLAINTEXT or SSL)",
+            ));
+        }
+        if self.ssl_certificate_location.is_some() != self.ssl_key_location.is_some() {
+            return Err(Error::config(
+                if self.ssl_key_location.is_none() {
+                    "ssl.key.location"
+                } else {
+                    "ssl.certificate.location"
+                },
+                "a client certificate needs both ssl.certificate.location and ssl.key.location",
+            ));
+        }
         if self.bootstrap_servers.is_empty() {
             return Err(Error::config(
                 "bootstrap.servers",

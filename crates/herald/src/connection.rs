@@ -22,9 +22,11 @@ use kafka_protocol::messages::{
     ProduceRequest, ProduceResponse, RequestHeader, ResponseHeader,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, StrBytes};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot, Notify};
+use tokio_rustls::TlsConnector;
 
 use crate::error::{code, Error, KafkaCode};
 
@@ -145,8 +147,9 @@ impl Connection {
         client_id: &str,
         setup_timeout: Duration,
         request_timeout: Duration,
+        tls: Option<&TlsConnector>,
     ) -> Result<Connection, Error> {
-        let stream = match tokio::time::timeout(setup_timeout, TcpStream::connect(addr)).await {
+        let tcp = match tokio::time::timeout(setup_timeout, TcpStream::connect(addr)).await {
             Ok(Ok(s)) => s,
             Ok(Err(e)) => return Err(Error::io(addr, &e)),
             Err(_) => {
@@ -160,7 +163,32 @@ impl Connection {
                 })
             }
         };
-        let _ = stream.set_nodelay(true);
+        let _ = tcp.set_nodelay(true);
+        let stream = match tls {
+            None => Stream::Plain(tcp),
+            Some(connector) => {
+                // The handshake counts against the same setup timeout.
+                match tokio::time::timeout(
+                    setup_timeout,
+                    crate::tls::handshake(connector, tcp, addr),
+                )
+                .await
+                {
+                    Ok(Ok(s)) => Stream::Tls(Box::new(s)),
+                    Ok(Err(e)) => return Err(e),
+                    Err(_) => {
+                        return Err(Error::Connection {
+                            broker: addr.to_string(),
+                            message: format!(
+                                "TLS handshake not done within socket.connection.setup.timeout.ms={} ms (is this a TLS port?)",
+                                setup_timeout.as_millis()
+                            ),
+                            kind: Some(std::io::ErrorKind::TimedOut),
+                        })
+                    }
+                }
+            }
+        };
         let (tx, rx) = mpsc::channel(64);
         let shared = Arc::new(Shared {
             waiting: Mutex::new(VecDeque::new()),
@@ -355,14 +383,42 @@ pub(crate) fn decode_response<R: Request>(
         .map_err(|e| Error::protocol(addr, format!("bad response to API key {}: {e}", R::KEY)))
 }
 
+/// A connected socket, plain or TLS.
+enum Stream {
+    Plain(TcpStream),
+    Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
+}
+
 async fn run(
-    stream: TcpStream,
-    mut rx: mpsc::Receiver<Outbound>,
+    stream: Stream,
+    rx: mpsc::Receiver<Outbound>,
     shared: Arc<Shared>,
     addr: Arc<str>,
     request_timeout: Duration,
 ) {
-    let (mut rd, mut wr) = stream.into_split();
+    match stream {
+        Stream::Plain(s) => {
+            let (rd, wr) = s.into_split();
+            run_io(rd, wr, rx, shared, addr, request_timeout).await
+        }
+        Stream::Tls(s) => {
+            let (rd, wr) = tokio::io::split(*s);
+            run_io(rd, wr, rx, shared, addr, request_timeout).await
+        }
+    }
+}
+
+async fn run_io<R, W>(
+    mut rd: R,
+    mut wr: W,
+    mut rx: mpsc::Receiver<Outbound>,
+    shared: Arc<Shared>,
+    addr: Arc<str>,
+    request_timeout: Duration,
+) where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
     let writer = async {
         while let Some(out) = rx.recv().await {
             if let Some(reply) = out.reply {
@@ -438,7 +494,7 @@ async fn run(
                 r = rd.read_buf(&mut buf) => match r {
                     Ok(0) => return Err(Error::io(&addr, &std::io::Error::from(std::io::ErrorKind::UnexpectedEof))),
                     Ok(_) => {}
-                    Err(e) => return Err(Error::io(&addr, &e)),
+                    Err(e) => return Err(crate::tls::refusal(&addr, &e).unwrap_or_else(|| Error::io(&addr, &e))),
                 },
                 _ = tokio::time::sleep_until(deadline.unwrap_or_else(|| Instant::now() + Duration::from_secs(3600)).into()) , if deadline.is_some() => {
                     return Err(Error::RequestTimeout { broker: addr.to_string(), timeout: request_timeout });
@@ -498,6 +554,7 @@ pub(crate) struct Pool {
     setup_timeout: Duration,
     request_timeout: Duration,
     backoff: (Duration, Duration),
+    tls: Option<TlsConnector>,
 }
 
 impl Pool {
@@ -506,6 +563,7 @@ impl Pool {
         setup_timeout: Duration,
         request_timeout: Duration,
         backoff: (Duration, Duration),
+        tls: Option<TlsConnector>,
     ) -> Self {
         Self {
             slots: Mutex::new(HashMap::new()),
@@ -513,6 +571,7 @@ impl Pool {
             setup_timeout,
             request_timeout,
             backoff,
+            tls,
         }
     }
 
@@ -546,6 +605,7 @@ impl Pool {
             &self.client_id,
             self.setup_timeout,
             self.request_timeout,
+            self.tls.as_ref(),
         )
         .await
         {

@@ -128,6 +128,15 @@ pub enum Error {
         /// The I/O error kind, when there was one.
         kind: Option<std::io::ErrorKind>,
     },
+    /// TLS or authentication failed in a way retrying will not fix: an
+    /// untrusted or mismatched certificate, a missing or unreadable
+    /// credential file. The message says what to fix.
+    Security {
+        /// `host:port` of the broker, or the config key at fault.
+        broker: String,
+        /// What failed and what to check.
+        message: String,
+    },
     /// A broker did not answer within `request.timeout.ms`.
     RequestTimeout {
         /// `host:port` of the broker.
@@ -430,6 +439,7 @@ impl fmt::Display for Error {
                 Ok(())
             }
             Error::Protocol { broker, message } => write!(f, "broker {broker}: {message}"),
+            Error::Security { broker, message } => write!(f, "{broker}: {message}"),
             Error::DeliveryTimeout {
                 partition,
                 timeout,

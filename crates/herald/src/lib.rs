@@ -61,10 +61,11 @@ mod response_check;
 mod sender;
 pub mod serializer;
 mod state;
+mod tls;
 
 pub use batch::Callback;
 pub use blocking::BlockingProducer;
-pub use config::{Acks, ProducerConfig};
+pub use config::{Acks, ProducerConfig, SecurityProtocol};
 pub use error::{Error, TopicPartition};
 pub use metadata::ClusterMetadata;
 pub use partitioner::{DefaultPartitioner, Partitioner};

@@ -146,7 +146,8 @@ impl Producer {
                 "Producer::new must be called inside a tokio runtime; use BlockingProducer otherwise",
             )
         })?;
-        let shared = Arc::new(Shared::new(config, partitioner));
+        let tls = crate::tls::connector(&config)?;
+        let shared = Arc::new(Shared::with_tls(config, partitioner, tls));
         shared.lock().tasks += 1;
         rt.spawn(driver::run(shared.clone()));
         Ok(Producer {
@@ -338,6 +339,11 @@ impl Producer {
                 }
                 if let Some(n) = st.meta.partitions(topic) {
                     return Ok((n, waited));
+                }
+                // An untrusted certificate or a bad credential fails the
+                // same way every time: say so now, not after max.block.ms.
+                if let Some(e @ Error::Security { .. }) = &st.meta.last_error {
+                    return Err(e.clone());
                 }
                 if Instant::now() >= deadline {
                     return Err(Error::MetadataTimeout {

@@ -119,7 +119,18 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
+    #[cfg(test)]
     pub(crate) fn new(config: ProducerConfig, partitioner: Arc<dyn Partitioner>) -> Self {
+        Self::with_tls(config, partitioner, None)
+    }
+
+    /// The shared state; `tls` is the connector for `security.protocol`
+    /// SSL (built, and its files read, by `Producer::new`).
+    pub(crate) fn with_tls(
+        config: ProducerConfig,
+        partitioner: Arc<dyn Partitioner>,
+        tls: Option<tokio_rustls::TlsConnector>,
+    ) -> Self {
         let idempotent = config.idempotence();
         let limits = Limits {
             batch_size: config.batch_size,
@@ -132,6 +143,7 @@ impl Shared {
             config.connection_setup_timeout,
             config.request_timeout,
             (config.reconnect_backoff, config.reconnect_backoff_max),
+            tls,
         );
         Self {
             state: Mutex::new(State {

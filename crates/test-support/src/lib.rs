@@ -8,9 +8,11 @@
 
 mod mock_broker;
 mod proxy;
+mod stunnel;
 
 pub use mock_broker::{Fault, MockBroker};
 pub use proxy::FaultProxy;
+pub use stunnel::{Certs, Stunnel};
 
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
@@ -140,6 +142,22 @@ impl Tansu {
     pub fn kill9(&mut self) {
         let _ = self.child.kill(); // SIGKILL on Unix
         let _ = self.child.wait();
+    }
+
+    /// Start Tansu advertising `advertised` (a TLS front such as
+    /// [`Stunnel`] listening there) instead of its own port.
+    pub fn start_advertising_port(advertised: u16) -> Tansu {
+        Self::start_advertising(free_port(), advertised)
+    }
+
+    /// Restart the broker (same port and storage) advertising its own port,
+    /// so that plaintext clients such as librdkafka here can read back what
+    /// was written through a front.
+    pub fn restart_advertising_itself(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.advertised = self.port;
+        self.restart();
     }
 
     /// Start the broker again on the same port and storage.

@@ -6,6 +6,7 @@
 //!   implementation that injects errors, delays and outages.
 //! - `lifecycle`: flush, close and drop.
 //! - `compression`: each codec, through Tansu, read back by librdkafka.
+//! - `tls`: to stunnel in front of Tansu, certificates made by the test.
 
 mod checker;
 mod compression;
@@ -14,6 +15,7 @@ mod mock;
 mod own_mock;
 mod soak;
 mod tansu;
+mod tls;
 
 use std::time::{Duration, Instant};
 
