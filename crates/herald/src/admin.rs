@@ -136,6 +136,7 @@ impl Admin {
                 config.request_timeout,
                 (config.reconnect_backoff, config.reconnect_backoff_max),
                 crate::tls::connector(config)?,
+                config.sasl()?,
             ),
             bootstrap: config.bootstrap_servers.clone(),
             timeout: config.request_timeout,

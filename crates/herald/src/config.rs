@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use crate::compression::{Compression, GZIP_DEFAULT_LEVEL, ZSTD_DEFAULT_LEVEL};
 use crate::error::Error;
+use crate::sasl::{SaslConfig, ScramHash, Secret};
 
 /// How many replicas must acknowledge a write (`acks`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -134,6 +135,13 @@ pub struct ProducerConfig {
     /// that the broker's certificate names the host connected to; empty
     /// (`""` or `none`) turns the check off.
     pub ssl_verify_hostname: bool,
+    /// `sasl.mechanism`: `PLAIN`, `SCRAM-SHA-256` or `SCRAM-SHA-512`, for
+    /// `security.protocol` SASL_PLAINTEXT or SASL_SSL.
+    pub sasl_mechanism: Option<String>,
+    /// `sasl.username`.
+    pub sasl_username: Option<String>,
+    /// `sasl.password` (shown as `***` in `Debug`).
+    pub sasl_password: Option<Secret>,
     idempotence_explicit: bool,
 }
 
@@ -167,6 +175,9 @@ impl Default for ProducerConfig {
             ssl_certificate_location: None,
             ssl_key_location: None,
             ssl_verify_hostname: true,
+            sasl_mechanism: None,
+            sasl_username: None,
+            sasl_password: None,
             idempotence_explicit: false,
         }
     }
@@ -204,6 +215,9 @@ pub const PROPERTIES: &[&str] = &[
     "ssl.certificate.location",
     "ssl.key.location",
     "ssl.endpoint.identification.algorithm",
+    "sasl.mechanism",
+    "sasl.username",
+    "sasl.password",
 ];
 
 /// Compression levels as set, applied to whichever codec
@@ -356,6 +370,9 @@ impl ProducerConfig {
                     }
                 }
             }
+            "sasl.mechanism" => self.sasl_mechanism = Some(value.trim().to_string()),
+            "sasl.username" => self.sasl_username = Some(value.to_string()),
+            "sasl.password" => self.sasl_password = Some(Secret::new(value)),
             "ssl.ca.location" => self.ssl_ca_location = Some(value.trim().into()),
             "ssl.certificate.location" => self.ssl_certificate_location = Some(value.trim().into()),
             "ssl.key.location" => self.ssl_key_location = Some(value.trim().into()),
@@ -395,6 +412,46 @@ impl ProducerConfig {
         Ok(self)
     }
 
+    /// The SASL mechanism and credentials, if `security.protocol` asks for
+    /// SASL; an error names the missing or wrong key.
+    pub fn sasl(&self) -> Result<Option<SaslConfig>, Error> {
+        if !matches!(
+            self.security_protocol,
+            SecurityProtocol::SaslPlaintext | SecurityProtocol::SaslSsl
+        ) {
+            return Ok(None);
+        }
+        let mechanism = self.sasl_mechanism.as_deref().unwrap_or("GSSAPI");
+        let username = self.sasl_username.clone().ok_or_else(|| {
+            Error::config("sasl.username", format!("required for SASL {mechanism}"))
+        })?;
+        let password = self.sasl_password.clone().ok_or_else(|| {
+            Error::config("sasl.password", format!("required for SASL {mechanism}"))
+        })?;
+        Ok(Some(match mechanism.to_ascii_uppercase().as_str() {
+            "PLAIN" => SaslConfig::Plain { username, password },
+            "SCRAM-SHA-256" => SaslConfig::Scram {
+                hash: ScramHash::Sha256,
+                username,
+                password,
+            },
+            "SCRAM-SHA-512" => SaslConfig::Scram {
+                hash: ScramHash::Sha512,
+                username,
+                password,
+            },
+            other => {
+                return Err(Error::config(
+                    "sasl.mechanism",
+                    format!(
+                        "`{other}` is not supported (PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512; \
+                         OAUTHBEARER and AWS_MSK_IAM are not yet)"
+                    ),
+                ))
+            }
+        }))
+    }
+
     /// Put the levels set so far on the codec of `compression.type`.
     fn apply_levels(&mut self) -> Result<(), Error> {
         let l = self.levels;
@@ -427,15 +484,7 @@ impl ProducerConfig {
 
     /// Check the settings against each other, as the Java client does.
     pub fn validate(&self) -> Result<(), Error> {
-        if matches!(
-            self.security_protocol,
-            SecurityProtocol::SaslPlaintext | SecurityProtocol::SaslSsl
-        ) {
-            return Err(Error::config(
-                "security.protocol",
-                "SASL is not supported in this version yet (PLAINTEXT or SSL)",
-            ));
-        }
+        self.sasl()?;
         if self.ssl_certificate_location.is_some() != self.ssl_key_location.is_some() {
             return Err(Error::config(
                 if self.ssl_key_location.is_none() {

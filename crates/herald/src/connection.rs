@@ -19,7 +19,8 @@ use kafka_protocol::messages::{
     ApiKey, ApiVersionsRequest, ApiVersionsResponse, CreateTopicsRequest, CreateTopicsResponse,
     DeleteTopicsRequest, DeleteTopicsResponse, DescribeConfigsRequest, DescribeConfigsResponse,
     InitProducerIdRequest, InitProducerIdResponse, MetadataRequest, MetadataResponse,
-    ProduceRequest, ProduceResponse, RequestHeader, ResponseHeader,
+    ProduceRequest, ProduceResponse, RequestHeader, ResponseHeader, SaslAuthenticateRequest,
+    SaslAuthenticateResponse, SaslHandshakeRequest, SaslHandshakeResponse,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, StrBytes};
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -27,6 +28,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot, Notify};
 use tokio_rustls::TlsConnector;
+
+use crate::sasl::SaslConfig;
 
 use crate::error::{code, Error, KafkaCode};
 
@@ -69,6 +72,16 @@ request!(
     DescribeConfigsRequest,
     DescribeConfigsResponse,
     ApiKey::DescribeConfigs
+);
+request!(
+    SaslHandshakeRequest,
+    SaslHandshakeResponse,
+    ApiKey::SaslHandshake
+);
+request!(
+    SaslAuthenticateRequest,
+    SaslAuthenticateResponse,
+    ApiKey::SaslAuthenticate
 );
 
 /// A frame larger than this is a protocol error, not an allocation.
@@ -148,6 +161,7 @@ impl Connection {
         setup_timeout: Duration,
         request_timeout: Duration,
         tls: Option<&TlsConnector>,
+        sasl: Option<&SaslConfig>,
     ) -> Result<Connection, Error> {
         let tcp = match tokio::time::timeout(setup_timeout, TcpStream::connect(addr)).await {
             Ok(Ok(s)) => s,
@@ -212,6 +226,9 @@ impl Connection {
             versions: Arc::new(HashMap::new()),
         };
         conn.versions = Arc::new(conn.negotiate().await?);
+        if let Some(sasl) = sasl {
+            crate::sasl::authenticate(&conn, sasl).await?;
+        }
         Ok(conn)
     }
 
@@ -555,6 +572,7 @@ pub(crate) struct Pool {
     request_timeout: Duration,
     backoff: (Duration, Duration),
     tls: Option<TlsConnector>,
+    sasl: Option<SaslConfig>,
 }
 
 impl Pool {
@@ -564,6 +582,7 @@ impl Pool {
         request_timeout: Duration,
         backoff: (Duration, Duration),
         tls: Option<TlsConnector>,
+        sasl: Option<SaslConfig>,
     ) -> Self {
         Self {
             slots: Mutex::new(HashMap::new()),
@@ -572,6 +591,7 @@ impl Pool {
             request_timeout,
             backoff,
             tls,
+            sasl,
         }
     }
 
@@ -606,6 +626,7 @@ impl Pool {
             self.setup_timeout,
             self.request_timeout,
             self.tls.as_ref(),
+            self.sasl.as_ref(),
         )
         .await
         {

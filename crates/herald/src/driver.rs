@@ -243,6 +243,9 @@ pub(crate) async fn run(shared: Arc<Shared>) {
                     Err(e) => {
                         refresh_failures += 1;
                         tracing::debug!(error = %e, "metadata refresh failed");
+                        if matches!(e, Error::Security { .. }) {
+                            st.meta.security_error = Some(e.clone());
+                        }
                         st.meta.last_error = Some(e);
                         st.meta.generation += 1;
                         refresh_not_before = now

@@ -58,6 +58,7 @@ mod producer;
 pub mod record;
 mod record_batch;
 mod response_check;
+pub mod sasl;
 mod sender;
 pub mod serializer;
 mod state;

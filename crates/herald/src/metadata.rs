@@ -80,6 +80,11 @@ pub(crate) struct Metadata {
     pub wanted: HashMap<String, Instant>,
     /// A refresh is due as soon as possible.
     pub refresh_requested: bool,
+    /// The last TLS or authentication refusal, kept until a refresh
+    /// succeeds: later attempts may fail otherwise (a broker that refused
+    /// credentials may just close the next connections), and `send` must
+    /// still say what to fix.
+    pub security_error: Option<Error>,
     pub last_refresh: Option<Instant>,
     /// Why the last refresh failed, for error messages.
     pub last_error: Option<Error>,
@@ -94,6 +99,7 @@ impl Metadata {
             usable: HashMap::default(),
             wanted: HashMap::new(),
             refresh_requested: true,
+            security_error: None,
             last_refresh: None,
             last_error: None,
             generation: 0,
@@ -153,6 +159,7 @@ impl Metadata {
             .all(|t| self.cluster.partitions(t) == self.partitions(t)));
         self.last_refresh = Some(now);
         self.last_error = None;
+        self.security_error = None;
         self.refresh_requested = false;
         self.generation += 1;
     }

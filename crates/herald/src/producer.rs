@@ -342,7 +342,7 @@ impl Producer {
                 }
                 // An untrusted certificate or a bad credential fails the
                 // same way every time: say so now, not after max.block.ms.
-                if let Some(e @ Error::Security { .. }) = &st.meta.last_error {
+                if let Some(e) = &st.meta.security_error {
                     return Err(e.clone());
                 }
                 if Instant::now() >= deadline {

@@ -43,6 +43,8 @@ pub(crate) fn check(key: i16, version: i16, header_version: i16, frame: &[u8]) -
         k if k == ApiKey::CreateTopics as i16 && (2..=7).contains(&version) => 5,
         k if k == ApiKey::DeleteTopics as i16 && (1..=6).contains(&version) => 4,
         k if k == ApiKey::DescribeConfigs as i16 && (1..=4).contains(&version) => 4,
+        k if k == ApiKey::SaslHandshake as i16 && (0..=1).contains(&version) => i16::MAX,
+        k if k == ApiKey::SaslAuthenticate as i16 && (0..=2).contains(&version) => 2,
         _ => return Err(format!("no response shape for API key {key} v{version}")),
     };
     w.flexible = version >= flexible_from;
@@ -56,6 +58,17 @@ pub(crate) fn check(key: i16, version: i16, header_version: i16, frame: &[u8]) -
         k if k == ApiKey::CreateTopics as i16 => create_topics(&mut w, version),
         k if k == ApiKey::DeleteTopics as i16 => delete_topics(&mut w, version),
         k if k == ApiKey::DescribeConfigs as i16 => describe_configs(&mut w, version),
+        k if k == ApiKey::SaslHandshake as i16 => {
+            w.fixed(2)?; // error code
+            w.array(|w| w.string()) // mechanisms
+        }
+        k if k == ApiKey::SaslAuthenticate as i16 => {
+            w.fixed(2)?; // error code
+            w.string()?; // error message
+            w.bytes()?; // auth bytes
+            w.fixed_if(version >= 1, 8)?; // session lifetime
+            w.tags(no_known_tags)
+        }
         _ => api_versions(&mut w, version),
     }
 }
@@ -282,6 +295,19 @@ impl<'a> Walk<'a> {
         self.fixed(len.max(0) as usize)
     }
 
+    /// (Nullable) bytes: a 32-bit length, or a compact one, then the bytes.
+    fn bytes(&mut self) -> Result<()> {
+        let len = if self.flexible {
+            self.uvarint()? as i64 - 1
+        } else {
+            self.int(4)? as i32 as i64
+        };
+        if len < -1 {
+            return Err(format!("bytes length {len}"));
+        }
+        self.fixed(len.max(0) as usize)
+    }
+
     /// A (nullable) array: its count, then each element. The count may not
     /// exceed the bytes left, which is what makes decoding safe afterwards.
     fn array(&mut self, mut element: impl FnMut(&mut Self) -> Result<()>) -> Result<()> {
@@ -436,6 +462,14 @@ mod tests {
                         .with_name(name("log.retention.ms"))
                         .with_value(Some(name("1")))])])]);
         accepts_all_and_refuses_truncation(ApiKey::DescribeConfigs, 1..=4, &r);
+        use kafka_protocol::messages::{SaslAuthenticateResponse, SaslHandshakeResponse};
+        let r = SaslHandshakeResponse::default().with_mechanisms(vec![name("PLAIN"), name("x")]);
+        accepts_all_and_refuses_truncation(ApiKey::SaslHandshake, 0..=1, &r);
+        let r = SaslAuthenticateResponse::default()
+            .with_error_message(Some(name("no")))
+            .with_auth_bytes(bytes::Bytes::from_static(b"r=abc,s=xyz,i=4096"))
+            .with_session_lifetime_ms(60_000);
+        accepts_all_and_refuses_truncation(ApiKey::SaslAuthenticate, 0..=2, &r);
     }
 
     #[test]

@@ -144,6 +144,7 @@ impl Shared {
             config.request_timeout,
             (config.reconnect_backoff, config.reconnect_backoff_max),
             tls,
+            config.sasl().unwrap_or_default(),
         );
         Self {
             state: Mutex::new(State {

@@ -57,6 +57,8 @@ pub struct Tansu {
     child: Child,
     port: u16,
     advertised: u16,
+    /// Started with `--authentication` (SASL required).
+    authentication: bool,
     _dir: tempfile::TempDir,
 }
 
@@ -80,11 +82,12 @@ impl Tansu {
 
     fn start_advertising(port: u16, advertised: u16) -> Tansu {
         let dir = tempfile::tempdir().expect("temporary folder");
-        let child = Self::spawn(dir.path(), port, advertised);
+        let child = Self::spawn(dir.path(), port, advertised, false);
         let t = Tansu {
             child,
             port,
             advertised,
+            authentication: false,
             _dir: dir,
         };
         t.wait_listening();
@@ -92,7 +95,7 @@ impl Tansu {
         t
     }
 
-    fn spawn(dir: &std::path::Path, port: u16, advertised: u16) -> Child {
+    fn spawn(dir: &std::path::Path, port: u16, advertised: u16, authentication: bool) -> Child {
         let bin = tansu_bin();
         assert!(
             bin.is_file(),
@@ -104,9 +107,12 @@ impl Tansu {
             .append(true)
             .open(dir.join("tansu.log"))
             .expect("log file");
-        Command::new(&bin)
-            .arg("broker")
-            .arg("--listener-url")
+        let mut cmd = Command::new(&bin);
+        cmd.arg("broker");
+        if authentication {
+            cmd.arg("--authentication");
+        }
+        cmd.arg("--listener-url")
             .arg(format!("tcp://127.0.0.1:{port}"))
             .arg("--advertised-listener-url")
             .arg(format!("tcp://127.0.0.1:{advertised}"))
@@ -162,8 +168,48 @@ impl Tansu {
 
     /// Start the broker again on the same port and storage.
     pub fn restart(&mut self) {
-        self.child = Self::spawn(self._dir.path(), self.port, self.advertised);
+        self.child = Self::spawn(
+            self._dir.path(),
+            self.port,
+            self.advertised,
+            self.authentication,
+        );
         self.wait_listening();
+    }
+
+    /// Restart without `--authentication` (same port and storage), so that
+    /// librdkafka here (built without SCRAM) can read back what was written.
+    pub fn restart_without_authentication(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.authentication = false;
+        self.restart();
+    }
+
+    /// Tansu requiring SASL: `topics` are created and user `name` (SCRAM,
+    /// the only mechanism Tansu 0.6.0 offers) is added with `tansu user
+    /// create`, then the broker restarts with `--authentication`.
+    pub fn start_authenticated(name: &str, password: &str, topics: &[(&str, u32)]) -> Tansu {
+        let mut t = Self::start();
+        for (topic, partitions) in topics {
+            t.create_topic(topic, *partitions);
+        }
+        let out = Command::new(tansu_bin())
+            .args(["user", "create", "--broker"])
+            .arg(format!("tcp://127.0.0.1:{}", t.port))
+            .args(["--mechanism", "scram512", name, password])
+            .output()
+            .expect("run tansu user create");
+        assert!(
+            out.status.success(),
+            "tansu user create failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let _ = t.child.kill();
+        let _ = t.child.wait();
+        t.authentication = true;
+        t.restart();
+        t
     }
 
     /// Tansu 0.6.0's sqlite schema has no index on `header(topition,

@@ -7,12 +7,14 @@
 //! - `lifecycle`: flush, close and drop.
 //! - `compression`: each codec, through Tansu, read back by librdkafka.
 //! - `tls`: to stunnel in front of Tansu, certificates made by the test.
+//! - `sasl`: SCRAM-SHA-512 against Tansu with `--authentication`.
 
 mod checker;
 mod compression;
 mod lifecycle;
 mod mock;
 mod own_mock;
+mod sasl;
 mod soak;
 mod tansu;
 mod tls;
@@ -56,5 +58,28 @@ pub async fn wait_for_retries(producer: &Producer, within: Duration) {
             "no batch was retried within {within:?}"
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The first send's error, the producer otherwise at Kafka's defaults
+/// (max.block.ms 60 s): a certificate or credential refusal must come back
+/// as itself, not as a metadata timeout after retrying.
+pub async fn first_send_error(cfg: herald::ProducerConfig) -> herald::Error {
+    let producer = Producer::new(cfg).unwrap();
+    let e = match producer.send(herald::Record::new("t", "x")).await {
+        Err(e) => e,
+        Ok(h) => h.await.expect_err("must not be delivered"),
+    };
+    let _ = producer.close(Duration::from_secs(1)).await;
+    e
+}
+
+/// Wait for every handle; each record must be delivered (within BOUND).
+pub async fn all_delivered(handles: Vec<herald::DeliveryFuture>) {
+    for (i, h) in handles.into_iter().enumerate() {
+        tokio::time::timeout(BOUND, h)
+            .await
+            .expect("outcome in time")
+            .unwrap_or_else(|e| panic!("record {i}: {e}"));
     }
 }

@@ -2,8 +2,6 @@
 //! Tansu, which advertises stunnel's address, with certificates made by
 //! the test.
 
-use std::time::Duration;
-
 use herald::{Error, Producer, ProducerConfig, Record};
 use herald_test_support::{free_port, Certs, Stunnel, Tansu};
 
@@ -42,26 +40,8 @@ async fn send_all(cfg: ProducerConfig, n: usize) {
         let r = Record::new("t", format!("tls {i}")).key(format!("k{i}"));
         handles.push(producer.send(r).await.expect("buffered"));
     }
-    for (i, h) in handles.into_iter().enumerate() {
-        tokio::time::timeout(BOUND, h)
-            .await
-            .expect("outcome in time")
-            .unwrap_or_else(|e| panic!("record {i}: {e}"));
-    }
+    crate::all_delivered(handles).await;
     producer.close(BOUND).await.expect("closed");
-}
-
-/// The first send's error, with the producer at Kafka's defaults otherwise
-/// (max.block.ms 60 s): a certificate problem must come back as itself,
-/// not as a metadata timeout after retrying.
-async fn first_error(cfg: ProducerConfig) -> Error {
-    let producer = Producer::new(cfg).unwrap();
-    let e = match producer.send(Record::new("t", "x")).await {
-        Err(e) => e,
-        Ok(h) => h.await.expect_err("must not be delivered"),
-    };
-    let _ = producer.close(Duration::from_secs(1)).await;
-    e
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -92,7 +72,7 @@ async fn produces_over_tls_with_verification_and_librdkafka_reads_it_back() {
 async fn an_untrusted_certificate_fails_with_what_to_fix() {
     let certs = Certs::generate();
     let (_tansu, stunnel) = tls_broker(&certs.untrusted_cert, &certs.untrusted_key, None);
-    let e = first_error(ssl_config(
+    let e = crate::first_send_error(ssl_config(
         &stunnel.addr(),
         &[("ssl.ca.location", certs.ca.to_str().unwrap())],
     ))
@@ -112,7 +92,7 @@ async fn a_certificate_for_another_host_fails_unless_the_check_is_off() {
     let certs = Certs::generate();
     let (_tansu, stunnel) = tls_broker(&certs.wrong_name_cert, &certs.wrong_name_key, None);
     let ca = certs.ca.to_str().unwrap();
-    let e = first_error(ssl_config(&stunnel.addr(), &[("ssl.ca.location", ca)])).await;
+    let e = crate::first_send_error(ssl_config(&stunnel.addr(), &[("ssl.ca.location", ca)])).await;
     assert!(matches!(e, Error::Security { .. }), "{e:?}");
     let msg = e.to_string();
     assert!(
@@ -155,7 +135,7 @@ async fn mutual_tls_when_the_server_asks_for_a_client_certificate() {
         100,
     )
     .await;
-    let e = first_error(ssl_config(&stunnel.addr(), &[("ssl.ca.location", ca)])).await;
+    let e = crate::first_send_error(ssl_config(&stunnel.addr(), &[("ssl.ca.location", ca)])).await;
     assert!(matches!(e, Error::Security { .. }), "{e:?}");
     assert!(e.to_string().contains("ssl.certificate.location"), "{e}");
 }
