@@ -7,10 +7,12 @@
 //! - [`read_all`]: librdkafka (the peer client) reads a topic back.
 
 mod mock_broker;
+mod mock_sasl;
 mod proxy;
 mod stunnel;
 
 pub use mock_broker::{Fault, MockBroker};
+pub use mock_sasl::SaslUser;
 pub use proxy::FaultProxy;
 pub use stunnel::{Certs, Stunnel};
 

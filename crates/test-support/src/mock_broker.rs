@@ -21,12 +21,15 @@ use kafka_protocol::messages::produce_response::{PartitionProduceResponse, Topic
 use kafka_protocol::messages::{
     ApiKey, ApiVersionsRequest, ApiVersionsResponse, BrokerId, InitProducerIdRequest,
     InitProducerIdResponse, MetadataRequest, MetadataResponse, ProduceRequest, ProduceResponse,
-    RequestHeader, ResponseHeader, TopicName,
+    RequestHeader, ResponseHeader, SaslAuthenticateRequest, SaslAuthenticateResponse,
+    SaslHandshakeRequest, SaslHandshakeResponse, TopicName,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, StrBytes};
 use kafka_protocol::records::RecordBatchDecoder;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
+
+use crate::mock_sasl::{SaslUser, Session};
 
 const NOT_LEADER_OR_FOLLOWER: i16 = 6;
 
@@ -91,6 +94,8 @@ struct State {
     bad_crc: usize,
     /// Partition leaders that were moved; the default is partition % brokers.
     leaders: HashMap<(String, usize), i32>,
+    /// SASL required, with these mechanisms and this user.
+    sasl: Option<SaslUser>,
 }
 
 impl State {
@@ -160,6 +165,15 @@ impl MockBroker {
     pub fn start_sink() -> MockBroker {
         let b = Self::start_cluster(1);
         b.state.lock().unwrap().discard = true;
+        b
+    }
+
+    /// One broker requiring SASL: until a connection has authenticated,
+    /// anything but ApiVersions, SaslHandshake and SaslAuthenticate closes
+    /// it, as Kafka does.
+    pub fn start_with_sasl(user: SaslUser) -> MockBroker {
+        let b = Self::start_cluster(1);
+        b.state.lock().unwrap().sasl = Some(user);
         b
     }
 
@@ -260,6 +274,7 @@ impl Drop for MockBroker {
 async fn serve(mut sock: TcpStream, state: Arc<Mutex<State>>, node: i32) {
     // Answers held back by `Fault::Reorder`, sent after the next one.
     let mut held: Vec<Bytes> = Vec::new();
+    let mut session = Session::default();
     loop {
         let mut len = [0u8; 4];
         if sock.read_exact(&mut len).await.is_err() {
@@ -272,7 +287,17 @@ async fn serve(mut sock: TcpStream, state: Arc<Mutex<State>>, node: i32) {
         let mut buf = Bytes::from(frame);
         let key = i16::from_be_bytes([buf[0], buf[1]]);
         let version = i16::from_be_bytes([buf[2], buf[3]]);
-        let reply = match handle(key, version, &mut buf, &state, node) {
+        let sasl = state.lock().unwrap().sasl.clone();
+        let reply = if let Some(user) = sasl.as_ref().filter(|_| {
+            key == ApiKey::SaslHandshake as i16 || key == ApiKey::SaslAuthenticate as i16
+        }) {
+            sasl_step(key, version, &mut buf, user, &mut session)
+        } else if sasl.is_some() && !session.authenticated() && key != ApiKey::ApiVersions as i16 {
+            return;
+        } else {
+            handle(key, version, &mut buf, &state, node)
+        };
+        let reply = match reply {
             Reply::Frame(b) => b,
             Reply::Close => return,
             Reply::Delayed(b, ms) => {
@@ -314,6 +339,39 @@ fn respond<R: Encodable + HeaderVersion>(corr: i32, version: i16, body: &R) -> R
     Reply::Frame(out.freeze())
 }
 
+/// SaslHandshake and SaslAuthenticate, on this connection's session.
+fn sasl_step(
+    key: i16,
+    version: i16,
+    buf: &mut Bytes,
+    user: &SaslUser,
+    session: &mut Session,
+) -> Reply {
+    if key == ApiKey::SaslHandshake as i16 {
+        let h = header::<SaslHandshakeRequest>(buf, version);
+        let req = SaslHandshakeRequest::decode(buf, version).expect("SaslHandshake");
+        let code = session.handshake(user, req.mechanism.as_str());
+        let resp = SaslHandshakeResponse::default()
+            .with_error_code(code)
+            .with_mechanisms(
+                user.mechanisms
+                    .iter()
+                    .map(|m| StrBytes::from_static_str(m))
+                    .collect(),
+            );
+        return respond(h.correlation_id, version, &resp);
+    }
+    let h = header::<SaslAuthenticateRequest>(buf, version);
+    let req = SaslAuthenticateRequest::decode(buf, version).expect("SaslAuthenticate");
+    let resp = match session.authenticate(user, &req.auth_bytes) {
+        Ok(bytes) => SaslAuthenticateResponse::default().with_auth_bytes(bytes.into()),
+        Err((code, message)) => SaslAuthenticateResponse::default()
+            .with_error_code(code)
+            .with_error_message(Some(StrBytes::from_string(message))),
+    };
+    respond(h.correlation_id, version, &resp)
+}
+
 fn header<R: HeaderVersion>(buf: &mut Bytes, version: i16) -> RequestHeader {
     RequestHeader::decode(buf, R::header_version(version)).expect("request header")
 }
@@ -334,6 +392,8 @@ fn handle(key: i16, version: i16, buf: &mut Bytes, state: &Mutex<State>, node: i
                 v(ApiKey::Metadata, 1, 9),
                 v(ApiKey::ApiVersions, 0, 3),
                 v(ApiKey::InitProducerId, 0, 4),
+                v(ApiKey::SaslHandshake, 0, 1),
+                v(ApiKey::SaslAuthenticate, 0, 2),
                 // Not served (a Fetch closes the connection), but librdkafka
                 // writes record batches v2 only to a broker that has Fetch
                 // v4+, and a legacy v0 message set otherwise.

@@ -101,3 +101,55 @@ fn secrets_stay_out_of_debug_output_and_config_errors() {
     .to_string();
     assert!(e.contains("`sasl.password`"), "{e}");
 }
+
+/// PLAIN and SCRAM-SHA-256 (which Tansu does not offer), and SCRAM-SHA-512
+/// again, against our mock broker's SASL server: the right password
+/// produces, a wrong one is refused with what to check, and a mechanism the
+/// broker does not enable is named with the ones it does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plain_and_scram_against_our_mock_broker() {
+    use herald_test_support::{MockBroker, SaslUser};
+    for mechanism in ["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] {
+        let broker = MockBroker::start_with_sasl(SaslUser {
+            mechanisms: vec![mechanism],
+            username: USER.into(),
+            password: PASSWORD.into(),
+        });
+        broker.create_topic("t", 2);
+        let producer =
+            Producer::new(sasl_config(&broker.bootstrap(), mechanism, PASSWORD)).unwrap();
+        let mut handles = Vec::new();
+        for i in 0..50 {
+            handles.push(
+                producer
+                    .send(Record::new("t", format!("{i}")))
+                    .await
+                    .expect("buffered"),
+            );
+        }
+        crate::all_delivered(handles).await;
+        producer.close(BOUND).await.expect("closed");
+
+        let e = crate::first_send_error(sasl_config(&broker.bootstrap(), mechanism, "nope")).await;
+        assert!(matches!(e, Error::Security { .. }), "{mechanism}: {e:?}");
+        let msg = e.to_string();
+        assert!(
+            msg.contains(&format!(
+                "SASL {mechanism} authentication as `{USER}` failed"
+            )) && msg.contains("Authentication failed")
+                && !msg.contains("nope"),
+            "{msg}"
+        );
+    }
+    let broker = MockBroker::start_with_sasl(SaslUser {
+        mechanisms: vec!["SCRAM-SHA-256", "SCRAM-SHA-512"],
+        username: USER.into(),
+        password: PASSWORD.into(),
+    });
+    let e = crate::first_send_error(sasl_config(&broker.bootstrap(), "PLAIN", PASSWORD)).await;
+    let msg = e.to_string();
+    assert!(
+        msg.contains("does not enable SASL PLAIN (it enables: SCRAM-SHA-256, SCRAM-SHA-512)"),
+        "{msg}"
+    );
+}
