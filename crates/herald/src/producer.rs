@@ -147,7 +147,7 @@ impl Producer {
             )
         })?;
         let tls = crate::tls::connector(&config)?;
-        let shared = Arc::new(Shared::with_tls(config, partitioner, tls));
+        let shared = Arc::new(Shared::with_security(config, partitioner, tls));
         shared.lock().tasks += 1;
         rt.spawn(driver::run(shared.clone()));
         Ok(Producer {

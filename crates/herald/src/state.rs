@@ -121,12 +121,13 @@ pub(crate) struct Shared {
 impl Shared {
     #[cfg(test)]
     pub(crate) fn new(config: ProducerConfig, partitioner: Arc<dyn Partitioner>) -> Self {
-        Self::with_tls(config, partitioner, None)
+        Self::with_security(config, partitioner, None)
     }
 
     /// The shared state; `tls` is the connector for `security.protocol`
-    /// SSL (built, and its files read, by `Producer::new`).
-    pub(crate) fn with_tls(
+    /// SSL (built, and its files read, by `Producer::new`); the SASL
+    /// settings come from `config`.
+    pub(crate) fn with_security(
         config: ProducerConfig,
         partitioner: Arc<dyn Partitioner>,
         tls: Option<tokio_rustls::TlsConnector>,

@@ -162,8 +162,7 @@ impl Tansu {
     /// so that plaintext clients such as librdkafka here can read back what
     /// was written through a front.
     pub fn restart_advertising_itself(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.kill9();
         self.advertised = self.port;
         self.restart();
     }
@@ -182,8 +181,7 @@ impl Tansu {
     /// Restart without `--authentication` (same port and storage), so that
     /// librdkafka here (built without SCRAM) can read back what was written.
     pub fn restart_without_authentication(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.kill9();
         self.authentication = false;
         self.restart();
     }
@@ -196,19 +194,11 @@ impl Tansu {
         for (topic, partitions) in topics {
             t.create_topic(topic, *partitions);
         }
-        let out = Command::new(tansu_bin())
-            .args(["user", "create", "--broker"])
-            .arg(format!("tcp://127.0.0.1:{}", t.port))
-            .args(["--mechanism", "scram512", name, password])
-            .output()
-            .expect("run tansu user create");
-        assert!(
-            out.status.success(),
-            "tansu user create failed: {}",
-            String::from_utf8_lossy(&out.stderr)
+        t.cli(
+            &["user", "create"],
+            &["--mechanism", "scram512", name, password],
         );
-        let _ = t.child.kill();
-        let _ = t.child.wait();
+        t.kill9();
         t.authentication = true;
         t.restart();
         t
@@ -254,17 +244,26 @@ impl Tansu {
 
     /// Create a topic with `tansu topic create`.
     pub fn create_topic(&self, name: &str, partitions: u32) {
+        self.cli(
+            &["topic", "create"],
+            &["--partitions", &partitions.to_string(), name],
+        );
+    }
+
+    /// Run `tansu COMMAND --broker <this broker> ARGS`; it must succeed.
+    fn cli(&self, command: &[&str], args: &[&str]) {
         let out = Command::new(tansu_bin())
-            .args(["topic", "create", "--broker"])
+            .args(command)
+            .arg("--broker")
             .arg(format!("tcp://127.0.0.1:{}", self.port))
-            .arg("--partitions")
-            .arg(partitions.to_string())
-            .arg(name)
+            .args(args)
             .output()
-            .expect("run tansu topic create");
+            .expect("run tansu");
         assert!(
             out.status.success(),
-            "tansu topic create {name} failed: {}",
+            "tansu {} {} failed: {}",
+            command.join(" "),
+            args.join(" "),
             String::from_utf8_lossy(&out.stderr)
         );
     }

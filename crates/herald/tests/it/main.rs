@@ -83,3 +83,16 @@ pub async fn all_delivered(handles: Vec<herald::DeliveryFuture>) {
             .unwrap_or_else(|e| panic!("record {i}: {e}"));
     }
 }
+
+/// Send `n` keyed records ("record I") to topic `t` with a producer of
+/// `cfg`, close it; each record must be delivered.
+pub async fn send_all(cfg: herald::ProducerConfig, n: usize) {
+    let producer = Producer::new(cfg).unwrap();
+    let mut handles = Vec::with_capacity(n);
+    for i in 0..n {
+        let r = herald::Record::new("t", format!("record {i}")).key(format!("k{i}"));
+        handles.push(producer.send(r).await.expect("buffered"));
+    }
+    all_delivered(handles).await;
+    producer.close(BOUND).await.expect("closed");
+}

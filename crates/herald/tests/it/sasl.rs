@@ -1,10 +1,10 @@
 //! SASL (issue 5, done-when 3) against Tansu with `--authentication`, which
 //! offers SCRAM-SHA-512 for users made with `tansu user create`.
 
-use herald::{Error, Producer, ProducerConfig, Record};
+use herald::{Error, ProducerConfig};
 use herald_test_support::Tansu;
 
-use crate::{read_back, BOUND};
+use crate::read_back;
 
 const USER: &str = "herald-user";
 const PASSWORD: &str = "correct horse battery staple";
@@ -23,19 +23,11 @@ fn sasl_config(bootstrap: &str, mechanism: &str, password: &str) -> ProducerConf
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scram_sha_512_with_the_right_password_produces() {
     let mut tansu = Tansu::start_authenticated(USER, PASSWORD, &[("t", 2)]);
-    let producer =
-        Producer::new(sasl_config(&tansu.bootstrap(), "SCRAM-SHA-512", PASSWORD)).unwrap();
-    let mut handles = Vec::new();
-    for i in 0..200 {
-        handles.push(
-            producer
-                .send(Record::new("t", format!("sasl {i}")))
-                .await
-                .expect("buffered"),
-        );
-    }
-    crate::all_delivered(handles).await;
-    producer.close(BOUND).await.expect("closed");
+    crate::send_all(
+        sasl_config(&tansu.bootstrap(), "SCRAM-SHA-512", PASSWORD),
+        200,
+    )
+    .await;
     tansu.restart_without_authentication();
     assert_eq!(read_back(&tansu.bootstrap(), "t", 2, 200).await.len(), 200);
 }
@@ -116,19 +108,7 @@ async fn plain_and_scram_against_our_mock_broker() {
             password: PASSWORD.into(),
         });
         broker.create_topic("t", 2);
-        let producer =
-            Producer::new(sasl_config(&broker.bootstrap(), mechanism, PASSWORD)).unwrap();
-        let mut handles = Vec::new();
-        for i in 0..50 {
-            handles.push(
-                producer
-                    .send(Record::new("t", format!("{i}")))
-                    .await
-                    .expect("buffered"),
-            );
-        }
-        crate::all_delivered(handles).await;
-        producer.close(BOUND).await.expect("closed");
+        crate::send_all(sasl_config(&broker.bootstrap(), mechanism, PASSWORD), 50).await;
 
         let e = crate::first_send_error(sasl_config(&broker.bootstrap(), mechanism, "nope")).await;
         assert!(matches!(e, Error::Security { .. }), "{mechanism}: {e:?}");

@@ -2,10 +2,10 @@
 //! Tansu, which advertises stunnel's address, with certificates made by
 //! the test.
 
-use herald::{Error, Producer, ProducerConfig, Record};
+use herald::{Error, ProducerConfig};
 use herald_test_support::{free_port, Certs, Stunnel, Tansu};
 
-use crate::{read_back, BOUND};
+use crate::read_back;
 
 /// Tansu behind stunnel serving `cert`/`key` (and asking for a client
 /// certificate signed by `client_ca`, if given), with topic `t`.
@@ -32,18 +32,6 @@ fn ssl_config(bootstrap: &str, extra: &[(&str, &str)]) -> ProducerConfig {
     ProducerConfig::from_properties(&props).unwrap()
 }
 
-/// Send `n` records; each must be delivered.
-async fn send_all(cfg: ProducerConfig, n: usize) {
-    let producer = Producer::new(cfg).unwrap();
-    let mut handles = Vec::new();
-    for i in 0..n {
-        let r = Record::new("t", format!("tls {i}")).key(format!("k{i}"));
-        handles.push(producer.send(r).await.expect("buffered"));
-    }
-    crate::all_delivered(handles).await;
-    producer.close(BOUND).await.expect("closed");
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn produces_over_tls_with_verification_and_librdkafka_reads_it_back() {
     let certs = Certs::generate();
@@ -51,12 +39,12 @@ async fn produces_over_tls_with_verification_and_librdkafka_reads_it_back() {
     let ca = certs.ca.to_str().unwrap();
     // By host name (checked against the certificate's DNS name), then by
     // the IP address Tansu advertises (checked against its IP name).
-    send_all(
+    crate::send_all(
         ssl_config(&stunnel.localhost(), &[("ssl.ca.location", ca)]),
         500,
     )
     .await;
-    send_all(ssl_config(&stunnel.addr(), &[("ssl.ca.location", ca)]), 500).await;
+    crate::send_all(ssl_config(&stunnel.addr(), &[("ssl.ca.location", ca)]), 500).await;
     tansu.restart_advertising_itself();
     let read = read_back(&tansu.bootstrap(), "t", 2, 1_000).await;
     let mut values: Vec<String> = read
@@ -102,7 +90,7 @@ async fn a_certificate_for_another_host_fails_unless_the_check_is_off() {
     );
     // Kafka's switch for the name check: off, the chain is still checked
     // and the records go through.
-    send_all(
+    crate::send_all(
         ssl_config(
             &stunnel.addr(),
             &[
@@ -120,7 +108,7 @@ async fn mutual_tls_when_the_server_asks_for_a_client_certificate() {
     let certs = Certs::generate();
     let (_tansu, stunnel) = tls_broker(&certs.server_cert, &certs.server_key, Some(&certs.ca));
     let ca = certs.ca.to_str().unwrap();
-    send_all(
+    crate::send_all(
         ssl_config(
             &stunnel.addr(),
             &[
