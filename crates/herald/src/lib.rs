@@ -81,19 +81,31 @@ pub use state::ProducerStats;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing {
-    use kafka_protocol::messages::{
-        ApiVersionsRequest, InitProducerIdRequest, MetadataRequest, ProduceRequest,
-    };
+    use kafka_protocol::messages::*;
 
-    /// Decode `frame` as herald decodes a response to API `key` (0 Produce,
-    /// 3 Metadata, 18 ApiVersions, 22 InitProducerId) at `version`.
-    pub fn decode_response(key: i16, version: i16, frame: &[u8]) -> Result<(), crate::Error> {
+    /// Decode `frame` as herald decodes a response: the first byte picks
+    /// the API and version (every response type herald reads, at every
+    /// version it speaks), the rest is the frame after its size prefix.
+    pub fn decode_selected(data: &[u8]) -> Result<(), crate::Error> {
         use crate::connection::decode_response as d;
+        let Some((&selector, frame)) = data.split_first() else {
+            return Ok(());
+        };
+        let (key, version) = crate::response_check::fuzz_selector(selector);
         let f = bytes::Bytes::copy_from_slice(frame);
-        match key {
-            0 => d::<ProduceRequest>("fuzz", f, version).map(drop),
-            3 => d::<MetadataRequest>("fuzz", f, version).map(drop),
-            18 => d::<ApiVersionsRequest>("fuzz", f, version).map(drop),
+        match ApiKey::try_from(key) {
+            Ok(ApiKey::Produce) => d::<ProduceRequest>("fuzz", f, version).map(drop),
+            Ok(ApiKey::Metadata) => d::<MetadataRequest>("fuzz", f, version).map(drop),
+            Ok(ApiKey::SaslHandshake) => d::<SaslHandshakeRequest>("fuzz", f, version).map(drop),
+            Ok(ApiKey::ApiVersions) => d::<ApiVersionsRequest>("fuzz", f, version).map(drop),
+            Ok(ApiKey::CreateTopics) => d::<CreateTopicsRequest>("fuzz", f, version).map(drop),
+            Ok(ApiKey::DeleteTopics) => d::<DeleteTopicsRequest>("fuzz", f, version).map(drop),
+            Ok(ApiKey::DescribeConfigs) => {
+                d::<DescribeConfigsRequest>("fuzz", f, version).map(drop)
+            }
+            Ok(ApiKey::SaslAuthenticate) => {
+                d::<SaslAuthenticateRequest>("fuzz", f, version).map(drop)
+            }
             _ => d::<InitProducerIdRequest>("fuzz", f, version).map(drop),
         }
     }

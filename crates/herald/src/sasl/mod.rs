@@ -7,8 +7,10 @@
 //! a mechanism the broker does not enable) is an [`Error::Security`] that
 //! says what to check; it is not retried.
 
+mod aws_msk_iam;
 mod plain;
 mod scram;
+mod sigv4;
 
 use std::fmt;
 
