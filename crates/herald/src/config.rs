@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use crate::compression::{Compression, GZIP_DEFAULT_LEVEL, ZSTD_DEFAULT_LEVEL};
 use crate::error::Error;
-use crate::sasl::{SaslConfig, ScramHash, Secret};
+use crate::sasl::{SaslConfig, SaslSettings};
 
 /// How many replicas must acknowledge a write (`acks`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -135,13 +135,9 @@ pub struct ProducerConfig {
     /// that the broker's certificate names the host connected to; empty
     /// (`""` or `none`) turns the check off.
     pub ssl_verify_hostname: bool,
-    /// `sasl.mechanism`: `PLAIN`, `SCRAM-SHA-256` or `SCRAM-SHA-512`, for
+    /// `sasl.*`: the mechanism and its credentials, for
     /// `security.protocol` SASL_PLAINTEXT or SASL_SSL.
-    pub sasl_mechanism: Option<String>,
-    /// `sasl.username`.
-    pub sasl_username: Option<String>,
-    /// `sasl.password` (shown as `***` in `Debug`).
-    pub sasl_password: Option<Secret>,
+    pub sasl: SaslSettings,
     idempotence_explicit: bool,
 }
 
@@ -175,15 +171,14 @@ impl Default for ProducerConfig {
             ssl_certificate_location: None,
             ssl_key_location: None,
             ssl_verify_hostname: true,
-            sasl_mechanism: None,
-            sasl_username: None,
-            sasl_password: None,
+            sasl: SaslSettings::default(),
             idempotence_explicit: false,
         }
     }
 }
 
-/// The property names `from_properties` accepts.
+/// The property names `from_properties` accepts, besides the `sasl.*`
+/// ones of [`crate::sasl::PROPERTIES`].
 pub const PROPERTIES: &[&str] = &[
     "bootstrap.servers",
     "client.id",
@@ -215,9 +210,6 @@ pub const PROPERTIES: &[&str] = &[
     "ssl.certificate.location",
     "ssl.key.location",
     "ssl.endpoint.identification.algorithm",
-    "sasl.mechanism",
-    "sasl.username",
-    "sasl.password",
 ];
 
 /// Compression levels as set, applied to whichever codec
@@ -370,9 +362,6 @@ impl ProducerConfig {
                     }
                 }
             }
-            "sasl.mechanism" => self.sasl_mechanism = Some(value.trim().to_string()),
-            "sasl.username" => self.sasl_username = Some(value.to_string()),
-            "sasl.password" => self.sasl_password = Some(Secret::new(value)),
             "ssl.ca.location" => self.ssl_ca_location = Some(value.trim().into()),
             "ssl.certificate.location" => self.ssl_certificate_location = Some(value.trim().into()),
             "ssl.key.location" => self.ssl_key_location = Some(value.trim().into()),
@@ -394,20 +383,24 @@ impl ProducerConfig {
                 self.levels.zstd = Some(parse_level(key, value, -131_072..=22)?);
                 self.apply_levels()?;
             }
-            _ => {
-                let hint = PROPERTIES
-                    .iter()
-                    .find(|p| edit_distance(p, key) <= 2)
-                    .map(|p| format!(" (did you mean `{p}`?)"))
-                    .unwrap_or_default();
-                return Err(Error::config(
-                    key,
-                    format!(
-                        "unknown producer property{hint}; known properties: {}",
-                        PROPERTIES.join(", ")
-                    ),
-                ));
-            }
+            _ => match self.sasl.set(key, value) {
+                Some(r) => r?,
+                None => {
+                    let all = || PROPERTIES.iter().chain(crate::sasl::PROPERTIES);
+                    let hint = all()
+                        .find(|p| edit_distance(p, key) <= 2)
+                        .map(|p| format!(" (did you mean `{p}`?)"))
+                        .unwrap_or_default();
+                    let known: Vec<&str> = all().copied().collect();
+                    return Err(Error::config(
+                        key,
+                        format!(
+                            "unknown producer property{hint}; known properties: {}",
+                            known.join(", ")
+                        ),
+                    ));
+                }
+            },
         }
         Ok(self)
     }
@@ -421,35 +414,7 @@ impl ProducerConfig {
         ) {
             return Ok(None);
         }
-        let mechanism = self.sasl_mechanism.as_deref().unwrap_or("GSSAPI");
-        let username = self.sasl_username.clone().ok_or_else(|| {
-            Error::config("sasl.username", format!("required for SASL {mechanism}"))
-        })?;
-        let password = self.sasl_password.clone().ok_or_else(|| {
-            Error::config("sasl.password", format!("required for SASL {mechanism}"))
-        })?;
-        Ok(Some(match mechanism.to_ascii_uppercase().as_str() {
-            "PLAIN" => SaslConfig::Plain { username, password },
-            "SCRAM-SHA-256" => SaslConfig::Scram {
-                hash: ScramHash::Sha256,
-                username,
-                password,
-            },
-            "SCRAM-SHA-512" => SaslConfig::Scram {
-                hash: ScramHash::Sha512,
-                username,
-                password,
-            },
-            other => {
-                return Err(Error::config(
-                    "sasl.mechanism",
-                    format!(
-                        "`{other}` is not supported (PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512; \
-                         OAUTHBEARER and AWS_MSK_IAM are not yet)"
-                    ),
-                ))
-            }
-        }))
+        self.sasl.resolve().map(Some)
     }
 
     /// Put the levels set so far on the codec of `compression.type`.

@@ -367,6 +367,7 @@ impl<'a> Walk<'a> {
 
 /// The fuzz target's choice of API and version from its first byte (kept
 /// here so the regression inputs replay in unit tests as they were found).
+#[cfg(any(test, feature = "fuzzing"))]
 pub(crate) fn fuzz_selector(selector: u8) -> (i16, i16) {
     let v = (selector / 9) as i16;
     let (key, version) = match selector % 9 {

@@ -107,9 +107,11 @@ impl EnvOrProfile {
             None => match env("HOME") {
                 Some(home) => PathBuf::from(home).join(".aws").join("credentials"),
                 None => {
-                    return Err("no AWS credentials: AWS_ACCESS_KEY_ID is not set, and neither \
+                    return Err(
+                        "no AWS credentials: AWS_ACCESS_KEY_ID is not set, and neither \
                                 HOME nor AWS_SHARED_CREDENTIALS_FILE locates a credentials file"
-                        .into())
+                            .into(),
+                    )
                 }
             },
         };
@@ -178,7 +180,9 @@ pub(crate) fn region_from_host(host: &str) -> Option<String> {
         .or_else(|| host.strip_suffix(".amazonaws.com.cn"))?;
     let region = rest.rsplit('.').next()?;
     let looks_like_region = region.split('-').count() >= 3
-        && region.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+        && region
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
     looks_like_region.then(|| region.to_string())
 }
 
@@ -212,7 +216,12 @@ pub(crate) fn payload(
         sigv4::canonical_query(&params),
         sigv4::hex_sha256(b"")
     );
-    let key = sigv4::signing_key(creds.secret_access_key.expose(), &date.date, region, SERVICE);
+    let key = sigv4::signing_key(
+        creds.secret_access_key.expose(),
+        &date.date,
+        region,
+        SERVICE,
+    );
     let signature = sigv4::signature(
         &key,
         &sigv4::string_to_sign(&date.date_time, &scope, &canonical),
@@ -340,11 +349,26 @@ mod tests {
     #[test]
     fn payload_carries_every_field_the_broker_reads() {
         let c = creds("AKID", "secret", Some("tok"));
-        let p = payload(&c, "eu-west-1", "b-1.x.kafka.eu-west-1.amazonaws.com", &date("20240102T030405Z"), 900);
+        let p = payload(
+            &c,
+            "eu-west-1",
+            "b-1.x.kafka.eu-west-1.amazonaws.com",
+            &date("20240102T030405Z"),
+            900,
+        );
         assert_eq!(field(&p, "version").as_deref(), Some("2020_10_22"));
-        assert_eq!(field(&p, "host").as_deref(), Some("b-1.x.kafka.eu-west-1.amazonaws.com"));
-        assert_eq!(field(&p, "action").as_deref(), Some("kafka-cluster:Connect"));
-        assert_eq!(field(&p, "x-amz-algorithm").as_deref(), Some("AWS4-HMAC-SHA256"));
+        assert_eq!(
+            field(&p, "host").as_deref(),
+            Some("b-1.x.kafka.eu-west-1.amazonaws.com")
+        );
+        assert_eq!(
+            field(&p, "action").as_deref(),
+            Some("kafka-cluster:Connect")
+        );
+        assert_eq!(
+            field(&p, "x-amz-algorithm").as_deref(),
+            Some("AWS4-HMAC-SHA256")
+        );
         assert_eq!(
             field(&p, "x-amz-credential").as_deref(),
             Some("AKID/20240102/eu-west-1/kafka-cluster/aws4_request")
@@ -355,7 +379,13 @@ mod tests {
         assert_eq!(field(&p, "x-amz-expires").as_deref(), Some("900"));
         assert!(field(&p, "user-agent").unwrap().starts_with("herald/"));
         // Without a session token, the key is absent rather than empty.
-        let p = payload(&creds("AKID", "secret", None), "eu-west-1", "h", &date("20240102T030405Z"), 900);
+        let p = payload(
+            &creds("AKID", "secret", None),
+            "eu-west-1",
+            "h",
+            &date("20240102T030405Z"),
+            900,
+        );
         assert_eq!(field(&p, "x-amz-security-token"), None);
         assert!(!p.contains("secret\""), "the secret is not in the payload");
     }
@@ -365,7 +395,8 @@ mod tests {
         let mut m = AwsMskIam::new(&creds("AKID", "s", None), "us-east-1", "h");
         assert!(matches!(m.step(b"").unwrap(), Step::Send(_)));
         assert_eq!(
-            m.step(br#"{"version":"2020_10_22","request-id":"r1"}"#).unwrap(),
+            m.step(br#"{"version":"2020_10_22","request-id":"r1"}"#)
+                .unwrap(),
             Step::Done
         );
         let mut m = AwsMskIam::new(&creds("AKID", "s", None), "us-east-1", "h");
@@ -427,9 +458,17 @@ mod tests {
                 ("AWS_PROFILE", "dev".into()),
             ]))
             .unwrap();
-        assert_eq!((c.access_key_id.as_str(), c.session_token.as_ref().map(|t| t.expose())), ("AKIDDEV", Some("t2")));
+        assert_eq!(
+            (
+                c.access_key_id.as_str(),
+                c.session_token.as_ref().map(|t| t.expose())
+            ),
+            ("AKIDDEV", Some("t2"))
+        );
         // An explicit profile wins over the environment.
-        let dev = EnvOrProfile { profile: Some("dev".into()) };
+        let dev = EnvOrProfile {
+            profile: Some("dev".into()),
+        };
         let c = dev
             .resolve(vars(vec![
                 ("AWS_ACCESS_KEY_ID", "AKIDENV".into()),
@@ -439,13 +478,20 @@ mod tests {
             .unwrap();
         assert_eq!(c.access_key_id, "AKIDDEV");
         // Each way of failing says what is missing and where.
-        let e = EnvOrProfile { profile: Some("nope".into()) }
-            .resolve(vars(vec![("AWS_SHARED_CREDENTIALS_FILE", file_s.clone())]))
-            .unwrap_err();
-        assert!(e.contains("no such profile") && e.contains("`nope`") && e.contains(&file_s), "{e}");
-        let e = EnvOrProfile { profile: Some("broken".into()) }
-            .resolve(vars(vec![("AWS_SHARED_CREDENTIALS_FILE", file_s.clone())]))
-            .unwrap_err();
+        let e = EnvOrProfile {
+            profile: Some("nope".into()),
+        }
+        .resolve(vars(vec![("AWS_SHARED_CREDENTIALS_FILE", file_s.clone())]))
+        .unwrap_err();
+        assert!(
+            e.contains("no such profile") && e.contains("`nope`") && e.contains(&file_s),
+            "{e}"
+        );
+        let e = EnvOrProfile {
+            profile: Some("broken".into()),
+        }
+        .resolve(vars(vec![("AWS_SHARED_CREDENTIALS_FILE", file_s.clone())]))
+        .unwrap_err();
         assert!(e.contains("aws_secret_access_key"), "{e}");
         let e = default
             .resolve(vars(vec![("HOME", "/nonexistent-home".into())]))
@@ -466,6 +512,9 @@ mod tests {
         let c = creds("AKIDSHOWN", "very-secret", Some("session-secret"));
         let d = format!("{c:?}");
         assert!(d.contains("AKIDSHOWN"));
-        assert!(!d.contains("very-secret") && !d.contains("session-secret"), "{d}");
+        assert!(
+            !d.contains("very-secret") && !d.contains("session-secret"),
+            "{d}"
+        );
     }
 }

@@ -8,13 +8,23 @@
 //! says what to check; it is not retried.
 
 mod aws_msk_iam;
+mod oauthbearer;
 mod plain;
 mod scram;
+mod settings;
 mod sigv4;
 
 use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
 
+pub use aws_msk_iam::{AwsCredentials, AwsCredentialsProvider, CredentialsFuture, EnvOrProfile};
+pub use oauthbearer::{
+    OAuthBearerToken, OAuthBearerTokenProvider, RefreshSettings, TokenCache, TokenFuture,
+    UnsecuredJwt,
+};
 pub use scram::ScramHash;
+pub use settings::{SaslSettings, PROPERTIES};
 
 use crate::error::Error;
 
@@ -40,7 +50,7 @@ impl fmt::Debug for Secret {
 }
 
 /// The mechanism named by `sasl.mechanism`, with its credentials.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone)]
 pub enum SaslConfig {
     /// `PLAIN` (RFC 4616): username and password in the clear; use it over
     /// TLS (`SASL_SSL`).
@@ -60,6 +70,51 @@ pub enum SaslConfig {
         /// `sasl.password`.
         password: Secret,
     },
+    /// `OAUTHBEARER` (RFC 7628): a bearer token from the application's
+    /// provider, refreshed before it expires.
+    OAuthBearer {
+        /// The token in use and its provider.
+        tokens: Arc<TokenCache>,
+    },
+    /// `AWS_MSK_IAM`: a SigV4-signed request to connect, made with AWS
+    /// credentials.
+    AwsMskIam {
+        /// `sasl.aws.region`; without it, `AWS_REGION`, then the region in
+        /// the broker's host name.
+        region: Option<String>,
+        /// Where the credentials come from.
+        credentials: Arc<dyn AwsCredentialsProvider>,
+    },
+}
+
+impl fmt::Debug for SaslConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SaslConfig::Plain { username, password } => f
+                .debug_struct("Plain")
+                .field("username", username)
+                .field("password", password)
+                .finish(),
+            SaslConfig::Scram {
+                hash,
+                username,
+                password,
+            } => f
+                .debug_struct("Scram")
+                .field("hash", hash)
+                .field("username", username)
+                .field("password", password)
+                .finish(),
+            SaslConfig::OAuthBearer { tokens } => f
+                .debug_struct("OAuthBearer")
+                .field("tokens", tokens)
+                .finish(),
+            SaslConfig::AwsMskIam { region, .. } => f
+                .debug_struct("AwsMskIam")
+                .field("region", region)
+                .finish_non_exhaustive(),
+        }
+    }
 }
 
 impl SaslConfig {
@@ -68,28 +123,87 @@ impl SaslConfig {
         match self {
             SaslConfig::Plain { .. } => "PLAIN",
             SaslConfig::Scram { hash, .. } => hash.mechanism(),
+            SaslConfig::OAuthBearer { .. } => "OAUTHBEARER",
+            SaslConfig::AwsMskIam { .. } => "AWS_MSK_IAM",
         }
     }
 
-    pub(crate) fn username(&self) -> &str {
+    /// What to check when the broker refuses.
+    fn what_to_check(&self) -> &'static str {
         match self {
-            SaslConfig::Plain { username, .. } | SaslConfig::Scram { username, .. } => username,
-        }
-    }
-
-    /// A fresh exchange for one connection.
-    pub(crate) fn start(&self) -> Box<dyn Mechanism> {
-        match self {
-            SaslConfig::Plain { username, password } => {
-                Box::new(plain::Plain::new(username, password.expose()))
+            SaslConfig::Plain { .. } | SaslConfig::Scram { .. } => {
+                "check sasl.username and sasl.password"
             }
+            SaslConfig::OAuthBearer { .. } => {
+                "check the token provider (or sasl.oauthbearer.config) and what the broker \
+                 accepts: issuer, audience, expiry, scope"
+            }
+            SaslConfig::AwsMskIam { .. } => {
+                "check the AWS credentials, sasl.aws.region, and that the IAM policy allows \
+                 kafka-cluster:Connect on this cluster"
+            }
+        }
+    }
+
+    /// A fresh exchange for one connection to `addr` (`host:port`): the
+    /// credentials it needs are fetched now (a token, AWS credentials), and
+    /// who is authenticating, for errors.
+    pub(crate) async fn begin(&self, addr: &str) -> Result<(Box<dyn Mechanism>, String), String> {
+        Ok(match self {
+            SaslConfig::Plain { username, password } => (
+                Box::new(plain::Plain::new(username, password.expose())),
+                username.clone(),
+            ),
             SaslConfig::Scram {
                 hash,
                 username,
                 password,
-            } => Box::new(scram::Scram::new(*hash, username, password.expose())),
-        }
+            } => (
+                Box::new(scram::Scram::new(*hash, username, password.expose())),
+                username.clone(),
+            ),
+            SaslConfig::OAuthBearer { tokens } => {
+                let token = tokens.token().await?;
+                (
+                    Box::new(oauthbearer::OAuthBearer::new(&token)),
+                    token.principal,
+                )
+            }
+            SaslConfig::AwsMskIam {
+                region,
+                credentials,
+            } => {
+                let host = host_of(addr);
+                let region = region
+                    .clone()
+                    .or_else(|| std::env::var("AWS_REGION").ok().filter(|r| !r.is_empty()))
+                    .or_else(|| {
+                        std::env::var("AWS_DEFAULT_REGION")
+                            .ok()
+                            .filter(|r| !r.is_empty())
+                    })
+                    .or_else(|| aws_msk_iam::region_from_host(host))
+                    .ok_or_else(|| {
+                        format!(
+                            "no AWS region: set sasl.aws.region (or AWS_REGION); `{host}` \
+                             does not name one"
+                        )
+                    })?;
+                let creds = credentials.credentials().await?;
+                let who = creds.access_key_id.clone();
+                (
+                    Box::new(aws_msk_iam::AwsMskIam::new(&creds, &region, host)),
+                    who,
+                )
+            }
+        })
     }
+}
+
+/// The host name of `host:port` (brackets of an IPv6 literal removed).
+fn host_of(addr: &str) -> &str {
+    let host = addr.rsplit_once(':').map_or(addr, |(h, _)| h);
+    host.trim_start_matches('[').trim_end_matches(']')
 }
 
 /// One side of a SASL exchange: each call takes the server's last message
@@ -107,25 +221,56 @@ pub(crate) enum Step {
     Done,
 }
 
-/// An authentication failure, naming the user and mechanism, never the
-/// password.
-pub(crate) fn refused(broker: &str, sasl: &SaslConfig, why: &str) -> Error {
+/// An authentication failure, naming the mechanism and who, never the
+/// secret.
+pub(crate) fn refused(broker: &str, sasl: &SaslConfig, who: &str, why: &str) -> Error {
+    let who = if who.is_empty() {
+        String::new()
+    } else {
+        format!(" as `{who}`")
+    };
     Error::Security {
         broker: format!("broker {broker}"),
         message: format!(
-            "SASL {} authentication as `{}` failed: {why}; check sasl.username and sasl.password",
+            "SASL {} authentication{who} failed: {why}; {}",
             sasl.mechanism(),
-            sasl.username()
+            sasl.what_to_check()
         ),
     }
 }
 
-/// Authenticate a new connection: SaslHandshake with the mechanism, then
-/// SaslAuthenticate until the mechanism is done.
+/// Credentials a mechanism could not get (a token provider's error, no
+/// AWS credentials): a security error, not retried.
+pub(crate) fn cannot_begin(broker: &str, sasl: &SaslConfig, why: &str) -> Error {
+    Error::Security {
+        broker: format!("broker {broker}"),
+        message: format!("SASL {} cannot start: {why}", sasl.mechanism()),
+    }
+}
+
+/// Authenticate a connection: fetch what the mechanism needs, then run
+/// the exchange. Returns the session lifetime the broker set (KIP-368),
+/// after which the connection must authenticate again.
 pub(crate) async fn authenticate(
     conn: &crate::connection::Connection,
     sasl: &SaslConfig,
-) -> Result<(), Error> {
+) -> Result<Option<Duration>, Error> {
+    let (mechanism, who) = sasl
+        .begin(conn.addr())
+        .await
+        .map_err(|why| cannot_begin(conn.addr(), sasl, &why))?;
+    exchange(conn, sasl, mechanism, &who).await
+}
+
+/// SaslHandshake with the mechanism, then SaslAuthenticate until the
+/// mechanism is done; the same on a first authentication and on a
+/// re-authentication (KIP-368).
+pub(crate) async fn exchange(
+    conn: &crate::connection::Connection,
+    sasl: &SaslConfig,
+    mut mechanism: Box<dyn Mechanism>,
+    who: &str,
+) -> Result<Option<Duration>, Error> {
     use kafka_protocol::messages::{SaslAuthenticateRequest, SaslHandshakeRequest};
     use kafka_protocol::protocol::StrBytes;
 
@@ -175,15 +320,16 @@ pub(crate) async fn authenticate(
     if resp.error_code != 0 {
         return Err(broker_error(resp.error_code, "SaslHandshake", None));
     }
+    // v1 and later carry the session lifetime (KIP-368).
     let v = conn.version::<SaslAuthenticateRequest>((0, 2))?;
-    let mut mechanism = sasl.start();
     let mut from_server: Vec<u8> = Vec::new();
+    let mut lifetime = None;
     loop {
         match mechanism
             .step(&from_server)
-            .map_err(|why| refused(&addr, sasl, &why))?
+            .map_err(|why| refused(&addr, sasl, who, &why))?
         {
-            Step::Done => return Ok(()),
+            Step::Done => return Ok(lifetime),
             Step::Send(bytes) => {
                 let r = conn
                     .request(
@@ -197,6 +343,7 @@ pub(crate) async fn authenticate(
                         Error::Connection { .. } => refused(
                             &addr,
                             sasl,
+                            who,
                             "the broker closed the connection instead of answering (how some \
                              brokers refuse credentials)",
                         ),
@@ -207,7 +354,7 @@ pub(crate) async fn authenticate(
                         || "the broker refused the credentials".to_string(),
                         |m| format!("the broker said `{}`", m.as_str()),
                     );
-                    return Err(refused(&addr, sasl, &why));
+                    return Err(refused(&addr, sasl, who, &why));
                 }
                 if r.error_code != 0 {
                     return Err(broker_error(
@@ -215,6 +362,9 @@ pub(crate) async fn authenticate(
                         "SaslAuthenticate",
                         r.error_message.map(|m| m.to_string()),
                     ));
+                }
+                if r.session_lifetime_ms > 0 {
+                    lifetime = Some(Duration::from_millis(r.session_lifetime_ms as u64));
                 }
                 from_server = r.auth_bytes.to_vec();
             }

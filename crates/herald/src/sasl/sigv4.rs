@@ -210,15 +210,27 @@ mod tests {
     fn dates_across_leap_years_and_centuries() {
         assert_eq!(AmzDate::from_unix(0).date_time, "19700101T000000Z");
         // 2000-02-29T23:59:59Z and the second after it.
-        assert_eq!(AmzDate::from_unix(951_868_799).date_time, "20000229T235959Z");
-        assert_eq!(AmzDate::from_unix(951_868_800).date_time, "20000301T000000Z");
+        assert_eq!(
+            AmzDate::from_unix(951_868_799).date_time,
+            "20000229T235959Z"
+        );
+        assert_eq!(
+            AmzDate::from_unix(951_868_800).date_time,
+            "20000301T000000Z"
+        );
         // 2015-08-30T12:36:00Z, the test suite's date.
-        assert_eq!(AmzDate::from_unix(1_440_938_160).date_time, "20150830T123600Z");
+        assert_eq!(
+            AmzDate::from_unix(1_440_938_160).date_time,
+            "20150830T123600Z"
+        );
     }
 
     #[test]
     fn encoding_keeps_only_unreserved_bytes() {
-        assert_eq!(uri_encode("kafka-cluster:Connect"), "kafka-cluster%3AConnect");
+        assert_eq!(
+            uri_encode("kafka-cluster:Connect"),
+            "kafka-cluster%3AConnect"
+        );
         assert_eq!(uri_encode("a/b=c d~e_f.g+"), "a%2Fb%3Dc%20d~e_f.g%2B");
     }
 }
