@@ -107,6 +107,16 @@ struct Shared {
     waiting: Mutex<VecDeque<Waiting>>,
     pushed: Notify,
     dead: AtomicBool,
+    /// Re-authentication (KIP-368): asks the writer to stop taking
+    /// requests, the writer says it has, the reader says the last response
+    /// is in, and the writer may go on; or the connection is to be failed
+    /// with the reason given.
+    pause: Notify,
+    paused: Notify,
+    drained: Notify,
+    resume: Notify,
+    kill: Notify,
+    killed_by: Mutex<Option<Error>>,
 }
 
 /// A handle to a broker connection; cheap to clone.
@@ -204,15 +214,24 @@ impl Connection {
             }
         };
         let (tx, rx) = mpsc::channel(64);
+        // The lane re-authentication's requests take while the connection
+        // is paused for it.
+        let (auth_tx, auth_rx) = mpsc::channel(4);
         let shared = Arc::new(Shared {
             waiting: Mutex::new(VecDeque::new()),
             pushed: Notify::new(),
             dead: AtomicBool::new(false),
+            pause: Notify::new(),
+            paused: Notify::new(),
+            drained: Notify::new(),
+            resume: Notify::new(),
+            kill: Notify::new(),
+            killed_by: Mutex::new(None),
         });
         let addr: Arc<str> = addr.into();
         tokio::spawn(run(
             stream,
-            rx,
+            Lanes { rx, auth_rx },
             shared.clone(),
             addr.clone(),
             request_timeout,
@@ -227,9 +246,56 @@ impl Connection {
         };
         conn.versions = Arc::new(conn.negotiate().await?);
         if let Some(sasl) = sasl {
-            crate::sasl::authenticate(&conn, sasl).await?;
+            if let Some(lifetime) = crate::sasl::authenticate(&conn, sasl).await? {
+                let lane = Connection {
+                    tx: auth_tx,
+                    ..conn.clone()
+                };
+                tokio::spawn(crate::sasl::keep_authenticated(
+                    lane,
+                    sasl.clone(),
+                    lifetime,
+                ));
+            }
         }
         Ok(conn)
+    }
+
+    /// Stop sending requests and wait until every response is in, for a
+    /// re-authentication; false if the connection ended meanwhile.
+    pub(crate) async fn pause_and_drain(&self) -> bool {
+        self.shared.pause.notify_one();
+        tokio::select! {
+            _ = self.shared.paused.notified() => {}
+            _ = self.tx.closed() => return false,
+        }
+        loop {
+            let drained = self.shared.drained.notified();
+            if self.shared.waiting.lock().expect("not poisoned").is_empty() {
+                return true;
+            }
+            tokio::select! {
+                _ = drained => {}
+                _ = self.tx.closed() => return false,
+            }
+        }
+    }
+
+    /// Take requests again after `pause_and_drain`.
+    pub(crate) fn resume(&self) {
+        self.shared.resume.notify_one();
+    }
+
+    /// Fail the connection: queued and waiting requests get `err`.
+    pub(crate) fn fail(&self, err: Error) {
+        *self.shared.killed_by.lock().expect("not poisoned") = Some(err);
+        self.shared.kill.notify_one();
+    }
+
+    /// Resolves once the connection has ended (on a handle whose lane is
+    /// the re-authentication lane, or any other).
+    pub(crate) async fn closed(&self) {
+        self.tx.closed().await
     }
 
     async fn negotiate(&self) -> Result<HashMap<i16, (i16, i16)>, Error> {
@@ -406,9 +472,16 @@ enum Stream {
     Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
 }
 
+/// Requests to write: everyone's, and re-authentication's, which goes
+/// first and is the only one taken while the connection is paused.
+struct Lanes {
+    rx: mpsc::Receiver<Outbound>,
+    auth_rx: mpsc::Receiver<Outbound>,
+}
+
 async fn run(
     stream: Stream,
-    rx: mpsc::Receiver<Outbound>,
+    lanes: Lanes,
     shared: Arc<Shared>,
     addr: Arc<str>,
     request_timeout: Duration,
@@ -416,11 +489,11 @@ async fn run(
     match stream {
         Stream::Plain(s) => {
             let (rd, wr) = s.into_split();
-            run_io(rd, wr, rx, shared, addr, request_timeout).await
+            run_io(rd, wr, lanes, shared, addr, request_timeout).await
         }
         Stream::Tls(s) => {
             let (rd, wr) = tokio::io::split(*s);
-            run_io(rd, wr, rx, shared, addr, request_timeout).await
+            run_io(rd, wr, lanes, shared, addr, request_timeout).await
         }
     }
 }
@@ -428,7 +501,7 @@ async fn run(
 async fn run_io<R, W>(
     mut rd: R,
     mut wr: W,
-    mut rx: mpsc::Receiver<Outbound>,
+    lanes: Lanes,
     shared: Arc<Shared>,
     addr: Arc<str>,
     request_timeout: Duration,
@@ -436,8 +509,39 @@ async fn run_io<R, W>(
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
+    let Lanes {
+        mut rx,
+        mut auth_rx,
+    } = lanes;
     let writer = async {
-        while let Some(out) = rx.recv().await {
+        let mut paused = false;
+        loop {
+            let out = tokio::select! {
+                biased;
+                Some(out) = auth_rx.recv() => out,
+                _ = shared.kill.notified() => {
+                    let why = shared.killed_by.lock().expect("not poisoned").take();
+                    return Err(why.unwrap_or_else(|| Error::Connection {
+                        broker: addr.to_string(),
+                        message: "connection closed".into(),
+                        kind: None,
+                    }));
+                }
+                _ = shared.pause.notified(), if !paused => {
+                    paused = true;
+                    shared.paused.notify_one();
+                    continue;
+                }
+                _ = shared.resume.notified(), if paused => {
+                    paused = false;
+                    continue;
+                }
+                out = rx.recv(), if !paused => match out {
+                    Some(out) => out,
+                    // Every handle is gone: close quietly.
+                    None => return Ok(()),
+                },
+            };
             if let Some(reply) = out.reply {
                 shared
                     .waiting
@@ -466,8 +570,6 @@ async fn run_io<R, W>(
                 let _ = sent.send(Ok(Bytes::new()));
             }
         }
-        // Every handle is gone: close quietly.
-        Ok(())
     };
     let reader = async {
         let mut buf = BytesMut::with_capacity(64 * 1024);
@@ -484,7 +586,13 @@ async fn run_io<R, W>(
                 buf.advance(4);
                 let frame = buf.split_to(len as usize).freeze();
                 let corr = i32::from_be_bytes([frame[0], frame[1], frame[2], frame[3]]);
-                let w = shared.waiting.lock().expect("not poisoned").pop_front();
+                let (w, now_empty) = {
+                    let mut waiting = shared.waiting.lock().expect("not poisoned");
+                    (waiting.pop_front(), waiting.is_empty())
+                };
+                if now_empty {
+                    shared.drained.notify_one();
+                }
                 match w {
                     Some(w) if w.correlation_id == corr => {
                         let _ = w.reply.send(Ok(frame));
@@ -537,6 +645,7 @@ async fn run_io<R, W>(
         }
     };
     rx.close();
+    auth_rx.close();
     let waiting: Vec<Waiting> = shared
         .waiting
         .lock()
@@ -546,7 +655,7 @@ async fn run_io<R, W>(
     for w in waiting {
         let _ = w.reply.send(Err(err.clone()));
     }
-    while let Ok(out) = rx.try_recv() {
+    while let Ok(out) = rx.try_recv().or_else(|_| auth_rx.try_recv()) {
         if let Some(r) = out.reply.or(out.sent) {
             let _ = r.send(Err(err.clone()));
         }

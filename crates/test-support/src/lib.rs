@@ -12,7 +12,7 @@ mod proxy;
 mod stunnel;
 
 pub use mock_broker::{Fault, MockBroker};
-pub use mock_sasl::SaslUser;
+pub use mock_sasl::{AwsUser, SaslCounts, SaslUser};
 pub use proxy::FaultProxy;
 pub use stunnel::{Certs, Stunnel};
 

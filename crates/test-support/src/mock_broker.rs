@@ -29,7 +29,7 @@ use kafka_protocol::records::RecordBatchDecoder;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-use crate::mock_sasl::{SaslUser, Session};
+use crate::mock_sasl::{Access, SaslCounts, SaslUser, Session};
 
 const NOT_LEADER_OR_FOLLOWER: i16 = 6;
 
@@ -96,6 +96,7 @@ struct State {
     leaders: HashMap<(String, usize), i32>,
     /// SASL required, with these mechanisms and this user.
     sasl: Option<SaslUser>,
+    sasl_counts: SaslCounts,
 }
 
 impl State {
@@ -175,6 +176,11 @@ impl MockBroker {
         let b = Self::start_cluster(1);
         b.state.lock().unwrap().sasl = Some(user);
         b
+    }
+
+    /// What SASL saw so far.
+    pub fn sasl_counts(&self) -> SaslCounts {
+        self.state.lock().unwrap().sasl_counts.clone()
     }
 
     /// Batches a sink found with a wrong CRC.
@@ -291,9 +297,16 @@ async fn serve(mut sock: TcpStream, state: Arc<Mutex<State>>, node: i32) {
         let reply = if let Some(user) = sasl.as_ref().filter(|_| {
             key == ApiKey::SaslHandshake as i16 || key == ApiKey::SaslAuthenticate as i16
         }) {
-            sasl_step(key, version, &mut buf, user, &mut session)
-        } else if sasl.is_some() && !session.authenticated() && key != ApiKey::ApiVersions as i16 {
-            return;
+            sasl_step(key, version, &mut buf, user, &mut session, &state)
+        } else if sasl.is_some() && key != ApiKey::ApiVersions as i16 {
+            match session.access(Instant::now()) {
+                Access::Allowed => handle(key, version, &mut buf, &state, node),
+                Access::Unauthenticated => return,
+                Access::Expired => {
+                    state.lock().unwrap().sasl_counts.expired_closes += 1;
+                    return;
+                }
+            }
         } else {
             handle(key, version, &mut buf, &state, node)
         };
@@ -346,6 +359,7 @@ fn sasl_step(
     buf: &mut Bytes,
     user: &SaslUser,
     session: &mut Session,
+    state: &Mutex<State>,
 ) -> Reply {
     if key == ApiKey::SaslHandshake as i16 {
         let h = header::<SaslHandshakeRequest>(buf, version);
@@ -364,10 +378,22 @@ fn sasl_step(
     let h = header::<SaslAuthenticateRequest>(buf, version);
     let req = SaslAuthenticateRequest::decode(buf, version).expect("SaslAuthenticate");
     let resp = match session.authenticate(user, &req.auth_bytes) {
-        Ok(bytes) => SaslAuthenticateResponse::default().with_auth_bytes(bytes.into()),
-        Err((code, message)) => SaslAuthenticateResponse::default()
-            .with_error_code(code)
-            .with_error_message(Some(StrBytes::from_string(message))),
+        Ok(answer) => {
+            if let Some(again) = answer.completed {
+                let mut st = state.lock().unwrap();
+                st.sasl_counts.authentications += 1;
+                st.sasl_counts.reauthentications += usize::from(again);
+            }
+            SaslAuthenticateResponse::default()
+                .with_auth_bytes(answer.bytes.into())
+                .with_session_lifetime_ms(answer.lifetime_ms)
+        }
+        Err((code, message)) => {
+            state.lock().unwrap().sasl_counts.refused += 1;
+            SaslAuthenticateResponse::default()
+                .with_error_code(code)
+                .with_error_message(Some(StrBytes::from_string(message)))
+        }
     };
     respond(h.correlation_id, version, &resp)
 }

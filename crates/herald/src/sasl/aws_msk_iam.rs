@@ -122,8 +122,9 @@ impl EnvOrProfile {
                 ""
             };
             format!(
-                "no AWS credentials: {env_hint}the credentials file {} cannot be read ({e}); \
-                 set them, write the file, or give the producer a credentials provider",
+                "no AWS credentials: {env_hint}the credentials file {} (profile `{profile}`) \
+                 cannot be read ({e}); set them, write the file, or give the producer a \
+                 credentials provider",
                 path.display()
             )
         })?;

@@ -372,7 +372,84 @@ pub(crate) async fn exchange(
     }
 }
 
+/// When to re-authenticate a session of `lifetime`: a random point 85 % to
+/// 95 % of the way through (`jitter01` in [0, 1)), as the Java client
+/// picks, so that connections spread out and finish before the broker
+/// would close them.
+pub(crate) fn reauth_after(lifetime: Duration, jitter01: f64) -> Duration {
+    lifetime.mul_f64(0.85 + 0.10 * jitter01.clamp(0.0, 1.0))
+}
+
+/// Re-authenticate (KIP-368) a connection before each session the broker
+/// sets runs out, on the same connection: credentials are fetched first
+/// (a token refresh, AWS credentials), then the connection stops taking
+/// requests, waits for the responses of those in flight, runs the
+/// exchange on its own lane, and goes on. A failure fails the connection
+/// (its requests are retried on a new one, whose authentication reports
+/// why); so does a session that ends without re-authentication.
+pub(crate) async fn keep_authenticated(
+    lane: crate::connection::Connection,
+    sasl: SaslConfig,
+    mut lifetime: Duration,
+) {
+    loop {
+        let due = tokio::time::Instant::now() + reauth_after(lifetime, rand::random::<f64>());
+        tokio::select! {
+            _ = tokio::time::sleep_until(due) => {}
+            _ = lane.closed() => return,
+        }
+        let failed = |why: String| Error::Connection {
+            broker: lane.addr().to_string(),
+            message: format!("SASL re-authentication failed: {why}"),
+            kind: None,
+        };
+        let (mechanism, who) = match sasl.begin(lane.addr()).await {
+            Ok(m) => m,
+            Err(why) => return lane.fail(failed(why)),
+        };
+        if !lane.pause_and_drain().await {
+            return;
+        }
+        let started = tokio::time::Instant::now();
+        match exchange(&lane, &sasl, mechanism, &who).await {
+            Ok(next) => {
+                tracing::debug!(broker = lane.addr(), paused = ?started.elapsed(), "SASL re-authenticated");
+                lane.resume();
+                match next {
+                    Some(l) => lifetime = l,
+                    // The broker no longer limits the session.
+                    None => return,
+                }
+            }
+            Err(e) => return lane.fail(failed(e.to_string())),
+        }
+    }
+}
+
 /// UNSUPPORTED_SASL_MECHANISM.
 const UNSUPPORTED_SASL_MECHANISM: i16 = 33;
 /// SASL_AUTHENTICATION_FAILED.
 const SASL_AUTHENTICATION_FAILED: i16 = 58;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reauthentication_between_85_and_95_percent_of_the_session() {
+        let l = Duration::from_secs(100);
+        assert_eq!(reauth_after(l, 0.0), Duration::from_secs(85));
+        assert_eq!(reauth_after(l, 0.5), Duration::from_secs(90));
+        assert!(reauth_after(l, 0.999_999) < Duration::from_secs(95));
+    }
+
+    #[test]
+    fn host_names_without_ports() {
+        assert_eq!(
+            host_of("b-1.kafka.us-east-1.amazonaws.com:9098"),
+            "b-1.kafka.us-east-1.amazonaws.com"
+        );
+        assert_eq!(host_of("[::1]:9092"), "::1");
+        assert_eq!(host_of("localhost"), "localhost");
+    }
+}

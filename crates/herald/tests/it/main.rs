@@ -15,6 +15,7 @@ mod lifecycle;
 mod mock;
 mod own_mock;
 mod sasl;
+mod sasl_tokens;
 mod soak;
 mod tansu;
 mod tls;

@@ -106,6 +106,7 @@ async fn plain_and_scram_against_our_mock_broker() {
             mechanisms: vec![mechanism],
             username: USER.into(),
             password: PASSWORD.into(),
+            ..SaslUser::default()
         });
         broker.create_topic("t", 2);
         crate::send_all(sasl_config(&broker.bootstrap(), mechanism, PASSWORD), 50).await;
@@ -125,6 +126,7 @@ async fn plain_and_scram_against_our_mock_broker() {
         mechanisms: vec!["SCRAM-SHA-256", "SCRAM-SHA-512"],
         username: USER.into(),
         password: PASSWORD.into(),
+        ..SaslUser::default()
     });
     let e = crate::first_send_error(sasl_config(&broker.bootstrap(), "PLAIN", PASSWORD)).await;
     let msg = e.to_string();
