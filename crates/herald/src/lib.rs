@@ -15,8 +15,10 @@
 //!
 //! Module map, in the order data flows: [`record`], [`serializer`],
 //! [`partitioner`], `accumulator`, `sender`, `metadata`, `idempotence`,
-//! `batch` (delivery), with `connection` (one TCP connection per broker)
-//! and `driver` (the background task) around them. See DESIGN.md.
+//! `batch` (delivery, with [`compression`]), with `connection` (one TCP or
+//! TLS connection per broker, authenticated and re-authenticated by
+//! [`sasl`]) and `driver` (the background task) around them; [`admin`]
+//! manages topics over the same connections. See DESIGN.md.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), herald::Error> {
@@ -110,10 +112,17 @@ pub mod fuzzing {
         }
     }
 
+    /// Run each SASL mechanism's client over server messages read off
+    /// `data`; must never panic or stall.
+    pub fn sasl_steps(data: &[u8]) {
+        crate::sasl::fuzz_steps(data)
+    }
+
+    /// A record as owned parts: key, value, timestamp, headers.
+    pub use crate::record_batch::RawRecord;
+
     /// Write a record batch from raw parts; returns its bytes.
-    pub fn write_batch(
-        records: &[(Option<Vec<u8>>, Option<Vec<u8>>, i64, Vec<crate::Header>)],
-    ) -> bytes::Bytes {
+    pub fn write_batch(records: &[RawRecord]) -> bytes::Bytes {
         crate::record_batch::fuzz_write(records)
     }
 }

@@ -218,11 +218,13 @@ pub(crate) fn encode_batch<'a>(
     buf.freeze()
 }
 
+/// A record as owned parts: key, value, timestamp, headers.
+#[cfg(feature = "fuzzing")]
+pub type RawRecord = (Option<Vec<u8>>, Option<Vec<u8>>, i64, Vec<Header>);
+
 /// Write a batch from owned parts (the fuzz target's entry point).
 #[cfg(feature = "fuzzing")]
-pub(crate) fn fuzz_write(
-    records: &[(Option<Vec<u8>>, Option<Vec<u8>>, i64, Vec<Header>)],
-) -> bytes::Bytes {
+pub(crate) fn fuzz_write(records: &[RawRecord]) -> bytes::Bytes {
     let iter = records.iter().map(|(k, v, ts, h)| WireRecord {
         key: k.as_deref(),
         value: v.as_deref(),

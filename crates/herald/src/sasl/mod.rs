@@ -372,6 +372,54 @@ pub(crate) async fn exchange(
     }
 }
 
+/// Run each mechanism's client over server messages read off `data` (the
+/// fuzz target `sasl_server`): whatever a server sends, a step returns an
+/// error or the next message, never panics or stalls.
+#[cfg(feature = "fuzzing")]
+pub(crate) fn fuzz_steps(data: &[u8]) {
+    let Some((&which, rest)) = data.split_first() else {
+        return;
+    };
+    let token = OAuthBearerToken {
+        value: Secret::new("eyJ.e30."),
+        expires_at: std::time::UNIX_EPOCH,
+        principal: "p".into(),
+        extensions: vec![],
+    };
+    let creds = AwsCredentials {
+        access_key_id: "AKID".into(),
+        secret_access_key: Secret::new("s"),
+        session_token: None,
+    };
+    let mut m: Box<dyn Mechanism> = match which % 5 {
+        0 => Box::new(scram::Scram::with_nonce(
+            ScramHash::Sha256,
+            "u",
+            "p",
+            "fuzz",
+        )),
+        1 => Box::new(scram::Scram::with_nonce(
+            ScramHash::Sha512,
+            "u",
+            "p",
+            "fuzz",
+        )),
+        2 => Box::new(oauthbearer::OAuthBearer::new(&token)),
+        3 => Box::new(aws_msk_iam::AwsMskIam::new(&creds, "us-east-1", "h")),
+        _ => Box::new(plain::Plain::new("u", "p")),
+    };
+    if m.step(b"").is_err() {
+        return;
+    }
+    // Server messages separated by 0xFF (never valid UTF-8).
+    for msg in rest.split(|b| *b == 0xff).take(4) {
+        match m.step(msg) {
+            Ok(Step::Send(_)) => {}
+            Ok(Step::Done) | Err(_) => return,
+        }
+    }
+}
+
 /// When to re-authenticate a session of `lifetime`: a random point 85 % to
 /// 95 % of the way through (`jitter01` in [0, 1)), as the Java client
 /// picks, so that connections spread out and finish before the broker

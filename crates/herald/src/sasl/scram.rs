@@ -66,6 +66,9 @@ impl ScramHash {
 /// The fewest PBKDF2 iterations accepted from a server (RFC 7677 asks for
 /// at least 4,096; Kafka's minimum is 4,096 too).
 const MIN_ITERATIONS: u32 = 4096;
+/// The most: Kafka's brokers store at most 16,384, and a server asking
+/// for billions would stall the connection in PBKDF2.
+const MAX_ITERATIONS: u32 = 16_384;
 
 enum State {
     Start,
@@ -94,7 +97,12 @@ impl Scram {
         Self::with_nonce(hash, username, password, &B64.encode(raw))
     }
 
-    fn with_nonce(hash: ScramHash, username: &str, password: &str, nonce: &str) -> Scram {
+    pub(crate) fn with_nonce(
+        hash: ScramHash,
+        username: &str,
+        password: &str,
+        nonce: &str,
+    ) -> Scram {
         Scram {
             hash,
             username: username.to_string(),
@@ -140,9 +148,10 @@ impl Mechanism for Scram {
                     .ok_or("the server sent no iteration count")?
                     .parse()
                     .map_err(|_| "the server's iteration count is not a number".to_string())?;
-                if iterations < MIN_ITERATIONS {
+                if !(MIN_ITERATIONS..=MAX_ITERATIONS).contains(&iterations) {
                     return Err(format!(
-                        "the server asks for {iterations} iterations, fewer than {MIN_ITERATIONS}"
+                        "the server asks for {iterations} iterations, outside Kafka's \
+                         {MIN_ITERATIONS} to {MAX_ITERATIONS}"
                     ));
                 }
                 let h = self.hash;
@@ -244,6 +253,13 @@ mod tests {
             .step(b"r=abc123,s=AAAA,i=10")
             .unwrap_err()
             .contains("iterations"));
+        // Nor so many that PBKDF2 would stall the connection.
+        let mut s = Scram::with_nonce(ScramHash::Sha512, "u", "p", "abc");
+        s.step(b"").unwrap();
+        assert!(s
+            .step(b"r=abc123,s=AAAA,i=4000000000")
+            .unwrap_err()
+            .contains("outside Kafka's 4096 to 16384"));
     }
 
     #[test]
