@@ -56,6 +56,32 @@ pub type TokenFuture<'a> =
 /// and when the current one passes its refresh point. An error keeps the
 /// current token while it is still valid (asking again 10 s later);
 /// without one, authentication fails with the provider's message.
+///
+/// ```no_run
+/// use std::sync::Arc;
+/// use std::time::{Duration, SystemTime};
+/// use herald::sasl::{OAuthBearerToken, OAuthBearerTokenProvider, Secret, TokenFuture};
+///
+/// # async fn fetch_token_somehow() -> Result<(String, SystemTime), std::io::Error> {
+/// #     Ok(("eyJ.e30.".into(), SystemTime::now() + Duration::from_secs(3600)))
+/// # }
+/// struct FromMyIdp;
+/// impl OAuthBearerTokenProvider for FromMyIdp {
+///     fn token(&self) -> TokenFuture<'_> {
+///         Box::pin(async {
+///             let (jwt, expires_at) = fetch_token_somehow().await.map_err(|e| e.to_string())?;
+///             Ok(OAuthBearerToken { value: Secret::new(jwt), expires_at, principal: "svc-orders".into(), extensions: vec![] })
+///         })
+///     }
+/// }
+///
+/// # fn main() -> Result<(), herald::Error> {
+/// let mut config = herald::ProducerConfig::new("broker1:9094");
+/// config.set("security.protocol", "SASL_SSL")?.set("sasl.mechanism", "OAUTHBEARER")?;
+/// config.sasl.oauthbearer_token_provider(Arc::new(FromMyIdp));
+/// let producer = herald::Producer::new(config)?; // validates: a missing provider is named
+/// # Ok(()) }
+/// ```
 pub trait OAuthBearerTokenProvider: Send + Sync {
     /// A fresh token.
     fn token(&self) -> TokenFuture<'_>;
