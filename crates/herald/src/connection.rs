@@ -246,7 +246,8 @@ impl Connection {
         };
         conn.versions = Arc::new(conn.negotiate().await?);
         if let Some(sasl) = sasl {
-            if let Some(lifetime) = crate::sasl::authenticate(&conn, sasl).await? {
+            // A token or credentials provider gets the request timeout.
+            if let Some(lifetime) = crate::sasl::authenticate(&conn, sasl, request_timeout).await? {
                 let lane = Connection {
                     tx: auth_tx,
                     ..conn.clone()
@@ -255,6 +256,7 @@ impl Connection {
                     lane,
                     sasl.clone(),
                     lifetime,
+                    request_timeout,
                 ));
             }
         }
@@ -515,10 +517,27 @@ async fn run_io<R, W>(
     } = lanes;
     let writer = async {
         let mut paused = false;
+        let mut auth_open = true;
         loop {
             let out = tokio::select! {
                 biased;
-                Some(out) = auth_rx.recv() => out,
+                out = auth_rx.recv(), if auth_open => match out {
+                    Some(out) => out,
+                    None => {
+                        auth_open = false;
+                        // Re-authentication ended without resuming us: the
+                        // session cannot be renewed, so fail rather than
+                        // hold the queue forever.
+                        if paused {
+                            return Err(Error::Connection {
+                                broker: addr.to_string(),
+                                message: "SASL re-authentication stopped with the connection paused".into(),
+                                kind: None,
+                            });
+                        }
+                        continue;
+                    }
+                },
                 _ = shared.kill.notified() => {
                     let why = shared.killed_by.lock().expect("not poisoned").take();
                     return Err(why.unwrap_or_else(|| Error::Connection {

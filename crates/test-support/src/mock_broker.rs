@@ -294,6 +294,10 @@ async fn serve(mut sock: TcpStream, state: Arc<Mutex<State>>, node: i32) {
         let key = i16::from_be_bytes([buf[0], buf[1]]);
         let version = i16::from_be_bytes([buf[2], buf[3]]);
         let sasl = state.lock().unwrap().sasl.clone();
+        if sasl.is_some() && session.access(Instant::now()) == Access::Expired {
+            state.lock().unwrap().sasl_counts.expired_closes += 1;
+            return;
+        }
         let reply = if let Some(user) = sasl.as_ref().filter(|_| {
             key == ApiKey::SaslHandshake as i16 || key == ApiKey::SaslAuthenticate as i16
         }) {
@@ -301,9 +305,8 @@ async fn serve(mut sock: TcpStream, state: Arc<Mutex<State>>, node: i32) {
         } else if sasl.is_some() && key != ApiKey::ApiVersions as i16 {
             match session.access(Instant::now()) {
                 Access::Allowed => handle(key, version, &mut buf, &state, node),
-                Access::Unauthenticated => return,
-                Access::Expired => {
-                    state.lock().unwrap().sasl_counts.expired_closes += 1;
+                Access::Unauthenticated | Access::Expired => {
+                    state.lock().unwrap().sasl_counts.unauthenticated_closes += 1;
                     return;
                 }
             }

@@ -46,8 +46,20 @@ pub struct SaslCounts {
     pub reauthentications: usize,
     /// Authentications refused.
     pub refused: usize,
-    /// Connections closed because they were used after their session ended.
+    /// Connections closed because they were used after their session
+    /// ended (any request, SASL's too: stricter than Kafka, which lets a
+    /// late re-authentication start, so a client that renews late fails).
     pub expired_closes: usize,
+    /// Connections closed for a request other than SASL's before they
+    /// authenticated, or during a re-authentication.
+    pub unauthenticated_closes: usize,
+}
+
+impl SaslCounts {
+    /// Connections that authenticated (first authentications).
+    pub fn connections(&self) -> usize {
+        self.authentications - self.reauthentications
+    }
 }
 
 /// UNSUPPORTED_SASL_MECHANISM, SASL_AUTHENTICATION_FAILED,
@@ -66,8 +78,9 @@ pub(crate) struct Session {
     /// When the current session ends; `None` while not authenticated, or
     /// authenticated without a lifetime.
     expires: Option<Instant>,
-    /// Authenticated at least once.
+    /// Authenticated at least once, and when last.
     ever: bool,
+    authenticated_at: Option<Instant>,
 }
 
 #[derive(Default)]
@@ -127,9 +140,10 @@ fn salted(sha512: bool, password: &str) -> Vec<u8> {
 }
 
 impl Session {
+    /// Whether a request may be served now.
     pub(crate) fn access(&self, now: Instant) -> Access {
         match (&self.step, self.expires) {
-            (Step::Done, Some(e)) if now >= e => Access::Expired,
+            (_, Some(e)) if now >= e => Access::Expired,
             (Step::Done, _) => Access::Allowed,
             _ => Access::Unauthenticated,
         }
@@ -139,8 +153,14 @@ impl Session {
     /// On an authenticated connection it starts a re-authentication, if
     /// sessions have a lifetime, with the same mechanism only.
     pub(crate) fn handshake(&mut self, user: &SaslUser, mechanism: &str) -> i16 {
+        // Re-authentication: only where sessions end, with the same
+        // mechanism, and (as in Kafka) not within 1 s of the last.
         if matches!(self.step, Step::Done)
-            && (self.expires.is_none() || self.mechanism != Some(mechanism))
+            && (self.expires.is_none()
+                || self.mechanism != Some(mechanism)
+                || self
+                    .authenticated_at
+                    .is_some_and(|at| at.elapsed() < Duration::from_secs(1)))
         {
             return ILLEGAL_STATE;
         }
@@ -171,6 +191,7 @@ impl Session {
         }
         let again = self.ever;
         self.ever = true;
+        self.authenticated_at = Some(now);
         self.expires = lifetime.map(|l| now + l);
         Ok(Answer {
             bytes: out,
@@ -311,7 +332,11 @@ impl Session {
 /// the user and it must not have expired. The time it has left, or the
 /// RFC 6750 status to refuse with.
 fn check_oauth(user: &SaslUser, message: &str) -> Result<Duration, &'static str> {
-    let mut fields = message.split('\u{1}');
+    // GS2 header, key=value pairs each ended by 0x01, a final 0x01.
+    let Some(body) = message.strip_suffix("\u{1}\u{1}") else {
+        return Err("invalid_request");
+    };
+    let mut fields = body.split('\u{1}');
     if fields.next() != Some("n,,") {
         return Err("invalid_request");
     }

@@ -254,12 +254,29 @@ pub(crate) fn cannot_begin(broker: &str, sasl: &SaslConfig, why: &str) -> Error 
 pub(crate) async fn authenticate(
     conn: &crate::connection::Connection,
     sasl: &SaslConfig,
+    provider_timeout: Duration,
 ) -> Result<Option<Duration>, Error> {
-    let (mechanism, who) = sasl
-        .begin(conn.addr())
+    let (mechanism, who) = begin_within(sasl, conn.addr(), provider_timeout)
         .await
         .map_err(|why| cannot_begin(conn.addr(), sasl, &why))?;
     exchange(conn, sasl, mechanism, &who).await
+}
+
+/// `begin`, bounded: a hung token or credentials provider must not hold
+/// the connection (and everyone waiting for it) forever.
+async fn begin_within(
+    sasl: &SaslConfig,
+    addr: &str,
+    timeout: Duration,
+) -> Result<(Box<dyn Mechanism>, String), String> {
+    match tokio::time::timeout(timeout, sasl.begin(addr)).await {
+        Ok(r) => r,
+        Err(_) => Err(format!(
+            "the credentials were not ready within request.timeout.ms={} ms (is the token or \
+             credentials provider stuck?)",
+            timeout.as_millis()
+        )),
+    }
 }
 
 /// SaslHandshake with the mechanism, then SaslAuthenticate until the
@@ -345,7 +362,7 @@ pub(crate) async fn exchange(
                             sasl,
                             who,
                             "the broker closed the connection instead of answering (how some \
-                             brokers refuse credentials)",
+                             brokers refuse credentials, unless the network failed)",
                         ),
                         other => other,
                     })?;
@@ -425,8 +442,14 @@ pub(crate) fn fuzz_steps(data: &[u8]) {
 /// picks, so that connections spread out and finish before the broker
 /// would close them.
 pub(crate) fn reauth_after(lifetime: Duration, jitter01: f64) -> Duration {
-    lifetime.mul_f64(0.85 + 0.10 * jitter01.clamp(0.0, 1.0))
+    let at = lifetime.mul_f64(0.85 + 0.10 * jitter01.clamp(0.0, 1.0));
+    // Kafka refuses a re-authentication within 1 s of the last one; wait
+    // that long if the session allows it.
+    at.max(MIN_REAUTH_INTERVAL.min(lifetime.mul_f64(0.95)))
 }
+
+/// Kafka brokers' minimum time between re-authentications.
+const MIN_REAUTH_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Re-authenticate (KIP-368) a connection before each session the broker
 /// sets runs out, on the same connection: credentials are fetched first
@@ -439,6 +462,7 @@ pub(crate) async fn keep_authenticated(
     lane: crate::connection::Connection,
     sasl: SaslConfig,
     mut lifetime: Duration,
+    provider_timeout: Duration,
 ) {
     loop {
         let due = tokio::time::Instant::now() + reauth_after(lifetime, rand::random::<f64>());
@@ -451,7 +475,11 @@ pub(crate) async fn keep_authenticated(
             message: format!("SASL re-authentication failed: {why}"),
             kind: None,
         };
-        let (mechanism, who) = match sasl.begin(lane.addr()).await {
+        let begun = tokio::select! {
+            b = begin_within(&sasl, lane.addr(), provider_timeout) => b,
+            _ = lane.closed() => return,
+        };
+        let (mechanism, who) = match begun {
             Ok(m) => m,
             Err(why) => return lane.fail(failed(why)),
         };
@@ -489,6 +517,15 @@ mod tests {
         assert_eq!(reauth_after(l, 0.0), Duration::from_secs(85));
         assert_eq!(reauth_after(l, 0.5), Duration::from_secs(90));
         assert!(reauth_after(l, 0.999_999) < Duration::from_secs(95));
+        // Not sooner than the broker's one second, while the session lasts.
+        assert_eq!(
+            reauth_after(Duration::from_millis(1100), 0.0),
+            Duration::from_secs(1)
+        );
+        assert_eq!(
+            reauth_after(Duration::from_millis(500), 1.0),
+            Duration::from_millis(475)
+        );
     }
 
     #[test]

@@ -229,16 +229,21 @@ impl TokenCache {
             Need::Current => return Ok(self.current().expect("current")),
             Need::Refresh { have_valid } => have_valid,
         };
-        match self.provider.token().await {
+        // A token the broker would refuse counts as a failure to refresh.
+        let fetched = self.provider.token().await.and_then(|token| {
+            check_token(&token)?;
+            if token.expires_at <= SystemTime::now() {
+                return Err("the token provider gave a token that has already expired".into());
+            }
+            Ok(token)
+        });
+        match fetched {
             Ok(token) => {
-                check_token(&token)?;
-                let now = SystemTime::now();
-                if token.expires_at <= now {
-                    return Err("the token provider gave a token that has already expired".into());
-                }
-                let refresh_at =
-                    self.settings
-                        .refresh_at(now, token.expires_at, rand::random::<f64>());
+                let refresh_at = self.settings.refresh_at(
+                    SystemTime::now(),
+                    token.expires_at,
+                    rand::random::<f64>(),
+                );
                 let mut st = self.state.lock().expect("not poisoned");
                 st.current = Some(Cached {
                     token: token.clone(),
@@ -280,7 +285,10 @@ fn check_token(t: &OAuthBearerToken) -> Result<(), String> {
     {
         return Err("the token is empty or has characters a bearer token cannot have".into());
     }
-    for (k, val) in &t.extensions {
+    for (i, (k, val)) in t.extensions.iter().enumerate() {
+        if t.extensions[..i].iter().any(|(other, _)| other == k) {
+            return Err(format!("SASL extension `{k}` is given twice"));
+        }
         if k.is_empty() || !k.bytes().all(|b| b.is_ascii_alphabetic()) || k == "auth" {
             return Err(format!(
                 "SASL extension name `{k}` is not allowed (letters only, not `auth`)"
@@ -512,6 +520,8 @@ mod tests {
         assert!(check_token(&t).unwrap_err().contains("`auth`"));
         t.extensions = vec![("a1".into(), "x".into())];
         assert!(check_token(&t).is_err());
+        t.extensions = vec![("a".into(), "1".into()), ("a".into(), "2".into())];
+        assert!(check_token(&t).unwrap_err().contains("twice"));
         t.extensions = vec![("ok".into(), "caf\u{e9}".into())];
         assert!(check_token(&t).unwrap_err().contains("`ok`"));
     }
@@ -583,49 +593,73 @@ mod tests {
         calls: AtomicUsize,
         life: Duration,
         fail_after: usize,
+        /// After `fail_after` calls, a malformed token instead of an error.
+        malformed: bool,
     }
 
     impl OAuthBearerTokenProvider for Counting {
         fn token(&self) -> TokenFuture<'_> {
             let n = self.calls.fetch_add(1, Ordering::SeqCst) + 1;
-            let r = if n > self.fail_after {
-                Err("identity provider down".to_string())
-            } else {
+            let r = if n <= self.fail_after {
                 Ok(token(&format!("t{n}"), SystemTime::now() + self.life))
+            } else if self.malformed {
+                Ok(token("not a token", SystemTime::now() + self.life))
+            } else {
+                Err("identity provider down".to_string())
             };
             Box::pin(async move { r })
         }
     }
 
-    #[tokio::test]
-    async fn the_cache_asks_once_per_refresh_and_keeps_a_valid_token_on_failure() {
+    /// A cache over a provider whose first token lives an hour and whose
+    /// later answers fail (with an error, or a malformed token).
+    fn cache_failing_after_one(malformed: bool) -> (Arc<Counting>, TokenCache) {
         let p = Arc::new(Counting {
             calls: AtomicUsize::new(0),
             life: Duration::from_secs(3600),
             fail_after: 1,
+            malformed,
         });
         let cache = TokenCache::new(p.clone(), RefreshSettings::default());
+        (p, cache)
+    }
+
+    /// Make the current token due for refresh.
+    fn due_now(cache: &TokenCache) {
+        let mut st = cache.state.lock().unwrap();
+        st.current.as_mut().unwrap().refresh_at = SystemTime::now();
+    }
+
+    /// A malformed token from the provider is a failed refresh like an
+    /// error: the still-valid token stays in use.
+    #[tokio::test]
+    async fn a_malformed_refresh_keeps_the_valid_token() {
+        let (p, cache) = cache_failing_after_one(true);
+        assert_eq!(cache.token().await.unwrap().value.expose(), "t1");
+        due_now(&cache);
+        assert_eq!(cache.token().await.unwrap().value.expose(), "t1");
+        assert_eq!(p.calls.load(Ordering::SeqCst), 2);
+        cache.state.lock().unwrap().current = None;
+        let e = cache.token().await.unwrap_err();
+        assert!(e.contains("characters a bearer token cannot have"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn the_cache_asks_once_per_refresh_and_keeps_a_valid_token_on_failure() {
+        let (p, cache) = cache_failing_after_one(false);
         assert_eq!(cache.token().await.unwrap().value.expose(), "t1");
         assert_eq!(cache.token().await.unwrap().value.expose(), "t1");
         assert_eq!(p.calls.load(Ordering::SeqCst), 1, "one call while fresh");
         // Past the refresh point, the provider is asked; its failure keeps
         // the still-valid token, and it is not asked again at once.
-        let now = SystemTime::now();
-        cache
-            .state
-            .lock()
-            .unwrap()
-            .current
-            .as_mut()
-            .unwrap()
-            .refresh_at = now;
+        due_now(&cache);
         assert_eq!(cache.token().await.unwrap().value.expose(), "t1");
         assert_eq!(cache.token().await.unwrap().value.expose(), "t1");
         assert_eq!(p.calls.load(Ordering::SeqCst), 2, "no retry within 10 s");
         // Once the token has expired, the failure is the answer.
         {
             let mut st = cache.state.lock().unwrap();
-            st.current.as_mut().unwrap().token.expires_at = now;
+            st.current.as_mut().unwrap().token.expires_at = SystemTime::now();
             st.quiet_until = None;
         }
         let e = cache.token().await.unwrap_err();

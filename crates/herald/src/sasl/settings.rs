@@ -95,6 +95,19 @@ impl SaslSettings {
                     )
                 })
         };
+        let seconds = |v: &str, max: u64| {
+            v.trim()
+                .parse::<u64>()
+                .ok()
+                .filter(|n| *n <= max)
+                .map(Duration::from_secs)
+                .ok_or_else(|| {
+                    Error::config(
+                        key,
+                        format!("expected whole seconds from 0 to {max}, got `{v}`"),
+                    )
+                })
+        };
         let r = &mut self.login_refresh;
         let result = match key {
             "sasl.mechanism" => {
@@ -135,17 +148,16 @@ impl SaslSettings {
                 number(value, 0.0..=0.25).map(|n| r.window_jitter = n)
             }
             "sasl.login.refresh.min.period.seconds" => {
-                number(value, 0.0..=900.0).map(|n| r.min_period = Duration::from_secs(n as u64))
+                seconds(value, 900).map(|n| r.min_period = n)
             }
-            "sasl.login.refresh.buffer.seconds" => {
-                number(value, 0.0..=3600.0).map(|n| r.buffer = Duration::from_secs(n as u64))
-            }
+            "sasl.login.refresh.buffer.seconds" => seconds(value, 3600).map(|n| r.buffer = n),
+            // Empty means unset: the fallbacks apply.
             "sasl.aws.region" => {
-                self.aws_region = Some(value.trim().to_string());
+                self.aws_region = Some(value.trim().to_string()).filter(|v| !v.is_empty());
                 Ok(())
             }
             "sasl.aws.profile" => {
-                self.aws_profile = Some(value.trim().to_string());
+                self.aws_profile = Some(value.trim().to_string()).filter(|v| !v.is_empty());
                 Ok(())
             }
             _ => return None,
@@ -321,6 +333,11 @@ mod tests {
             e.to_string().contains("sasl.login.refresh.window.factor"),
             "{e}"
         );
+        let e = s
+            .set("sasl.login.refresh.buffer.seconds", "1.5")
+            .unwrap()
+            .unwrap_err();
+        assert!(e.to_string().contains("whole seconds"), "{e}");
         let e = s
             .set("sasl.login.refresh.window.jitter", "x")
             .unwrap()

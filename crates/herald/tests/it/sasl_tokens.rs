@@ -16,33 +16,37 @@ use herald::sasl::{
 use herald::{Error, Producer, ProducerConfig, Record};
 use herald_test_support::{AwsUser, MockBroker, SaslUser};
 
-/// Produce in rounds of `per_round` records, each round awaited, until the
-/// broker has seen `reauths` re-authentications (bounded by `BOUND`); every
-/// record must be delivered. Returns how many were sent.
+/// Produce without pause (linger.ms=0, up to `window` records awaiting
+/// their outcome, so requests are on the wire whenever a re-authentication
+/// starts) until the broker has seen `reauths` re-authentications (bounded
+/// by `BOUND`); every record must be delivered. Returns how many were sent.
 async fn produce_through_reauthentications(
     broker: &MockBroker,
-    cfg: ProducerConfig,
+    mut cfg: ProducerConfig,
     reauths: usize,
-    per_round: usize,
+    window: usize,
 ) -> usize {
+    cfg.set("linger.ms", "0").unwrap();
     let producer = Producer::new(cfg).unwrap();
     let started = Instant::now();
+    let mut outstanding = std::collections::VecDeque::with_capacity(window + 1);
     let mut sent = 0;
-    while broker.sasl_counts().reauthentications < reauths {
+    while sent % 100 != 0 || broker.sasl_counts().reauthentications < reauths {
         assert!(
             started.elapsed() < crate::BOUND,
             "no {reauths} re-authentications within {:?}: {:?}",
             crate::BOUND,
             broker.sasl_counts()
         );
-        let mut round = Vec::with_capacity(per_round);
-        for _ in 0..per_round {
-            let r = Record::new("t", format!("record {sent}")).key(format!("k{sent}"));
-            round.push(producer.send(r).await.expect("buffered"));
-            sent += 1;
+        let r = Record::new("t", format!("record {sent}")).key(format!("k{sent}"));
+        outstanding.push_back(producer.send(r).await.expect("buffered"));
+        sent += 1;
+        if outstanding.len() > window {
+            let oldest = outstanding.pop_front().expect("one");
+            crate::all_delivered(vec![oldest]).await;
         }
-        crate::all_delivered(round).await;
     }
+    crate::all_delivered(outstanding.into()).await;
     producer.close(crate::BOUND).await.expect("closed");
     sent
 }
@@ -109,12 +113,18 @@ async fn oauthbearer_tokens_are_refreshed_and_sessions_renewed_before_they_end()
         &broker,
         oauth_config(&broker.bootstrap(), tokens.clone()),
         3,
-        20,
+        500,
     )
     .await;
     let counts = broker.sasl_counts();
     assert_eq!(counts.expired_closes, 0, "{counts:?}");
+    assert_eq!(counts.unauthenticated_closes, 0, "{counts:?}");
     assert_eq!(counts.refused, 0, "{counts:?}");
+    assert_eq!(
+        counts.connections(),
+        1,
+        "one connection, renewed: {counts:?}"
+    );
     assert!(counts.reauthentications >= 3, "{counts:?}");
     // One token per session at least: each re-authentication found its
     // token past the refresh point (80-85 % of 3 s) and asked for a new one.
@@ -230,12 +240,18 @@ async fn aws_msk_iam_signatures_are_accepted_renewed_and_refused_when_wrong() {
         &broker,
         iam_config(&broker.bootstrap(), "eu-west-1", SECRET),
         3,
-        200,
+        500,
     )
     .await;
     let counts = broker.sasl_counts();
     assert_eq!(counts.expired_closes, 0, "{counts:?}");
+    assert_eq!(counts.unauthenticated_closes, 0, "{counts:?}");
     assert_eq!(counts.refused, 0, "{counts:?}");
+    assert_eq!(
+        counts.connections(),
+        1,
+        "one connection, renewed: {counts:?}"
+    );
     assert_eq!(stored(&broker, 2), sent);
 
     for (region, secret) in [("eu-west-1", "not-the-secret"), ("us-east-1", SECRET)] {
