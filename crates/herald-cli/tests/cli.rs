@@ -7,7 +7,25 @@ use std::time::{Duration, Instant};
 use herald_test_support::{read_all, Tansu};
 
 fn herald(args: &[&str], stdin: Option<&str>) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_herald"))
+    herald_with_env(args, stdin, &[])
+}
+
+/// `herald` with these environment variables (and no AWS ones inherited).
+fn herald_with_env(args: &[&str], stdin: Option<&str>, env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_herald"));
+    for k in [
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+        "AWS_PROFILE",
+        "AWS_REGION",
+        "AWS_DEFAULT_REGION",
+        "AWS_SHARED_CREDENTIALS_FILE",
+    ] {
+        cmd.env_remove(k);
+    }
+    let mut child = cmd
+        .envs(env.iter().copied())
         .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -271,5 +289,95 @@ fn topic_create_describe_produce_list_delete() {
         text(&out.stderr).contains("UNKNOWN_TOPIC_OR_PARTITION"),
         "{}",
         text(&out.stderr)
+    );
+}
+
+/// `produce -b BOOTSTRAP -t topic1 -X P… "Hello Kafka"`.
+fn hello_with(bootstrap: &str, props: &[&str]) -> Vec<String> {
+    let mut args: Vec<String> = ["produce", "-b", bootstrap, "-t", "topic1"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    for p in props {
+        args.push("-X".into());
+        args.push(p.to_string());
+    }
+    args.push("Hello Kafka".into());
+    args
+}
+
+/// The README's SASL examples, as a user runs them, against our mock
+/// broker's SASL server: OAUTHBEARER with unsecured JWTs from properties,
+/// and AWS_MSK_IAM with credentials from a profile of the shared
+/// credentials file (`AWS_PROFILE`), the region set by property.
+#[test]
+fn readme_oauthbearer_and_aws_msk_iam_examples() {
+    use herald_test_support::{AwsUser, MockBroker, SaslUser};
+    let broker = MockBroker::start_with_sasl(SaslUser {
+        mechanisms: vec!["OAUTHBEARER"],
+        username: "alice".into(),
+        ..SaslUser::default()
+    });
+    broker.create_topic("topic1", 1);
+    let args = hello_with(
+        &broker.bootstrap(),
+        &[
+            "security.protocol=SASL_PLAINTEXT",
+            "sasl.mechanism=OAUTHBEARER",
+            "enable.sasl.oauthbearer.unsecure.jwt=true",
+            "sasl.oauthbearer.config=principal=alice lifeSeconds=600",
+        ],
+    );
+    let out = herald(&args.iter().map(String::as_str).collect::<Vec<_>>(), None);
+    assert!(out.status.success(), "stderr: {}", text(&out.stderr));
+    assert_eq!(text(&out.stdout).trim(), "topic1[0]@0");
+
+    let broker = MockBroker::start_with_sasl(SaslUser {
+        mechanisms: vec!["AWS_MSK_IAM"],
+        aws: Some(AwsUser {
+            access_key_id: "AKIDPROFILE".into(),
+            secret_access_key: "profile-secret".into(),
+            session_token: None,
+            region: "us-east-1".into(),
+        }),
+        ..SaslUser::default()
+    });
+    broker.create_topic("topic1", 1);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("credentials");
+    std::fs::write(
+        &file,
+        "[default]\naws_access_key_id=AKIDOTHER\naws_secret_access_key=other\n\
+         [msk-producer]\naws_access_key_id=AKIDPROFILE\naws_secret_access_key=profile-secret\n",
+    )
+    .unwrap();
+    let args = hello_with(
+        &broker.bootstrap(),
+        &[
+            "security.protocol=SASL_PLAINTEXT",
+            "sasl.mechanism=AWS_MSK_IAM",
+            "sasl.aws.region=us-east-1",
+        ],
+    );
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let file = file.to_str().unwrap();
+    let out = herald_with_env(
+        &args,
+        None,
+        &[
+            ("AWS_SHARED_CREDENTIALS_FILE", file),
+            ("AWS_PROFILE", "msk-producer"),
+        ],
+    );
+    assert!(out.status.success(), "stderr: {}", text(&out.stderr));
+    assert_eq!(text(&out.stdout).trim(), "topic1[0]@0");
+    // The default profile's key is refused, and the error says so.
+    let out = herald_with_env(&args, None, &[("AWS_SHARED_CREDENTIALS_FILE", file)]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("SASL AWS_MSK_IAM authentication as `AKIDOTHER` failed")
+            && !err.contains("other\n"),
+        "{err}"
     );
 }

@@ -178,11 +178,13 @@ impl Tansu {
         self.wait_listening();
     }
 
-    /// Restart without `--authentication` (same port and storage), so that
-    /// librdkafka here (built without SCRAM) can read back what was written.
+    /// Restart without `--authentication` (same port and storage),
+    /// advertising its own port, so that librdkafka here (built without
+    /// SCRAM) can read back what was written.
     pub fn restart_without_authentication(&mut self) {
         self.kill9();
         self.authentication = false;
+        self.advertised = self.port;
         self.restart();
     }
 
@@ -190,7 +192,29 @@ impl Tansu {
     /// the only mechanism Tansu 0.6.0 offers) is added with `tansu user
     /// create`, then the broker restarts with `--authentication`.
     pub fn start_authenticated(name: &str, password: &str, topics: &[(&str, u32)]) -> Tansu {
-        let mut t = Self::start();
+        let port = free_port();
+        Self::start_authenticated_advertising(port, port, name, password, topics)
+    }
+
+    /// As `start_authenticated`, advertising `advertised` (a TLS front
+    /// such as [`Stunnel`] listening there: SASL_SSL).
+    pub fn start_authenticated_behind(
+        advertised: u16,
+        name: &str,
+        password: &str,
+        topics: &[(&str, u32)],
+    ) -> Tansu {
+        Self::start_authenticated_advertising(free_port(), advertised, name, password, topics)
+    }
+
+    fn start_authenticated_advertising(
+        port: u16,
+        advertised: u16,
+        name: &str,
+        password: &str,
+        topics: &[(&str, u32)],
+    ) -> Tansu {
+        let mut t = Self::start_advertising(port, advertised);
         for (topic, partitions) in topics {
             t.create_topic(topic, *partitions);
         }

@@ -1,5 +1,6 @@
 //! SASL (issue 5, done-when 3) against Tansu with `--authentication`, which
-//! offers SCRAM-SHA-512 for users made with `tansu user create`.
+//! offers SCRAM-SHA-512 for users made with `tansu user create` (also
+//! inside TLS: SASL_SSL), and PLAIN/SCRAM against our mock broker.
 
 use herald::{Error, ProducerConfig};
 use herald_test_support::Tansu;
@@ -28,6 +29,31 @@ async fn scram_sha_512_with_the_right_password_produces() {
         200,
     )
     .await;
+    tansu.restart_without_authentication();
+    assert_eq!(read_back(&tansu.bootstrap(), "t", 2, 200).await.len(), 200);
+}
+
+/// SASL_SSL: SCRAM-SHA-512 inside TLS (stunnel in front of Tansu
+/// `--authentication`, advertising stunnel), with verification on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scram_sha_512_over_tls_produces() {
+    use herald_test_support::{free_port, Certs, Stunnel};
+    let certs = Certs::generate();
+    let port = free_port();
+    let mut tansu = Tansu::start_authenticated_behind(port, USER, PASSWORD, &[("t", 2)]);
+    let stunnel = Stunnel::start(
+        port,
+        &tansu.bootstrap(),
+        &certs.server_cert,
+        &certs.server_key,
+        None,
+    );
+    let mut cfg = sasl_config(&stunnel.localhost(), "SCRAM-SHA-512", PASSWORD);
+    cfg.set("security.protocol", "SASL_SSL")
+        .unwrap()
+        .set("ssl.ca.location", certs.ca.to_str().unwrap())
+        .unwrap();
+    crate::send_all(cfg, 200).await;
     tansu.restart_without_authentication();
     assert_eq!(read_back(&tansu.bootstrap(), "t", 2, 200).await.len(), 200);
 }
