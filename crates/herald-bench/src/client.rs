@@ -40,6 +40,11 @@ pub struct Workload {
     /// compression.type: none, gzip, snappy, lz4 or zstd (both clients).
     #[arg(long, default_value = "none")]
     pub compression: String,
+    /// Values: `fill` (every byte `v`, the same for every record) or
+    /// `json` (a window into 1 MiB of generated JSON-like order events,
+    /// different per record: what compression figures should use).
+    #[arg(long, default_value = "fill")]
+    pub values: String,
     /// enable.idempotence
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     pub idempotence: bool,
@@ -141,6 +146,75 @@ impl Keys {
     }
 }
 
+/// The records' values, prepared before the run.
+#[derive(Clone)]
+struct Values {
+    all: bytes::Bytes,
+    size: usize,
+    varied: bool,
+}
+
+impl Values {
+    fn new(size: usize, kind: &str) -> Result<Values, String> {
+        match kind {
+            "fill" => Ok(Values {
+                all: vec![b'v'; size].into(),
+                size,
+                varied: false,
+            }),
+            "json" => {
+                let len = (1 << 20).max(size * 16);
+                let mut text = Vec::with_capacity(len + 256);
+                // A fixed LCG: the same corpus every run, for both clients.
+                let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+                let mut next = |m: u64| {
+                    x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+                    (x >> 33) % m
+                };
+                let statuses = ["created", "paid", "packed", "shipped", "delivered"];
+                while text.len() < len {
+                    let line = format!(
+                        "{{\"order_id\":{},\"customer\":\"c-{}\",\"sku\":\"SKU-{}\",\"qty\":{},\"price\":{}.{:02},\"status\":\"{}\"}}\n",
+                        100_000 + next(900_000),
+                        next(50_000),
+                        next(5_000),
+                        1 + next(9),
+                        next(500),
+                        next(100),
+                        statuses[next(5) as usize]
+                    );
+                    text.extend_from_slice(line.as_bytes());
+                }
+                text.truncate(len);
+                Ok(Values {
+                    all: text.into(),
+                    size,
+                    varied: true,
+                })
+            }
+            other => Err(format!("--values: expected fill or json, got `{other}`")),
+        }
+    }
+
+    fn range(&self, i: usize) -> std::ops::Range<usize> {
+        if !self.varied {
+            return 0..self.size;
+        }
+        let at = (i * 7919) % (self.all.len() - self.size);
+        at..at + self.size
+    }
+
+    /// Record `i`'s value for herald (a reference count, no copy).
+    fn bytes(&self, i: usize) -> bytes::Bytes {
+        self.all.slice(self.range(i))
+    }
+
+    /// Record `i`'s value for librdkafka, which copies it.
+    fn slice(&self, i: usize) -> &[u8] {
+        &self.all[self.range(i)]
+    }
+}
+
 type Hist = Arc<Mutex<Histogram<u64>>>;
 
 fn histogram() -> Hist {
@@ -202,10 +276,10 @@ pub fn run_herald(bootstrap: &str, topic: &str, w: &Workload) -> Result<Figures,
     let h = histogram();
     rt.block_on(async {
         let p = Producer::new(cfg).map_err(|e| e.to_string())?;
-        let value = bytes::Bytes::from(vec![b'v'; w.size]);
+        let values = Values::new(w.size, &w.values)?;
         let keys = Keys::new(w.key_size);
         for i in 0..w.warmup {
-            let mut r = Record::new(topic, value.clone());
+            let mut r = Record::new(topic, values.bytes(i));
             if let Some(k) = keys.bytes(i) {
                 r = r.key(k);
             }
@@ -217,11 +291,11 @@ pub fn run_herald(bootstrap: &str, topic: &str, w: &Workload) -> Result<Figures,
         let start = Instant::now();
         let mut tasks = Vec::new();
         for t in 0..w.tasks {
-            let (p, h, failed, value, w, keys, topic) = (
+            let (p, h, failed, values, w, keys, topic) = (
                 p.clone(),
                 h.clone(),
                 failed.clone(),
-                value.clone(),
+                values.clone(),
                 w.clone(),
                 keys.clone(),
                 // Held once, cloned per record (a reference count), as the
@@ -233,7 +307,7 @@ pub fn run_herald(bootstrap: &str, topic: &str, w: &Workload) -> Result<Figures,
                     if let Some(at) = due(start, w.rate, i) {
                         tokio::time::sleep_until(at.into()).await;
                     }
-                    let mut r = Record::new(topic.clone(), value.clone());
+                    let mut r = Record::new(topic.clone(), values.bytes(i));
                     if let Some(k) = keys.bytes(i) {
                         r = r.key(k);
                     }
@@ -340,13 +414,13 @@ pub fn run_librdkafka(bootstrap: &str, topic: &str, w: &Workload) -> Result<Figu
             })
             .map_err(|e| e.to_string())?,
     );
-    let value = vec![b'v'; w.size];
+    let values = Values::new(w.size, &w.values)?;
     let keys = Keys::new(w.key_size);
     for i in 0..w.warmup {
         let k = keys.slice(i);
         let mut rec =
             BaseRecord::<[u8], [u8], Box<Instant>>::with_opaque_to(topic, Box::new(Instant::now()))
-                .payload(&value[..]);
+                .payload(values.slice(i));
         if let Some(k) = k {
             rec = rec.key(k);
         }
@@ -361,7 +435,7 @@ pub fn run_librdkafka(bootstrap: &str, topic: &str, w: &Workload) -> Result<Figu
     std::thread::scope(|s| {
         (0..w.tasks)
             .map(|t| {
-                let (p, value, keys) = (p.clone(), &value, &keys);
+                let (p, values, keys) = (p.clone(), &values, &keys);
                 s.spawn(move || {
                     for i in (t..w.records).step_by(w.tasks) {
                         if let Some(at) = due(start, w.rate, i) {
@@ -371,7 +445,7 @@ pub fn run_librdkafka(bootstrap: &str, topic: &str, w: &Workload) -> Result<Figu
                         let sent = Box::new(Instant::now());
                         let mut rec =
                             BaseRecord::<[u8], [u8], Box<Instant>>::with_opaque_to(topic, sent)
-                                .payload(&value[..]);
+                                .payload(values.slice(i));
                         if let Some(k) = k {
                             rec = rec.key(k);
                         }

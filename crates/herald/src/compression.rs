@@ -4,7 +4,8 @@
 //! A compressed RecordBatch v2 keeps its 61-byte header in the clear and
 //! compresses the records after it; the codec goes in the low three bits of
 //! the batch's attributes. Each codec writes what Kafka's own readers take:
-//! - gzip: a gzip member (flate2 on miniz_oxide);
+//! - gzip: a gzip member (flate2 on zlib-rs, a Rust port of zlib-ng:
+//!   1.9x miniz_oxide's throughput in BENCHMARKS.md's compression table);
 //! - snappy: one raw snappy block, as librdkafka writes it (Java brokers read
 //!   it through snappy-java's fallback for unframed input, and Tansu reads
 //!   only this form; the xerial framing the Java client writes is not
