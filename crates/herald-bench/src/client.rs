@@ -44,7 +44,7 @@ pub struct Workload {
     /// `json` (a window into 1 MiB of generated JSON-like order events,
     /// different per record: what compression figures should use).
     #[arg(long, default_value = "fill")]
-    pub values: String,
+    pub value_kind: String,
     /// enable.idempotence
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     pub idempotence: bool,
@@ -192,7 +192,9 @@ impl Values {
                     varied: true,
                 })
             }
-            other => Err(format!("--values: expected fill or json, got `{other}`")),
+            other => Err(format!(
+                "--value-kind: expected fill or json, got `{other}`"
+            )),
         }
     }
 
@@ -276,7 +278,7 @@ pub fn run_herald(bootstrap: &str, topic: &str, w: &Workload) -> Result<Figures,
     let h = histogram();
     rt.block_on(async {
         let p = Producer::new(cfg).map_err(|e| e.to_string())?;
-        let values = Values::new(w.size, &w.values)?;
+        let values = Values::new(w.size, &w.value_kind)?;
         let keys = Keys::new(w.key_size);
         for i in 0..w.warmup {
             let mut r = Record::new(topic, values.bytes(i));
@@ -414,7 +416,7 @@ pub fn run_librdkafka(bootstrap: &str, topic: &str, w: &Workload) -> Result<Figu
             })
             .map_err(|e| e.to_string())?,
     );
-    let values = Values::new(w.size, &w.values)?;
+    let values = Values::new(w.size, &w.value_kind)?;
     let keys = Keys::new(w.key_size);
     for i in 0..w.warmup {
         let k = keys.slice(i);

@@ -228,7 +228,7 @@ fn workload_args(w: &Workload) -> Vec<String> {
     push("linger-ms", w.linger_ms.to_string());
     push("batch-size", w.batch_size.to_string());
     push("compression", w.compression.clone());
-    push("values", w.values.clone());
+    push("value-kind", w.value_kind.clone());
     push("idempotence", w.idempotence.to_string());
     push("buffer-bytes", w.buffer_bytes.to_string());
     push("rate", w.rate.to_string());
@@ -328,7 +328,7 @@ fn sweep(
     let name = name.get_name();
     println!(
         "sink {kind:?}, sweep over {name}; otherwise {} records of {} B ({} values), key {} B, {} partitions, acks={}, linger.ms={}, batch.size={}, compression={}, idempotence={}, buffer {} B, {} task(s); medians of {runs} runs",
-        base.records, base.size, base.values, base.key_size, base.partitions, base.acks, base.linger_ms, base.batch_size, base.compression, base.idempotence, base.buffer_bytes, base.tasks
+        base.records, base.size, base.value_kind, base.key_size, base.partitions, base.acks, base.linger_ms, base.batch_size, base.compression, base.idempotence, base.buffer_bytes, base.tasks
     );
     println!();
     println!("| {name} | records | herald records/s | librdkafka records/s | ratio | herald MB/s | librdkafka MB/s | herald CPU s/M | librdkafka CPU s/M | ratio | herald peak RSS MB | librdkafka peak RSS MB | herald p99 ms | sink CPU % (herald runs) |");
@@ -401,7 +401,7 @@ fn compare(kind: SinkKind, runs: usize, json: bool, w: &Workload) -> Result<(), 
     } else {
         println!(
             "sink {kind:?}, {} records of {} B ({} values), key {} B, {} partitions, acks={}, linger.ms={}, batch.size={}, compression={}, idempotence={}, buffer {} B, rate {}, {} task(s); medians of {runs} runs",
-            w.records, w.size, w.values, w.key_size, w.partitions, w.acks, w.linger_ms, w.batch_size, w.compression, w.idempotence, w.buffer_bytes,
+            w.records, w.size, w.value_kind, w.key_size, w.partitions, w.acks, w.linger_ms, w.batch_size, w.compression, w.idempotence, w.buffer_bytes,
             if w.rate == 0 { "max".to_string() } else { format!("{}/s", w.rate) }, w.tasks
         );
         println!(
