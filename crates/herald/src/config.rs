@@ -222,15 +222,28 @@ pub(crate) struct Levels {
 }
 
 fn parse_level(key: &str, v: &str, range: std::ops::RangeInclusive<i32>) -> Result<i32, Error> {
+    parse_in_range(key, v, range, "an integer")
+}
+
+/// A value of `key` within `range`; the error says `what` was expected.
+pub(crate) fn parse_in_range<T>(
+    key: &str,
+    v: &str,
+    range: std::ops::RangeInclusive<T>,
+    what: &str,
+) -> Result<T, Error>
+where
+    T: std::str::FromStr + PartialOrd + std::fmt::Display,
+{
     v.trim()
-        .parse::<i32>()
+        .parse::<T>()
         .ok()
-        .filter(|l| range.contains(l))
+        .filter(|n| range.contains(n))
         .ok_or_else(|| {
             Error::config(
                 key,
                 format!(
-                    "expected an integer from {} to {}, got `{v}`",
+                    "expected {what} from {} to {}, got `{v}`",
                     range.start(),
                     range.end()
                 ),
@@ -248,7 +261,7 @@ fn parse_ms(key: &str, v: &str) -> Result<Duration, Error> {
     parse_u64(key, v).map(Duration::from_millis)
 }
 
-fn parse_bool(key: &str, v: &str) -> Result<bool, Error> {
+pub(crate) fn parse_bool(key: &str, v: &str) -> Result<bool, Error> {
     match v.trim().to_ascii_lowercase().as_str() {
         "true" => Ok(true),
         "false" => Ok(false),

@@ -84,6 +84,13 @@ request!(
     ApiKey::SaslAuthenticate
 );
 
+/// The host name of `host:port` (brackets of an IPv6 literal removed):
+/// what TLS verifies and AWS_MSK_IAM signs.
+pub(crate) fn host_of(addr: &str) -> &str {
+    let host = addr.rsplit_once(':').map_or(addr, |(h, _)| h);
+    host.trim_start_matches('[').trim_end_matches(']')
+}
+
 /// A frame larger than this is a protocol error, not an allocation.
 const MAX_RESPONSE_SIZE: usize = 100 * 1024 * 1024;
 
@@ -770,5 +777,20 @@ impl Pool {
                 Err(e)
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_names_without_ports() {
+        assert_eq!(
+            host_of("b-1.kafka.us-east-1.amazonaws.com:9098"),
+            "b-1.kafka.us-east-1.amazonaws.com"
+        );
+        assert_eq!(host_of("[::1]:9092"), "::1");
+        assert_eq!(host_of("localhost"), "localhost");
     }
 }

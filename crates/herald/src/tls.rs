@@ -112,11 +112,7 @@ pub(crate) async fn handshake(
     tcp: TcpStream,
     addr: &str,
 ) -> Result<TlsStream<TcpStream>, Error> {
-    let host = addr
-        .rsplit_once(':')
-        .map_or(addr, |(h, _)| h)
-        .trim_start_matches('[')
-        .trim_end_matches(']');
+    let host = crate::connection::host_of(addr);
     let name = ServerName::try_from(host.to_string()).map_err(|_| Error::Security {
         broker: addr.to_string(),
         message: format!("`{host}` is not a valid TLS server name"),
@@ -139,7 +135,7 @@ pub(crate) async fn handshake(
 /// handshake.
 pub(crate) fn refusal(addr: &str, e: &std::io::Error) -> Option<Error> {
     let tls = e.get_ref()?.downcast_ref::<rustls::Error>()?;
-    let host = addr.rsplit_once(':').map_or(addr, |(h, _)| h);
+    let host = crate::connection::host_of(addr);
     Some(Error::Security {
         broker: format!("broker {addr}"),
         message: explain(host, tls),

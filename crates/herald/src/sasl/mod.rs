@@ -173,7 +173,7 @@ impl SaslConfig {
                 region,
                 credentials,
             } => {
-                let host = host_of(addr);
+                let host = crate::connection::host_of(addr);
                 let region = region
                     .clone()
                     .or_else(|| std::env::var("AWS_REGION").ok().filter(|r| !r.is_empty()))
@@ -198,12 +198,6 @@ impl SaslConfig {
             }
         })
     }
-}
-
-/// The host name of `host:port` (brackets of an IPv6 literal removed).
-fn host_of(addr: &str) -> &str {
-    let host = addr.rsplit_once(':').map_or(addr, |(h, _)| h);
-    host.trim_start_matches('[').trim_end_matches(']')
 }
 
 /// One side of a SASL exchange: each call takes the server's last message
@@ -526,15 +520,5 @@ mod tests {
             reauth_after(Duration::from_millis(500), 1.0),
             Duration::from_millis(475)
         );
-    }
-
-    #[test]
-    fn host_names_without_ports() {
-        assert_eq!(
-            host_of("b-1.kafka.us-east-1.amazonaws.com:9098"),
-            "b-1.kafka.us-east-1.amazonaws.com"
-        );
-        assert_eq!(host_of("[::1]:9092"), "::1");
-        assert_eq!(host_of("localhost"), "localhost");
     }
 }

@@ -79,34 +79,10 @@ impl fmt::Debug for SaslSettings {
 impl SaslSettings {
     /// Set one `sasl.*` property; `None` if `key` is not one of them.
     pub(crate) fn set(&mut self, key: &str, value: &str) -> Option<Result<(), Error>> {
-        let number = |v: &str, range: std::ops::RangeInclusive<f64>| {
-            v.trim()
-                .parse::<f64>()
-                .ok()
-                .filter(|n| range.contains(n))
-                .ok_or_else(|| {
-                    Error::config(
-                        key,
-                        format!(
-                            "expected a number from {} to {}, got `{v}`",
-                            range.start(),
-                            range.end()
-                        ),
-                    )
-                })
-        };
+        use crate::config::{parse_bool, parse_in_range};
+        let number = |v: &str, range| parse_in_range::<f64>(key, v, range, "a number");
         let seconds = |v: &str, max: u64| {
-            v.trim()
-                .parse::<u64>()
-                .ok()
-                .filter(|n| *n <= max)
-                .map(Duration::from_secs)
-                .ok_or_else(|| {
-                    Error::config(
-                        key,
-                        format!("expected whole seconds from 0 to {max}, got `{v}`"),
-                    )
-                })
+            parse_in_range::<u64>(key, v, 0..=max, "whole seconds").map(Duration::from_secs)
         };
         let r = &mut self.login_refresh;
         let result = match key {
@@ -126,20 +102,9 @@ impl SaslSettings {
                 self.oauthbearer_config = Some(value.to_string());
                 Ok(())
             }
-            "enable.sasl.oauthbearer.unsecure.jwt" => match value.trim() {
-                "true" => {
-                    self.oauthbearer_unsecure_jwt = true;
-                    Ok(())
-                }
-                "false" => {
-                    self.oauthbearer_unsecure_jwt = false;
-                    Ok(())
-                }
-                other => Err(Error::config(
-                    key,
-                    format!("expected true or false, got `{other}`"),
-                )),
-            },
+            "enable.sasl.oauthbearer.unsecure.jwt" => {
+                parse_bool(key, value).map(|b| self.oauthbearer_unsecure_jwt = b)
+            }
             // Kafka's ranges for each.
             "sasl.login.refresh.window.factor" => {
                 number(value, 0.5..=1.0).map(|n| r.window_factor = n)

@@ -51,6 +51,22 @@ async fn produce_through_reauthentications(
     sent
 }
 
+/// The broker's counts, after checking that its one connection was renewed
+/// without a close (for an ended session, or for a request in the middle
+/// of a re-authentication) and without a refusal.
+fn renewed_cleanly(broker: &MockBroker) -> herald_test_support::SaslCounts {
+    let counts = broker.sasl_counts();
+    assert_eq!(counts.expired_closes, 0, "{counts:?}");
+    assert_eq!(counts.unauthenticated_closes, 0, "{counts:?}");
+    assert_eq!(counts.refused, 0, "{counts:?}");
+    assert_eq!(
+        counts.connections(),
+        1,
+        "one connection, renewed: {counts:?}"
+    );
+    counts
+}
+
 fn stored(broker: &MockBroker, partitions: usize) -> usize {
     (0..partitions).map(|p| broker.log("t", p).len()).sum()
 }
@@ -116,15 +132,7 @@ async fn oauthbearer_tokens_are_refreshed_and_sessions_renewed_before_they_end()
         500,
     )
     .await;
-    let counts = broker.sasl_counts();
-    assert_eq!(counts.expired_closes, 0, "{counts:?}");
-    assert_eq!(counts.unauthenticated_closes, 0, "{counts:?}");
-    assert_eq!(counts.refused, 0, "{counts:?}");
-    assert_eq!(
-        counts.connections(),
-        1,
-        "one connection, renewed: {counts:?}"
-    );
+    let counts = renewed_cleanly(&broker);
     assert!(counts.reauthentications >= 3, "{counts:?}");
     // One token per session at least: each re-authentication found its
     // token past the refresh point (80-85 % of 3 s) and asked for a new one.
@@ -243,15 +251,7 @@ async fn aws_msk_iam_signatures_are_accepted_renewed_and_refused_when_wrong() {
         500,
     )
     .await;
-    let counts = broker.sasl_counts();
-    assert_eq!(counts.expired_closes, 0, "{counts:?}");
-    assert_eq!(counts.unauthenticated_closes, 0, "{counts:?}");
-    assert_eq!(counts.refused, 0, "{counts:?}");
-    assert_eq!(
-        counts.connections(),
-        1,
-        "one connection, renewed: {counts:?}"
-    );
+    renewed_cleanly(&broker);
     assert_eq!(stored(&broker, 2), sent);
 
     for (region, secret) in [("eu-west-1", "not-the-secret"), ("us-east-1", SECRET)] {
