@@ -62,6 +62,8 @@ pub(crate) struct PartitionQueue {
     /// regrown record by record, and a quiet one's reserve little (room
     /// reserved but unused is not charged to `buffer.memory`).
     recent_batch_len: usize,
+    /// When a record was last appended here (for `metadata.max.idle.ms`).
+    last_append: Option<Instant>,
 }
 
 /// Batching limits, from the config.
@@ -77,9 +79,11 @@ pub(crate) struct Limits {
 /// When a record is appended: the time, and the metadata generation it
 /// was placed under.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct AppendAt {
+pub(crate) struct AppendAt<'a> {
     pub now: Instant,
     pub meta_generation: u64,
+    /// The topic's partitions with a known leader, for keyless records.
+    pub available: &'a [i32],
 }
 
 /// Inputs of a drain decision besides `now`.
@@ -171,16 +175,17 @@ impl Accumulator {
         partitions: usize,
         record: PendingRecord,
         size: usize,
-        at: AppendAt,
+        at: AppendAt<'_>,
     ) -> (i32, bool) {
         let AppendAt {
             now,
             meta_generation,
+            available,
         } = at;
         let partition = match placement {
             Placement::Partition(p) => p,
             Placement::Sticky => {
-                let p = self.sticky.current(topic, partitions);
+                let p = self.sticky.current(topic, partitions, available);
                 match self.sticky_batch.get(topic) {
                     // The sticky batch is still open with room: stay.
                     Some(&id)
@@ -197,7 +202,7 @@ impl Accumulator {
                         p
                     }
                     // It was filled or sent: a new batch means a new partition.
-                    Some(_) => self.sticky.next(topic, p, partitions),
+                    Some(_) => self.sticky.next(topic, p, partitions, available),
                     None => p,
                 }
             }
@@ -235,6 +240,7 @@ impl Accumulator {
             q.batches
                 .push_back(ProducerBatch::new(id, tp.clone(), now, capacity));
         }
+        q.last_append = Some(now);
         let b = q.batches.back_mut().expect("a batch was just ensured");
         b.push(record, size);
         if b.size >= batch_size {
@@ -321,6 +327,39 @@ impl Accumulator {
     /// Topics the accumulator has seen, for metadata refreshes.
     pub(crate) fn topics(&self) -> impl Iterator<Item = &str> {
         self.queues.keys().map(|tp| &*tp.topic)
+    }
+
+    /// Per topic with queues: whether any of its partitions holds a batch
+    /// (queued or taken), and when a record was last appended to it.
+    pub(crate) fn topic_use(&self) -> HashMap<&str, (bool, Option<Instant>)> {
+        let mut out: HashMap<&str, (bool, Option<Instant>)> = HashMap::new();
+        for (tp, q) in &self.queues {
+            let e = out.entry(&*tp.topic).or_default();
+            e.0 |= !q.batches.is_empty() || q.busy > 0;
+            e.1 = e.1.max(q.last_append);
+        }
+        out
+    }
+
+    /// Free the state of idle topics (`metadata.max.idle.ms`): their
+    /// queues (all empty), sticky partitions and sequence numbers. A topic
+    /// used again starts afresh; its first batch on a partition where the
+    /// broker still holds this producer's state is refused
+    /// OUT_OF_ORDER_SEQUENCE_NUMBER at sequence 0 and starts that
+    /// partition over (see `idempotence`).
+    pub(crate) fn forget_topics(&mut self, topics: &std::collections::HashSet<String>) {
+        self.queues.retain(|tp, q| {
+            let forget = topics.contains(&*tp.topic);
+            debug_assert!(!forget || (q.batches.is_empty() && q.busy == 0));
+            !forget
+        });
+        for t in topics {
+            self.sticky.forget(t);
+            self.sticky_batch.remove(t.as_str());
+        }
+        self.queues.shrink_to_fit();
+        self.sticky.shrink_to_fit();
+        self.sticky_batch.shrink_to_fit();
     }
 
     /// Take the batches that broker `node` should send now, at most one per
@@ -657,7 +696,7 @@ mod tests {
             value: Some(bytes::Bytes::from_static(b"0123456789")),
             headers: vec![],
             timestamp: 0,
-            completion: Completion::Future(tx),
+            completion: Completion::future(tx),
         }
     }
 
@@ -680,10 +719,11 @@ mod tests {
         }
     }
 
-    fn at(now: Instant) -> AppendAt {
+    fn at(now: Instant) -> AppendAt<'static> {
         AppendAt {
             now,
             meta_generation: 0,
+            available: &[],
         }
     }
 
@@ -728,6 +768,7 @@ mod tests {
         let fresh = AppendAt {
             now: t0 + ms(18),
             meta_generation: 1,
+            available: &[],
         };
         assert!(
             a.append("t", Placement::Partition(0), 1, rec(), 31, fresh)

@@ -21,7 +21,7 @@ use kafka_protocol::protocol::StrBytes;
 
 use crate::config::ProducerConfig;
 use crate::connection::{Connection, Pool};
-use crate::driver::fetch_metadata_with;
+use crate::driver::fetch_metadata;
 use crate::error::{Error, KafkaCode};
 
 /// CreateTopics versions herald speaks.
@@ -144,7 +144,9 @@ impl Admin {
     }
 
     async fn metadata(&self, topics: Option<&[String]>) -> Result<MetadataResponse, Error> {
-        fetch_metadata_with(&self.pool, &self.bootstrap, topics, false).await
+        fetch_metadata(&self.pool, &self.bootstrap, topics, false)
+            .await
+            .map(|(resp, _)| resp)
     }
 
     /// A connection to the controller (topic creation and deletion go

@@ -15,8 +15,14 @@ use crate::record_batch::{records_len, write_records, Compressed, ProducerIdenti
 /// A callback given to [`crate::Producer::send_with_callback`].
 pub type Callback = Box<dyn FnOnce(Result<RecordMetadata, Error>) + Send + 'static>;
 
-/// How a record's outcome reaches the application.
-pub(crate) enum Completion {
+/// How a record's outcome reaches the application: exactly once. A
+/// completion dropped without an outcome (the task holding its batch was
+/// dropped: the producer's runtime shut down, or the task panicked) still
+/// tells the application, with [`TASKS_GONE`].
+pub(crate) struct Completion(Option<Sink>);
+
+/// Where an outcome goes.
+enum Sink {
     /// A [`crate::DeliveryFuture`] waits on the other end (or was dropped:
     /// fire-and-forget).
     Future(oneshot::Sender<Result<RecordMetadata, Error>>),
@@ -24,12 +30,42 @@ pub(crate) enum Completion {
     Callback(Callback),
 }
 
+/// The outcome of a record whose batch was dropped with the producer's
+/// tasks, and the error of every call on a producer whose tasks are gone.
+pub(crate) const TASKS_GONE: &str = "the producer's background tasks are gone (the tokio runtime \
+     that ran Producer::new shut down, or a task panicked); create a new producer \
+     inside a runtime that outlives it";
+
 impl Completion {
-    pub(crate) fn complete(self, outcome: Result<RecordMetadata, Error>) {
+    pub(crate) fn future(tx: oneshot::Sender<Result<RecordMetadata, Error>>) -> Self {
+        Completion(Some(Sink::Future(tx)))
+    }
+
+    pub(crate) fn callback(cb: Callback) -> Self {
+        Completion(Some(Sink::Callback(cb)))
+    }
+
+    pub(crate) fn complete(mut self, outcome: Result<RecordMetadata, Error>) {
+        if let Some(sink) = self.0.take() {
+            sink.complete(outcome);
+        }
+    }
+}
+
+impl Drop for Completion {
+    fn drop(&mut self) {
+        if let Some(sink) = self.0.take() {
+            sink.complete(Err(Error::Closed(TASKS_GONE.into())));
+        }
+    }
+}
+
+impl Sink {
+    fn complete(self, outcome: Result<RecordMetadata, Error>) {
         match self {
             // A dropped receiver is fire-and-forget: nothing to tell.
-            Completion::Future(tx) => drop(tx.send(outcome)),
-            Completion::Callback(cb) => {
+            Sink::Future(tx) => drop(tx.send(outcome)),
+            Sink::Callback(cb) => {
                 // A panicking callback must not take the producer down with
                 // it: the task running it also finishes batches and frees
                 // memory for everyone else.
@@ -210,7 +246,7 @@ impl ProducerBatch {
             (
                 pid,
                 if base >= 0 {
-                    base + self.record_count()
+                    crate::idempotence::add(base, self.record_count())
                 } else {
                     base
                 },
@@ -254,5 +290,46 @@ impl ProducerBatch {
 pub(crate) fn deliver(outcomes: Outcomes) {
     for (c, o) in outcomes {
         c.complete(o);
+    }
+}
+
+#[cfg(test)]
+impl PendingRecord {
+    /// A record without key, value or headers whose outcome nobody awaits.
+    pub(crate) fn empty_for_test() -> PendingRecord {
+        let (tx, _rx) = oneshot::channel();
+        PendingRecord {
+            key: None,
+            value: None,
+            headers: vec![],
+            timestamp: 0,
+            completion: Completion::future(tx),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn batch_of(n: usize, base: i32) -> ProducerBatch {
+        let mut b = ProducerBatch::new(0, TopicPartition::new("t", 0), Instant::now(), n);
+        for _ in 0..n {
+            b.push(PendingRecord::empty_for_test(), 10);
+        }
+        b.sequence = Some((ProducerIdentity { id: 1, epoch: 0 }, base));
+        b
+    }
+
+    /// A batch split near the top of the sequence space: the second half
+    /// starts where the first ends, wrapped past i32::MAX to 0 as the
+    /// broker wraps it (it overflowed before).
+    #[test]
+    fn a_split_wraps_the_second_halfs_sequence() {
+        let (first, second) = batch_of(4, i32::MAX - 1).split();
+        assert_eq!(first.sequence.unwrap().1, i32::MAX - 1);
+        assert_eq!(second.sequence.unwrap().1, 0, "MAX-1, MAX, then 0");
+        let (_, second) = batch_of(4, 10).split();
+        assert_eq!(second.sequence.unwrap().1, 12);
     }
 }

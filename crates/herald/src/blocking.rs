@@ -38,7 +38,7 @@ impl BlockingProducer {
     /// Buffer a record; see [`Producer::send`]. Call
     /// [`DeliveryFuture::wait`] on the handle for the outcome.
     pub fn send(&self, record: Record) -> Result<DeliveryFuture, Error> {
-        self.rt().block_on(self.producer.send(record))
+        self.block("send", self.producer.send(record))?
     }
 
     /// Send and wait for the outcome (seed 002's synchronous send).
@@ -47,18 +47,37 @@ impl BlockingProducer {
     }
 
     /// See [`Producer::flush`].
-    pub fn flush(&self) {
-        self.rt().block_on(self.producer.flush())
+    /// Fails only where it cannot block (on an async runtime's thread,
+    /// such as inside a delivery callback).
+    pub fn flush(&self) -> Result<(), Error> {
+        self.block("flush", self.producer.flush())
     }
 
     /// See [`Producer::close`].
     pub fn close(mut self, timeout: Duration) -> Result<(), Error> {
-        let rt = self.runtime.take().expect("runtime present until drop");
-        rt.block_on(self.producer.close(timeout))
+        let closed = self.block("close", self.producer.close(timeout));
+        if closed.is_ok() {
+            // Closed: nothing for `drop` to do.
+            if let Some(rt) = self.runtime.take() {
+                rt.shutdown_background();
+            }
+        }
+        closed?
     }
 
-    fn rt(&self) -> &tokio::runtime::Runtime {
-        self.runtime.as_ref().expect("runtime present until drop")
+    /// Run `f` on the producer's runtime, blocking this thread. tokio
+    /// refuses (panics) where this thread already runs async code, such as
+    /// in a delivery callback, where blocking would deadlock anyway: that
+    /// comes back as an error saying what to do instead.
+    fn block<F: std::future::Future>(&self, what: &str, f: F) -> Result<F::Output, Error> {
+        let rt = self.runtime.as_ref().expect("runtime present until drop");
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| rt.block_on(f))).map_err(|_| {
+            Error::Usage(format!(
+                "BlockingProducer::{what} blocks its thread and cannot run on an async runtime's \
+                 thread (delivery callbacks run on one); use BlockingProducer::producer() and \
+                 .await there"
+            ))
+        })
     }
 
     /// The async producer inside, for use from the runtime's tasks.
@@ -71,7 +90,14 @@ impl Drop for BlockingProducer {
     fn drop(&mut self) {
         if let Some(rt) = self.runtime.take() {
             let timeout = self.producer.config().delivery_timeout;
-            let _ = rt.block_on(self.producer.close(timeout));
+            let close = std::panic::AssertUnwindSafe(|| rt.block_on(self.producer.close(timeout)));
+            if std::panic::catch_unwind(close).is_err() {
+                tracing::error!(
+                    "a BlockingProducer was dropped on an async runtime's thread: its buffered \
+                     records were not waited for"
+                );
+            }
+            rt.shutdown_background();
         }
     }
 }

@@ -252,7 +252,7 @@ mod tests {
                             value: Some(Bytes::from(format!("{i}"))),
                         }],
                         timestamp: 1_700_000_000_000 + i as i64,
-                        completion: Completion::Future(tx),
+                        completion: Completion::future(tx),
                     },
                     64,
                 );

@@ -104,6 +104,14 @@ pub struct ProducerConfig {
     /// `metadata.max.age.ms` (default 300000): metadata is refreshed at least
     /// this often, to notice new partitions and leaders.
     pub metadata_max_age: Duration,
+    /// `metadata.max.idle.ms` (default 300000, at least 5000): a topic no
+    /// record was sent to for this long is no longer asked about, and its
+    /// state is freed (its next record waits for metadata again).
+    pub metadata_max_idle: Duration,
+    /// `allow.auto.create.topics` (default true): the producer's metadata
+    /// requests let a broker with `auto.create.topics.enable` create the
+    /// topics they ask about. `fetch_metadata` and admin requests never do.
+    pub allow_auto_create_topics: bool,
     /// `reconnect.backoff.ms` (default 50).
     pub reconnect_backoff: Duration,
     /// `reconnect.backoff.max.ms` (default 1000).
@@ -160,6 +168,8 @@ impl Default for ProducerConfig {
             retry_backoff_max: Duration::from_millis(1000),
             max_request_size: 1_048_576,
             metadata_max_age: Duration::from_millis(300_000),
+            metadata_max_idle: Duration::from_millis(300_000),
+            allow_auto_create_topics: true,
             reconnect_backoff: Duration::from_millis(50),
             reconnect_backoff_max: Duration::from_millis(1000),
             connection_setup_timeout: Duration::from_millis(10_000),
@@ -196,6 +206,8 @@ pub const PROPERTIES: &[&str] = &[
     "retry.backoff.max.ms",
     "max.request.size",
     "metadata.max.age.ms",
+    "metadata.max.idle.ms",
+    "allow.auto.create.topics",
     "reconnect.backoff.ms",
     "reconnect.backoff.max.ms",
     "socket.connection.setup.timeout.ms",
@@ -336,6 +348,8 @@ impl ProducerConfig {
             "retry.backoff.max.ms" => self.retry_backoff_max = parse_ms(key, value)?,
             "max.request.size" => self.max_request_size = parse_u64(key, value)? as usize,
             "metadata.max.age.ms" => self.metadata_max_age = parse_ms(key, value)?,
+            "metadata.max.idle.ms" => self.metadata_max_idle = parse_ms(key, value)?,
+            "allow.auto.create.topics" => self.allow_auto_create_topics = parse_bool(key, value)?,
             "reconnect.backoff.ms" => self.reconnect_backoff = parse_ms(key, value)?,
             "reconnect.backoff.max.ms" => self.reconnect_backoff_max = parse_ms(key, value)?,
             "socket.connection.setup.timeout.ms" => {
@@ -516,6 +530,13 @@ impl ProducerConfig {
                     "must be at least linger.ms + request.timeout.ms ({} ms)",
                     (self.linger + self.request_timeout).as_millis()
                 ),
+            ));
+        }
+        if self.metadata_max_idle < Duration::from_millis(5_000) {
+            // The Java client's lower bound.
+            return Err(Error::config(
+                "metadata.max.idle.ms",
+                "must be at least 5000",
             ));
         }
         if self.retry_backoff_max < self.retry_backoff {

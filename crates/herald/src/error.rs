@@ -175,6 +175,12 @@ pub enum Error {
     },
     /// The producer was closed before the record was delivered.
     Closed(String),
+    /// The record cannot be sent as it is (an invalid topic name, a
+    /// negative timestamp); nothing was sent.
+    InvalidRecord(String),
+    /// The API was used where it cannot work (outside a tokio runtime, or
+    /// blocking inside one); the message says what to do instead.
+    Usage(String),
     /// The record failed after an attempt whose outcome never came back
     /// (connection lost or no answer after the request was written): the
     /// broker may have written it even so. `error` is why herald gave up.
@@ -202,6 +208,7 @@ pub(crate) enum Disposition {
 /// Codes used below, by their Kafka names.
 pub(crate) mod code {
     pub const NONE: i16 = 0;
+    pub const CORRUPT_MESSAGE: i16 = 2;
     pub const MESSAGE_TOO_LARGE: i16 = 10;
     pub const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
     pub const LEADER_NOT_AVAILABLE: i16 = 5;
@@ -223,6 +230,9 @@ pub(crate) mod code {
     pub const OFFLINE_REPLICA: i16 = 26;
     pub const INVALID_PRODUCER_EPOCH: i16 = 47;
     pub const THROTTLING_QUOTA_EXCEEDED: i16 = 89;
+    pub const INVALID_TOPIC_EXCEPTION: i16 = 17;
+    pub const TOPIC_AUTHORIZATION_FAILED: i16 = 29;
+    pub const CLUSTER_AUTHORIZATION_FAILED: i16 = 31;
 }
 
 /// Classify a partition-level error code from a Produce response.
@@ -267,6 +277,31 @@ pub(crate) fn classify_produce_code(c: i16) -> Disposition {
             _ => Disposition::Fatal,
         },
     }
+}
+
+/// Whether a retriable Produce error proves the partition leader did not
+/// append the batch. Kafka answers some codes after the append too: with
+/// acks=all, the delayed produce answers NOT_LEADER_OR_FOLLOWER when
+/// leadership moved after the leader appended (a controlled shutdown),
+/// UNKNOWN_TOPIC_OR_PARTITION or KAFKA_STORAGE_ERROR when the partition
+/// went away or offline meanwhile (`ReplicaManager.getPartitionOrError`),
+/// REQUEST_TIMED_OUT when replication took too long and
+/// NOT_ENOUGH_REPLICAS_AFTER_APPEND when the ISR shrank. Only codes that
+/// Kafka raises while validating, before the append, prove anything; every
+/// other code, known or not, leaves the batch's fate unknown (the safe
+/// side: a batch wrongly thought unwritten can be renumbered and written
+/// twice).
+pub(crate) fn refused_before_append(c: i16) -> bool {
+    use code::*;
+    matches!(
+        c,
+        // Partition.appendRecordsToLeader checks the ISR size first.
+        NOT_ENOUGH_REPLICAS
+        // LogValidator, before the log is touched.
+        | CORRUPT_MESSAGE
+        // Quotas and throttling are checked before the request is handled.
+        | THROTTLING_QUOTA_EXCEEDED
+    )
 }
 
 impl Error {
@@ -457,6 +492,8 @@ impl fmt::Display for Error {
                 Ok(())
             }
             Error::Closed(m) => write!(f, "producer closed: {m}"),
+            Error::InvalidRecord(m) => write!(f, "invalid record: {m}"),
+            Error::Usage(m) => write!(f, "{m}"),
             Error::OutcomeUnknown { partition, error } => write!(
                 f,
                 "record for {partition} may or may not have been written (an earlier attempt got no answer): {error}"

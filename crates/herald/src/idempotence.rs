@@ -62,7 +62,7 @@ pub(crate) struct PartitionSequence {
 }
 
 /// Sequences wrap at i32::MAX, as in the Java client.
-fn add(seq: i32, n: i32) -> i32 {
+pub(crate) fn add(seq: i32, n: i32) -> i32 {
     ((seq as i64 + n as i64) % (i32::MAX as i64 + 1)) as i32
 }
 

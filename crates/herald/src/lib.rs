@@ -97,7 +97,34 @@ pub mod fuzzing {
         let f = bytes::Bytes::copy_from_slice(frame);
         match ApiKey::try_from(key) {
             Ok(ApiKey::Produce) => d::<ProduceRequest>("fuzz", f, version).map(drop),
-            Ok(ApiKey::Metadata) => d::<MetadataRequest>("fuzz", f, version).map(drop),
+            Ok(ApiKey::Metadata) => {
+                // Decoded, then applied as the driver applies it, and read
+                // as `send` and the senders read it: any values a broker
+                // sends are refused or used, never a panic or a huge
+                // allocation.
+                let resp = d::<MetadataRequest>("fuzz", f, version)?;
+                let mut m = crate::metadata::Metadata::new();
+                m.update(&resp, "fuzz", std::time::Instant::now())?;
+                let mut sticky = crate::partitioner::StickyPartitions::default();
+                let topics: Vec<(String, usize)> = m
+                    .cluster
+                    .topics
+                    .iter()
+                    .map(|(n, t)| (n.clone(), t.leaders.len()))
+                    .collect();
+                for (name, n) in topics {
+                    for p in 0..n {
+                        let _ = m
+                            .cluster
+                            .leader(&crate::TopicPartition::new(name.as_str(), p as i32));
+                    }
+                    if let Some(count) = m.partitions(&name) {
+                        let p = sticky.current(&name, count, m.available(&name));
+                        assert!((p as usize) < count, "sticky partition {p} of {count}");
+                    }
+                }
+                Ok(())
+            }
             Ok(ApiKey::SaslHandshake) => d::<SaslHandshakeRequest>("fuzz", f, version).map(drop),
             Ok(ApiKey::ApiVersions) => d::<ApiVersionsRequest>("fuzz", f, version).map(drop),
             Ok(ApiKey::CreateTopics) => d::<CreateTopicsRequest>("fuzz", f, version).map(drop),

@@ -92,40 +92,80 @@ pub fn murmur2(data: &[u8]) -> u32 {
 
 /// The sticky partition of each topic; driven by the accumulator, which
 /// knows when a batch is full or sent.
+///
+/// Only partitions with a known leader are chosen, as the Java client
+/// (since 2.4) and librdkafka do: a keyless record placed on a partition
+/// whose leader is down would wait there until its delivery timeout while
+/// healthy partitions sit idle. `available` lists them; empty means none
+/// is known, and any partition will do.
 #[derive(Debug, Default)]
 pub(crate) struct StickyPartitions {
     current: HashMap<String, i32, rustc_hash::FxBuildHasher>,
 }
 
 impl StickyPartitions {
-    /// The topic's sticky partition, picking one if it has none (or the
-    /// partition count shrank under it).
-    pub(crate) fn current(&mut self, topic: &str, partitions: usize) -> i32 {
+    /// The topic's sticky partition, picking one if it has none, or if the
+    /// partition count shrank under it, or its leader went away.
+    pub(crate) fn current(&mut self, topic: &str, partitions: usize, available: &[i32]) -> i32 {
         if let Some(&p) = self.current.get(topic) {
-            if (p as usize) < partitions {
+            if (p as usize) < partitions && (available.is_empty() || available.contains(&p)) {
                 return p;
             }
         }
-        let p = rand::thread_rng().gen_range(0..partitions.max(1)) as i32;
+        let p = pick(partitions, available, None);
         self.current.insert(topic.to_string(), p);
         p
     }
 
     /// The sticky partition's batch is full or was sent: move to another
     /// partition, chosen uniformly among the rest.
-    pub(crate) fn next(&mut self, topic: &str, from: i32, partitions: usize) -> i32 {
-        let p = if partitions <= 1 {
-            0
-        } else {
-            let r = rand::thread_rng().gen_range(0..partitions - 1) as i32;
-            if r >= from {
-                r + 1
-            } else {
-                r
-            }
-        };
+    pub(crate) fn next(
+        &mut self,
+        topic: &str,
+        from: i32,
+        partitions: usize,
+        available: &[i32],
+    ) -> i32 {
+        let p = pick(partitions, available, Some(from));
         self.current.insert(topic.to_string(), p);
         p
+    }
+
+    /// Forget idle topics.
+    pub(crate) fn forget(&mut self, topic: &str) {
+        self.current.remove(topic);
+    }
+
+    pub(crate) fn shrink_to_fit(&mut self) {
+        self.current.shrink_to_fit();
+    }
+}
+
+/// A partition uniformly at random among the available ones (all of
+/// `0..partitions` if none is known), other than `except` when there is
+/// another.
+fn pick(partitions: usize, available: &[i32], except: Option<i32>) -> i32 {
+    let mut rng = rand::thread_rng();
+    let all = partitions.max(1);
+    let n = if available.is_empty() {
+        all
+    } else {
+        available.len()
+    };
+    let at = |i: usize| -> i32 {
+        if available.is_empty() {
+            i as i32
+        } else {
+            available[i]
+        }
+    };
+    let skip = except.and_then(|e| (0..n).position(|i| at(i) == e));
+    match skip {
+        Some(s) if n > 1 => {
+            let r = rng.gen_range(0..n - 1);
+            at(if r >= s { r + 1 } else { r })
+        }
+        _ => at(rng.gen_range(0..n)),
     }
 }
 
@@ -172,17 +212,41 @@ mod tests {
     #[test]
     fn sticky_moves_to_a_different_partition() {
         let mut s = StickyPartitions::default();
-        let first = s.current("t", 4);
-        assert_eq!(s.current("t", 4), first, "sticks until told to move");
+        let first = s.current("t", 4, &[]);
+        assert_eq!(s.current("t", 4, &[]), first, "sticks until told to move");
         let mut seen = std::collections::HashSet::new();
         let mut p = first;
         for _ in 0..200 {
-            let q = s.next("t", p, 4);
+            let q = s.next("t", p, 4, &[]);
             assert_ne!(q, p);
             seen.insert(q);
             p = q;
         }
         assert_eq!(seen.len(), 4, "every partition is used");
-        assert_eq!(s.next("t", 0, 1), 0);
+        assert_eq!(s.next("t", 0, 1, &[]), 0);
+    }
+
+    /// Only partitions with a leader are chosen; a sticky partition whose
+    /// leader went away is left at once.
+    #[test]
+    fn sticky_chooses_only_available_partitions() {
+        let mut s = StickyPartitions::default();
+        let available = [0, 2, 4];
+        let mut seen = std::collections::HashSet::new();
+        let mut p = s.current("t", 6, &available);
+        for _ in 0..300 {
+            assert!(available.contains(&p), "{p}");
+            seen.insert(p);
+            p = s.next("t", p, 6, &available);
+        }
+        assert_eq!(seen.len(), 3);
+        // Partition 4 loses its leader: the next record moves.
+        let mut s = StickyPartitions::default();
+        while s.current("t", 6, &available) != 4 {
+            s.forget("t");
+        }
+        assert_ne!(s.current("t", 6, &[0, 2]), 4);
+        // Only one available: it is chosen again, there is no other.
+        assert_eq!(s.next("t", 2, 6, &[2]), 2);
     }
 }

@@ -196,7 +196,7 @@ mod tests {
                         value: (i % 3 != 0).then(|| Bytes::from_static(b"x")),
                     }],
                     timestamp: 1_700_000_000_000 + i as i64,
-                    completion: Completion::Future(tx),
+                    completion: Completion::future(tx),
                 },
                 50,
             );

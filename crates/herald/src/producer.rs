@@ -18,7 +18,7 @@ use crate::error::Error;
 use crate::metadata::ClusterMetadata;
 use crate::partitioner::{DefaultPartitioner, Partitioner};
 use crate::record::{estimated_size, Record, RecordMetadata};
-use crate::state::Shared;
+use crate::state::{Shared, TaskGuard};
 
 /// Resolves to a record's metadata or its error. Dropping it does not
 /// cancel the send (fire-and-forget).
@@ -32,13 +32,9 @@ impl Future for DeliveryFuture {
     type Output = Result<RecordMetadata, Error>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        Pin::new(&mut self.rx).poll(cx).map(|r| {
-            r.unwrap_or_else(|_| {
-                Err(Error::Closed(
-                    "the producer's tasks ended before the record had an outcome".into(),
-                ))
-            })
-        })
+        Pin::new(&mut self.rx)
+            .poll(cx)
+            .map(|r| r.unwrap_or_else(|_| Err(Shared::dead_error())))
     }
 }
 
@@ -46,11 +42,18 @@ impl DeliveryFuture {
     /// Block the current thread until the outcome is known. For non-async
     /// code; do not call it on a tokio worker thread.
     pub fn wait(self) -> Result<RecordMetadata, Error> {
-        self.rx.blocking_recv().unwrap_or_else(|_| {
-            Err(Error::Closed(
-                "the producer's tasks ended before the record had an outcome".into(),
-            ))
-        })
+        let rx = self.rx;
+        // tokio refuses (panics) to block a thread that runs async code,
+        // such as the producer's own task running a delivery callback,
+        // where waiting would never end anyway: say so instead.
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || rx.blocking_recv())) {
+            Ok(r) => r.unwrap_or_else(|_| Err(Shared::dead_error())),
+            Err(_) => Err(Error::Usage(
+                "DeliveryFuture::wait blocks its thread and cannot run on an async runtime's \
+                 thread (delivery callbacks run on one): .await the DeliveryFuture instead"
+                    .into(),
+            )),
+        }
     }
 }
 
@@ -120,6 +123,19 @@ impl std::fmt::Debug for Producer {
     }
 }
 
+/// How long `close` waits, past its timeout, for the producer's tasks to
+/// fail what they hold and stop.
+const ABORT_GRACE: Duration = Duration::from_millis(250);
+
+/// Why a call on a closed producer fails.
+fn closed_error(st: &crate::state::State) -> Error {
+    if st.dead {
+        Shared::dead_error()
+    } else {
+        Error::Closed("send after close".into())
+    }
+}
+
 fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -148,8 +164,8 @@ impl Producer {
         })?;
         let tls = crate::tls::connector(&config)?;
         let shared = Arc::new(Shared::with_security(config, partitioner, tls));
-        shared.lock().tasks += 1;
-        rt.spawn(driver::run(shared.clone()));
+        let guard = TaskGuard::new(shared.clone(), &mut shared.lock());
+        rt.spawn(driver::run(shared.clone(), guard));
         Ok(Producer {
             handle: Arc::new(Handle { shared }),
         })
@@ -171,7 +187,7 @@ impl Producer {
     /// `max.block.ms`, the partition does not exist, or the producer is closed.
     pub async fn send(&self, record: Record) -> Result<DeliveryFuture, Error> {
         let (tx, rx) = oneshot::channel();
-        self.enqueue(record, Completion::Future(tx)).await?;
+        self.enqueue(record, Completion::future(tx)).await?;
         Ok(DeliveryFuture { rx })
     }
 
@@ -183,12 +199,28 @@ impl Producer {
         F: FnOnce(Result<RecordMetadata, Error>) + Send + 'static,
     {
         let cb: Callback = Box::new(callback);
-        self.enqueue(record, Completion::Callback(cb)).await
+        self.enqueue(record, Completion::callback(cb)).await
     }
 
     async fn enqueue(&self, record: Record, completion: Completion) -> Result<(), Error> {
         let shared = self.shared();
         let cfg = &shared.config;
+        // Waiting (for metadata, for memory) needs tokio's timers: say so
+        // on every send, not only on the one that first has to wait.
+        if tokio::runtime::Handle::try_current().is_err() {
+            return Err(Error::Usage(
+                "Producer::send must run inside a tokio runtime (it may wait for metadata or \
+                 buffer memory with tokio's timers); use BlockingProducer otherwise"
+                    .into(),
+            ));
+        }
+        if let Some(ts) = record.timestamp.filter(|ts| *ts < 0) {
+            // As the Java client's ProducerRecord refuses it.
+            return Err(Error::InvalidRecord(format!(
+                "timestamp {ts} is negative; a record's timestamp is milliseconds since the Unix \
+                 epoch (or none, for the send time)"
+            )));
+        }
         let start = Instant::now();
         let size = estimated_size(record.key.as_ref(), record.value.as_ref(), &record.headers);
         // What the record holds of `buffer.memory` while buffered.
@@ -254,25 +286,29 @@ impl Producer {
         let wake = {
             let mut st = shared.lock();
             if st.closing {
+                let e = closed_error(&st);
                 drop(st);
                 shared.memory.add_permits(memory);
-                return Err(Error::Closed("send after close".into()));
+                return Err(e);
             }
-            let meta_generation = st.meta.generation;
-            st.acc
-                .append(
-                    &record.topic,
-                    placement,
-                    partitions,
-                    pending,
-                    size,
-                    AppendAt {
-                        // One clock read per record when nothing was waited for.
-                        now: if waited { Instant::now() } else { start },
-                        meta_generation,
+            let crate::state::State { acc, meta, .. } = &mut *st;
+            acc.append(
+                &record.topic,
+                placement,
+                partitions,
+                pending,
+                size,
+                AppendAt {
+                    // One clock read per record when nothing was waited for.
+                    now: if waited { Instant::now() } else { start },
+                    meta_generation: meta.generation,
+                    available: match placement {
+                        Placement::Sticky => meta.available(&record.topic),
+                        Placement::Partition(_) => &[],
                     },
-                )
-                .1
+                },
+            )
+            .1
         };
         if wake {
             shared.wake.notify_waiters();
@@ -284,7 +320,10 @@ impl Producer {
     fn known_partitions(&self, topic: &str) -> Result<Option<usize>, Error> {
         let st = self.shared().lock();
         if st.closing {
-            return Err(Error::Closed("send after close".into()));
+            return Err(closed_error(&st));
+        }
+        if let Some(e) = &st.pid_error {
+            return Err(e.clone());
         }
         Ok(st.meta.partitions(topic))
     }
@@ -309,7 +348,7 @@ impl Producer {
                 p.forget();
                 Ok(())
             }
-            Ok(Err(_)) => Err(Error::Closed("producer closed".into())),
+            Ok(Err(_)) => Err(closed_error(&shared.lock())),
             Err(_) => Err(Error::BufferExhausted {
                 needed: size,
                 buffer_memory: shared.config.buffer_memory,
@@ -328,6 +367,9 @@ impl Producer {
         let shared = self.shared();
         let deadline = start + shared.config.max_block;
         let mut waited = false;
+        // A name Kafka can never accept fails now (the Java client waits
+        // for the broker's INVALID_TOPIC_EXCEPTION).
+        crate::metadata::check_topic_name(topic).map_err(Error::InvalidRecord)?;
         loop {
             let changed = shared.metadata_changed.notified();
             tokio::pin!(changed);
@@ -335,7 +377,7 @@ impl Producer {
             {
                 let mut st = shared.lock();
                 if st.closing {
-                    return Err(Error::Closed("send after close".into()));
+                    return Err(closed_error(&st));
                 }
                 if let Some(n) = st.meta.partitions(topic) {
                     return Ok((n, waited));
@@ -345,6 +387,11 @@ impl Producer {
                 if let Some(e) = &st.meta.security_error {
                     return Err(e.clone());
                 }
+                // Errors no wait can fix (not authorized, an invalid name)
+                // fail now, as in the Java client.
+                if let Some(e) = st.meta.fatal_topic_error(topic) {
+                    return Err(e);
+                }
                 if Instant::now() >= deadline {
                     return Err(Error::MetadataTimeout {
                         topic: topic.to_string(),
@@ -353,7 +400,11 @@ impl Producer {
                         last_error: st.meta.last_error.clone().map(Box::new),
                     });
                 }
+                if let Some(e) = &st.pid_error {
+                    return Err(e.clone());
+                }
                 // Ask for it until the last waiter gives up.
+                st.meta.touched.insert(topic.to_string(), Instant::now());
                 let until = st.meta.wanted.entry(topic.to_string()).or_insert(deadline);
                 if *until < deadline {
                     *until = deadline;
@@ -382,7 +433,12 @@ impl Producer {
             let progress = shared.progress.notified();
             tokio::pin!(progress);
             progress.as_mut().enable();
-            if !shared.lock().acc.has_incomplete_below(mark) {
+            let done = {
+                let st = shared.lock();
+                // Dead: what the tasks held was failed as they went.
+                st.dead || !st.acc.has_incomplete_below(mark)
+            };
+            if done {
                 break;
             }
             progress.await;
@@ -403,37 +459,56 @@ impl Producer {
             st.acc.seal_all();
         }
         shared.wake.notify_waiters();
+        // Sends waiting for a topic's metadata fail now, not at their
+        // max.block.ms.
+        shared.metadata_changed.notify_waiters();
         let mut left = 0;
+        let mut stuck = 0;
         loop {
             let progress = shared.progress.notified();
             tokio::pin!(progress);
             progress.as_mut().enable();
-            {
+            let wait_until = {
                 let mut st = shared.lock();
+                let now = Instant::now();
                 if st.tasks == 0 {
                     break;
                 }
-                if st.aborting {
-                    // The tasks are failing what they hold and exiting.
-                } else if Instant::now() >= deadline {
+                if !st.aborting && now >= deadline {
                     left = st.acc.incomplete_count();
                     st.aborting = true;
                     drop(st);
                     shared.wake.notify_waiters();
                     continue;
                 }
-            }
-            if shared.lock().aborting {
-                progress.await;
-            } else {
-                let _ = tokio::time::timeout_at(deadline.into(), progress).await;
-            }
+                if st.aborting && now >= deadline + ABORT_GRACE {
+                    // A task that cannot stop (a callback that blocks, a
+                    // runtime that is not polled) must not hold close past
+                    // its timeout; it fails what it holds when it gets to.
+                    stuck = st.tasks;
+                    break;
+                }
+                if st.aborting {
+                    deadline.max(now) + ABORT_GRACE
+                } else {
+                    deadline
+                }
+            };
+            let _ = tokio::time::timeout_at(wait_until.into(), progress).await;
         }
         shared.memory.close();
-        if left > 0 {
+        if shared.lock().dead {
+            return Err(Shared::dead_error());
+        }
+        if left > 0 || stuck > 0 {
             return Err(Error::Closed(format!(
-                "{left} batches were not delivered within the close timeout of {} ms and were failed",
-                timeout.as_millis()
+                "{left} batches were not delivered within the close timeout of {} ms and were failed{}",
+                timeout.as_millis(),
+                if stuck > 0 {
+                    format!("; {stuck} producer tasks had not stopped yet")
+                } else {
+                    String::new()
+                }
             )));
         }
         Ok(())
@@ -447,9 +522,10 @@ impl Producer {
     ) -> Result<ClusterMetadata, Error> {
         let shared = self.shared();
         let addrs = shared.config.bootstrap_servers.clone();
-        let resp = driver::fetch_metadata(&shared.pool, &addrs, topics).await?;
+        // Never asks the broker to create a topic: looking must not make it.
+        let (resp, addr) = driver::fetch_metadata(&shared.pool, &addrs, topics, false).await?;
         let mut m = crate::metadata::Metadata::new();
-        m.update(&resp, Instant::now());
+        m.update(&resp, &addr, Instant::now())?;
         Ok(m.cluster)
     }
 

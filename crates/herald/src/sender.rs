@@ -18,9 +18,12 @@ use crate::batch::{Outcomes, ProducerBatch};
 use crate::compression::Compression;
 use crate::config::Acks;
 use crate::connection::{decode_response, Connection, InFlight};
-use crate::error::{classify_produce_code, code, Disposition, Error, KafkaCode, TopicPartition};
+use crate::error::{
+    classify_produce_code, code, refused_before_append, Disposition, Error, KafkaCode,
+    TopicPartition,
+};
 use crate::idempotence::PidState;
-use crate::state::{Finished, Shared, State};
+use crate::state::{Finished, Shared, State, TaskGuard};
 
 /// Produce versions herald speaks: v3 (RecordBatch v2, transactional id) to
 /// v9 (flexible encoding). Newer versions add nothing a producer needs here.
@@ -50,12 +53,14 @@ pub(crate) enum Decision {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Fate {
     /// Nothing new: the request was not written, or the broker refused it
-    /// before looking for duplicates (NOT_LEADER_OR_FOLLOWER, …). Whatever
-    /// an earlier attempt left unknown stays unknown.
+    /// while validating it, before any append (NOT_ENOUGH_REPLICAS, …;
+    /// `refused_before_append`). Whatever an earlier attempt left unknown
+    /// stays unknown.
     Unchanged,
     /// The request may have been appended without our hearing of it:
-    /// connection lost after writing, no answer in time, REQUEST_TIMED_OUT,
-    /// NOT_ENOUGH_REPLICAS_AFTER_APPEND.
+    /// connection lost after writing, no answer in time, or an error Kafka
+    /// can answer after the append (NOT_LEADER_OR_FOLLOWER, REQUEST_TIMED_OUT,
+    /// NOT_ENOUGH_REPLICAS_AFTER_APPEND, …).
     Unknown,
     /// The broker says it does not have the batch (an
     /// OUT_OF_ORDER_SEQUENCE_NUMBER behind a gap).
@@ -123,14 +128,12 @@ pub(crate) fn decide(
                     Disposition::Retry { refresh_metadata } => Decision::Retry {
                         error,
                         refresh_metadata,
-                        // The leader may have appended before it timed out
-                        // waiting for replicas.
-                        fate: if c == code::REQUEST_TIMED_OUT
-                            || c == code::NOT_ENOUGH_REPLICAS_AFTER_APPEND
-                        {
-                            Fate::Unknown
-                        } else {
+                        // Most retriable codes can come after the append
+                        // (see `refused_before_append`).
+                        fate: if refused_before_append(c) {
                             Fate::Unchanged
+                        } else {
+                            Fate::Unknown
                         },
                     },
                     Disposition::ResetProducerId => Decision::ResetProducerId { error },
@@ -181,15 +184,21 @@ pub(crate) fn apply(
                     // would not match it and could be written again.
                     && !b.unsure =>
             {
-                // Too large as a whole: send it in halves, so that only a
-                // record too large by itself fails. Not written, so the
-                // halves keep the batch's sequences.
-                tracing::debug!(tp = %b.tp, records = b.records.len(), "splitting a batch the broker found too large");
-                b.last_error = Some(error);
-                crate::state::Counters::add(&shared.counters.batch_splits, 1);
-                let (first, second) = b.split();
-                st.acc.requeue_split(first, second, now);
-                continue;
+                if st.aborting {
+                    // close() gave up and the queues are no longer drained:
+                    // halves put back there would never get an outcome.
+                    (error, false, false)
+                } else {
+                    // Too large as a whole: send it in halves, so that only a
+                    // record too large by itself fails. Not written, so the
+                    // halves keep the batch's sequences.
+                    tracing::debug!(tp = %b.tp, records = b.records.len(), "splitting a batch the broker found too large");
+                    b.last_error = Some(error);
+                    crate::state::Counters::add(&shared.counters.batch_splits, 1);
+                    let (first, second) = b.split();
+                    st.acc.requeue_split(first, second, now);
+                    continue;
+                }
             }
             Decision::Fail { error } => {
                 if sequenced {
@@ -318,7 +327,7 @@ struct Sent {
 }
 
 /// The sender task of broker `node`.
-pub(crate) async fn run(shared: Arc<Shared>, node: i32) {
+pub(crate) async fn run(shared: Arc<Shared>, node: i32, guard: TaskGuard) {
     let mut sent: VecDeque<Sent> = VecDeque::new();
     // KIP-219: a broker over a quota answers at once with throttle_time_ms
     // and expects nothing more from us until that time has passed. Not an
@@ -413,7 +422,7 @@ pub(crate) async fn run(shared: Arc<Shared>, node: i32) {
         }
         if !batches.is_empty() {
             let addr = addr.expect("drained only with a known address");
-            match send(&shared, &addr, &mut batches, acks).await {
+            match send_unless_stopped(&shared, &addr, &mut batches, acks).await {
                 Ok((response, version)) => {
                     let deadline = batches
                         .iter()
@@ -444,12 +453,14 @@ pub(crate) async fn run(shared: Arc<Shared>, node: i32) {
             continue;
         }
 
-        let front_deadline = sent.front().map(|s| s.deadline);
+        // Any request's batches may pass their delivery timeout first (a
+        // retried batch can be older than those of the requests before it).
+        let first_deadline = sent.iter().map(|s| s.deadline).min();
         let event = tokio::select! {
             // A response that has arrived wins over its deadline.
             biased;
             r = recv_front(&mut sent), if !sent.is_empty() => Event::Response(r),
-            _ = tokio::time::sleep_until(front_deadline.unwrap_or(now).into()), if front_deadline.is_some() => Event::Expired,
+            _ = tokio::time::sleep_until(first_deadline.unwrap_or(now).into()), if first_deadline.is_some() => Event::Expired,
             _ = &mut notified => Event::Wake,
             _ = tokio::time::sleep_until(wake_at.unwrap_or(now).into()), if wake_at.is_some() => Event::Wake,
         };
@@ -502,48 +513,49 @@ pub(crate) async fn run(shared: Arc<Shared>, node: i32) {
                 finish(&shared, s.batches, decisions);
             }
             Event::Expired => {
-                // delivery.timeout.ms passed for batches of the oldest
-                // request while it is still unanswered. Those batches fail
-                // now (they may still be written: the error says no answer
-                // came); the rest of the request waits for its answer.
+                // delivery.timeout.ms passed for batches of requests still
+                // unanswered. Those batches fail now (they may still be
+                // written: the error says no answer came), front to back so
+                // a partition's outcomes stay in send order; the rest of
+                // each request waits for its answer.
                 let now = Instant::now();
-                let front = sent.front_mut().expect("front exists");
-                let (expired, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut front.batches)
-                    .into_iter()
-                    .partition(|b| b.created + shared.config.delivery_timeout <= now);
-                front.batches = kept;
-                front.deadline = front
-                    .batches
-                    .iter()
-                    .map(|b| b.created + shared.config.delivery_timeout)
-                    .min()
-                    .unwrap_or(now);
-                let addr = front.addr.clone();
-                if front.batches.is_empty() {
-                    // Keep the slot until the answer (or the connection's
-                    // request timeout) comes, so in-flight stays bounded.
-                    front.deadline = now + shared.config.request_timeout * 4;
+                let timeout = shared.config.delivery_timeout;
+                let mut expired = Vec::new();
+                let mut errors = Vec::new();
+                for s in sent.iter_mut().filter(|s| s.deadline <= now) {
+                    let (gone, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut s.batches)
+                        .into_iter()
+                        .partition(|b| b.created + timeout <= now);
+                    s.batches = kept;
+                    s.deadline = s
+                        .batches
+                        .iter()
+                        .map(|b| b.created + timeout)
+                        .min()
+                        // Emptied: keep the slot until the answer (or the
+                        // connection's request timeout) comes, so in-flight
+                        // stays bounded.
+                        .unwrap_or(now + shared.config.request_timeout * 4);
+                    let e = Error::RequestTimeout {
+                        broker: s.addr.clone(),
+                        timeout: shared.config.request_timeout,
+                    };
+                    errors.extend(std::iter::repeat_n(e, gone.len()));
+                    expired.extend(gone);
                 }
-                let e = Error::RequestTimeout {
-                    broker: addr,
-                    timeout: shared.config.request_timeout,
-                };
-                let decisions = vec![
-                    Decision::Retry {
-                        error: e,
+                let decisions = errors
+                    .into_iter()
+                    .map(|error| Decision::Retry {
+                        error,
                         refresh_metadata: false,
                         fate: Fate::Unknown,
-                    };
-                    expired.len()
-                ];
+                    })
+                    .collect();
                 finish(&shared, expired, decisions);
             }
         }
     }
-    let mut st = shared.lock();
-    st.tasks -= 1;
-    drop(st);
-    shared.progress.notify_waiters();
+    guard.finish();
 }
 
 enum Event {
@@ -570,6 +582,49 @@ fn finish(shared: &Shared, batches: Vec<ProducerBatch>, decisions: Vec<Decision>
     shared.wake.notify_waiters();
 }
 
+/// `send`, unless the producer aborts or the batches' delivery timeout
+/// passes first: connecting to a broker that does not answer may take
+/// `socket.connection.setup.timeout.ms`, and must hold neither an outcome
+/// nor `close`. Stopped before the request was handed to the connection's
+/// writer, the batches were not written (tokio's channel send is
+/// cancel-safe).
+async fn send_unless_stopped(
+    shared: &Shared,
+    addr: &str,
+    batches: &mut [ProducerBatch],
+    acks: Acks,
+) -> Result<(InFlight, i16), Error> {
+    let deadline = batches
+        .iter()
+        .map(|b| b.created + shared.config.delivery_timeout)
+        .min()
+        .unwrap_or_else(Instant::now);
+    let sending = send(shared, addr, batches, acks);
+    tokio::pin!(sending);
+    loop {
+        let woken = shared.wake.notified();
+        tokio::pin!(woken);
+        woken.as_mut().enable();
+        if shared.lock().aborting {
+            return Err(Error::Closed(
+                "close timeout passed while connecting to the broker".into(),
+            ));
+        }
+        tokio::select! {
+            biased;
+            r = &mut sending => return r,
+            _ = tokio::time::sleep_until(deadline.into()) => {
+                return Err(Error::Connection {
+                    broker: addr.to_string(),
+                    message: "still connecting when delivery.timeout.ms passed".into(),
+                    kind: Some(std::io::ErrorKind::TimedOut),
+                })
+            }
+            _ = &mut woken => {}
+        }
+    }
+}
+
 async fn send(
     shared: &Shared,
     addr: &str,
@@ -594,7 +649,7 @@ async fn send(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::batch::{Completion, PendingRecord};
+    use crate::batch::PendingRecord;
     use crate::record_batch::ProducerIdentity;
     use kafka_protocol::messages::produce_response::{
         PartitionProduceResponse, TopicProduceResponse,
@@ -604,17 +659,7 @@ mod tests {
 
     fn batch(p: i32, seq: i32) -> ProducerBatch {
         let mut b = ProducerBatch::new(p as u64, TopicPartition::new("t", p), Instant::now(), 1);
-        let (tx, _rx) = tokio::sync::oneshot::channel();
-        b.push(
-            PendingRecord {
-                key: None,
-                value: None,
-                headers: vec![],
-                timestamp: 0,
-                completion: Completion::Future(tx),
-            },
-            21,
-        );
+        b.push(PendingRecord::empty_for_test(), 21);
         b.sequence = Some((ProducerIdentity { id: 1, epoch: 0 }, seq));
         b
     }
@@ -672,13 +717,18 @@ mod tests {
             "OOOSN behind a failed batch is retried: {:?}",
             d[1]
         );
-        assert!(matches!(
-            d[2],
-            Decision::Retry {
-                refresh_metadata: true,
-                ..
-            }
-        ));
+        assert!(
+            matches!(
+                d[2],
+                Decision::Retry {
+                    refresh_metadata: true,
+                    fate: Fate::Unknown,
+                    ..
+                }
+            ),
+            "NOT_LEADER_OR_FOLLOWER can come after the append: {:?}",
+            d[2]
+        );
         assert!(
             matches!(d[3], Decision::Fail { .. }),
             "MESSAGE_TOO_LARGE is fatal"
@@ -805,10 +855,11 @@ mod tests {
             )
         };
         let t0 = Instant::now();
-        // B0 refused (NOT_LEADER_OR_FOLLOWER): back in the queue, sure.
+        // B0 refused before any append (NOT_ENOUGH_REPLICAS): back in the
+        // queue, sure.
         let b0 = batch(0, 0);
         let d = decide(
-            &response(&[(0, code::NOT_LEADER_OR_FOLLOWER)]),
+            &response(&[(0, code::NOT_ENOUGH_REPLICAS)]),
             std::slice::from_ref(&b0),
             "b:1",
             |_, _| true,
@@ -877,5 +928,31 @@ mod tests {
         let err = outcomes[0].1.as_ref().unwrap_err();
         assert!(err.outcome_unknown(), "{err}");
         assert_eq!(st.acc.queued_for_test(&tp), vec![(10, false)]);
+    }
+
+    /// Finding 5 of the hardening review: a MESSAGE_TOO_LARGE answer that
+    /// arrives after `close` gave up (the driver has already failed
+    /// everything queued and stopped) must not requeue the halves into
+    /// queues nobody drains: every record gets its outcome now.
+    #[test]
+    fn a_split_while_aborting_fails_the_records_instead_of_requeueing() {
+        let shared = test_shared();
+        let mut st = shared.lock();
+        st.pid = PidState::Ready(ProducerIdentity { id: 1, epoch: 0 });
+        st.aborting = true;
+        let mut b = batch(0, 0);
+        b.push(PendingRecord::empty_for_test(), 21);
+        let d = decide(
+            &response(&[(0, code::MESSAGE_TOO_LARGE)]),
+            std::slice::from_ref(&b),
+            "b:1",
+            |_, _| true,
+        );
+        let (outcomes, finished) = apply(&shared, &mut st, vec![b], d, Instant::now());
+        assert_eq!(outcomes.len(), 2, "both records have an outcome");
+        assert_eq!(finished.len(), 1);
+        assert!(outcomes.iter().all(|(_, o)| o.is_err()));
+        let tp = TopicPartition::new("t", 0);
+        assert!(st.acc.queued_for_test(&tp).is_empty(), "nothing requeued");
     }
 }

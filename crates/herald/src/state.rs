@@ -36,6 +36,13 @@ pub(crate) struct State {
     pub senders: HashSet<i32>,
     /// Live background tasks, for `close` and tests.
     pub tasks: usize,
+    /// A background task ended without being asked to (its runtime shut
+    /// down, or it panicked): nothing can be delivered any more. Set with
+    /// `aborting`, so the other tasks fail what they hold and stop.
+    pub dead: bool,
+    /// InitProducerId was refused for good (CLUSTER_AUTHORIZATION_FAILED):
+    /// every record fails with it, at once, as in the Java client.
+    pub pid_error: Option<Error>,
 }
 
 /// Counters since the producer started, as returned by
@@ -161,6 +168,8 @@ impl Shared {
                 flushing: 0,
                 senders: HashSet::new(),
                 tasks: 0,
+                dead: false,
+                pid_error: None,
             }),
             wake: Notify::new(),
             metadata_changed: Notify::new(),
@@ -174,8 +183,19 @@ impl Shared {
         }
     }
 
+    /// The state. A task that panicked while holding the lock (a bug) must
+    /// not make every later call panic too: the lock is taken anyway, and
+    /// the dying task's `TaskGuard` marks the producer dead, so nothing
+    /// relies on what the panic may have left half done.
     pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().expect("producer state mutex poisoned")
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The error for any call on a producer whose tasks are gone.
+    pub(crate) fn dead_error() -> Error {
+        Error::Closed(crate::batch::TASKS_GONE.into())
     }
 
     pub(crate) fn memory_pressure(&self) -> bool {
@@ -247,5 +267,68 @@ impl Finished {
         };
         b.succeed(base_offset, log_append_time, outcomes);
         f
+    }
+}
+
+/// Held by each background task (the driver, every sender) for as long as
+/// it runs. When the task ends without saying it is done (`finished`),
+/// its future was dropped: the runtime that ran it shut down, or it
+/// panicked. Then the producer is dead: everything still queued fails now
+/// (what the task held fails as its `Completion`s are dropped), waiters
+/// are woken, and every later call fails at once instead of hanging.
+pub(crate) struct TaskGuard {
+    shared: Arc<Shared>,
+    finished: bool,
+}
+
+impl TaskGuard {
+    /// Count a task that is about to be spawned (`st` is `shared`'s state,
+    /// locked by the caller).
+    pub(crate) fn new(shared: Arc<Shared>, st: &mut State) -> Self {
+        st.tasks += 1;
+        TaskGuard {
+            shared,
+            finished: false,
+        }
+    }
+
+    /// The task ends as asked (closed, or its broker is no longer needed).
+    pub(crate) fn finish(mut self) {
+        self.finished = true;
+    }
+}
+
+impl Drop for TaskGuard {
+    fn drop(&mut self) {
+        let shared = &self.shared;
+        let mut outcomes = Vec::new();
+        let mut finished = Vec::new();
+        {
+            let mut st = shared.lock();
+            st.tasks -= 1;
+            if !self.finished && !st.dead {
+                tracing::error!(
+                    panicking = std::thread::panicking(),
+                    "a producer task ended unexpectedly; failing every record"
+                );
+                st.dead = true;
+                st.aborting = true;
+                st.closing = true;
+            }
+            if st.dead {
+                for b in st.acc.take_all() {
+                    finished.push(Finished::fail(b, Shared::dead_error(), &mut outcomes));
+                }
+            }
+        }
+        if !outcomes.is_empty() || !finished.is_empty() {
+            shared.complete(outcomes, finished);
+        }
+        if shared.lock().dead {
+            shared.memory.close();
+        }
+        shared.progress.notify_waiters();
+        shared.metadata_changed.notify_waiters();
+        shared.wake.notify_waiters();
     }
 }

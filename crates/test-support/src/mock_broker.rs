@@ -55,10 +55,20 @@ pub enum Fault {
     /// As `Error`, answered only after this many milliseconds (so that the
     /// client has sent the requests behind it by then).
     ErrorAfter(i16, u64),
+    /// Append the batches, then answer every partition with this error
+    /// code: what Kafka's delayed produce (acks=all) answers when
+    /// leadership moves, the partition goes offline or its log directory
+    /// fails after the leader appended (NOT_LEADER_OR_FOLLOWER,
+    /// UNKNOWN_TOPIC_OR_PARTITION, KAFKA_STORAGE_ERROR, REQUEST_TIMED_OUT).
+    AppendThenError(i16),
 }
 
 #[derive(Default)]
 struct ProducerState {
+    /// The producer's epoch here: a batch with an older one is refused
+    /// INVALID_PRODUCER_EPOCH, a newer one must start at sequence 0 and
+    /// replaces the state (Kafka's `ProducerAppendInfo`).
+    epoch: i16,
     /// Sequence of the next batch expected.
     next_seq: i32,
     /// (base sequence, base offset) of the last five batches.
@@ -97,6 +107,27 @@ struct State {
     /// SASL required, with these mechanisms and this user.
     sasl: Option<SaslUser>,
     sasl_counts: SaslCounts,
+    /// Topic-level error codes Metadata answers instead of the topic.
+    topic_errors: HashMap<String, i16>,
+    /// Partition indices Metadata reports for a topic instead of its real
+    /// ones (a hostile or buggy broker).
+    hostile_partitions: HashMap<String, Vec<i32>>,
+    /// InitProducerId answers this error code instead of an id.
+    init_pid_error: Option<i16>,
+    /// Brokers listed first in Metadata: (node id, port) of listeners that
+    /// accept connections and never answer.
+    silent: Vec<(i32, u16)>,
+    /// InitProducerId requests answered.
+    init_pid_requests: usize,
+    /// Create an unknown topic with this many partitions when a Metadata
+    /// request asks for it with auto-creation allowed (Kafka's
+    /// `auto.create.topics.enable=true`, `num.partitions`).
+    auto_create: Option<usize>,
+    /// Every Metadata request: the topics asked for (`None`: all), and
+    /// whether it allowed auto-creation.
+    metadata_requests: Vec<(Option<Vec<String>>, bool)>,
+    /// Produce to these topics is refused with this code (an ACL, say).
+    produce_errors: HashMap<String, i16>,
 }
 
 impl State {
@@ -196,6 +227,87 @@ impl MockBroker {
             .unwrap()
             .leaders
             .insert((topic.to_string(), partition), node);
+    }
+
+    /// Answer Metadata for `topic` with this topic-level error code
+    /// (TOPIC_AUTHORIZATION_FAILED, INVALID_TOPIC_EXCEPTION, ...).
+    pub fn set_topic_error(&self, topic: &str, code: i16) {
+        self.state
+            .lock()
+            .unwrap()
+            .topic_errors
+            .insert(topic.to_string(), code);
+    }
+
+    /// Report these partition indices for `topic` in Metadata (each led by
+    /// broker 0), whatever the topic really has: a hostile or buggy broker.
+    /// `None` goes back to the truth.
+    pub fn set_hostile_partitions(&self, topic: &str, indices: Option<Vec<i32>>) {
+        let mut st = self.state.lock().unwrap();
+        match indices {
+            Some(i) => st.hostile_partitions.insert(topic.to_string(), i),
+            None => st.hostile_partitions.remove(topic),
+        };
+    }
+
+    /// Refuse every Produce to `topic` with `code` (`None`: accept again),
+    /// as a broker does for a topic the client is not authorized to write.
+    pub fn set_produce_error(&self, topic: &str, code: Option<i16>) {
+        let mut st = self.state.lock().unwrap();
+        match code {
+            Some(c) => st.produce_errors.insert(topic.to_string(), c),
+            None => st.produce_errors.remove(topic),
+        };
+    }
+
+    /// Answer InitProducerId with this error code (`None`: give ids).
+    pub fn refuse_init_producer_id(&self, code: Option<i16>) {
+        self.state.lock().unwrap().init_pid_error = code;
+    }
+
+    /// InitProducerId requests answered so far.
+    pub fn init_producer_id_requests(&self) -> usize {
+        self.state.lock().unwrap().init_pid_requests
+    }
+
+    /// Add a broker (node id `id`) that accepts connections and never
+    /// answers, listed first in Metadata: a stalled broker every client
+    /// tries first. Lives as long as the mock.
+    pub fn add_silent_broker(&self, id: i32) {
+        let l = StdListener::bind("127.0.0.1:0").expect("bind");
+        l.set_nonblocking(true).expect("nonblocking");
+        let port = l.local_addr().expect("bound").port();
+        self.runtime.as_ref().expect("running").spawn(async move {
+            let listener = TcpListener::from_std(l).expect("tokio listener");
+            let mut held = Vec::new();
+            while let Ok((sock, _)) = listener.accept().await {
+                held.push(sock); // accepted, never read, never answered
+            }
+        });
+        self.state.lock().unwrap().silent.push((id, port));
+    }
+
+    /// Create unknown topics (with `partitions` partitions) that a Metadata
+    /// request asks for with auto-creation allowed, as a broker with
+    /// `auto.create.topics.enable=true` (Kafka's default) does.
+    pub fn auto_create_topics(&self, partitions: Option<usize>) {
+        self.state.lock().unwrap().auto_create = partitions;
+    }
+
+    /// Delete a topic, as an administrator would.
+    pub fn delete_topic(&self, name: &str) {
+        self.state.lock().unwrap().topics.remove(name);
+    }
+
+    /// Whether the topic exists.
+    pub fn has_topic(&self, name: &str) -> bool {
+        self.state.lock().unwrap().topics.contains_key(name)
+    }
+
+    /// Every Metadata request so far: the topics asked for (`None`: all
+    /// topics), and whether it allowed auto-creation.
+    pub fn metadata_requests(&self) -> Vec<(Option<Vec<String>>, bool)> {
+        self.state.lock().unwrap().metadata_requests.clone()
     }
 
     /// `host:port` for `bootstrap.servers`.
@@ -433,7 +545,24 @@ fn handle(key: i16, version: i16, buf: &mut Bytes, state: &Mutex<State>, node: i
         k if k == ApiKey::Metadata as i16 => {
             let h = header::<MetadataRequest>(buf, version);
             let req = MetadataRequest::decode(buf, version).expect("metadata request");
-            let st = state.lock().unwrap();
+            let mut st = state.lock().unwrap();
+            let asked: Option<Vec<String>> = req.topics.as_ref().map(|ts| {
+                ts.iter()
+                    .filter_map(|t| t.name.as_ref().map(|n| n.0.to_string()))
+                    .collect()
+            });
+            st.metadata_requests
+                .push((asked.clone(), req.allow_auto_topic_creation));
+            if let (Some(n), Some(asked), true) =
+                (st.auto_create, &asked, req.allow_auto_topic_creation)
+            {
+                for name in asked {
+                    if !st.topics.contains_key(name) && !st.topic_errors.contains_key(name) {
+                        let logs = (0..n).map(|_| PartitionLog::default()).collect();
+                        st.topics.insert(name.clone(), logs);
+                    }
+                }
+            }
             let names: Vec<String> = match &req.topics {
                 Some(ts) => ts
                     .iter()
@@ -446,6 +575,21 @@ fn handle(key: i16, version: i16, buf: &mut Bytes, state: &Mutex<State>, node: i
                 .map(|name| {
                     let t = MetadataResponseTopic::default()
                         .with_name(Some(TopicName(StrBytes::from_string(name.clone()))));
+                    if let Some(code) = st.topic_errors.get(&name) {
+                        return t.with_error_code(*code);
+                    }
+                    if let Some(indices) = st.hostile_partitions.get(&name) {
+                        return t.with_partitions(
+                            indices
+                                .iter()
+                                .map(|p| {
+                                    MetadataResponsePartition::default()
+                                        .with_partition_index(*p)
+                                        .with_leader_id(BrokerId(0))
+                                })
+                                .collect(),
+                        );
+                    }
                     match st.topics.get(&name) {
                         None => t.with_error_code(3),
                         Some(parts) => t.with_partitions(
@@ -462,17 +606,23 @@ fn handle(key: i16, version: i16, buf: &mut Bytes, state: &Mutex<State>, node: i
                     }
                 })
                 .collect();
+            let broker = |id: i32, port: u16| {
+                MetadataResponseBroker::default()
+                    .with_node_id(BrokerId(id))
+                    .with_host(StrBytes::from_static_str("127.0.0.1"))
+                    .with_port(port as i32)
+            };
             let resp = MetadataResponse::default()
                 .with_brokers(
-                    st.ports
+                    st.silent
                         .iter()
-                        .enumerate()
-                        .map(|(id, port)| {
-                            MetadataResponseBroker::default()
-                                .with_node_id(BrokerId(id as i32))
-                                .with_host(StrBytes::from_static_str("127.0.0.1"))
-                                .with_port(*port as i32)
-                        })
+                        .map(|(id, port)| broker(*id, *port))
+                        .chain(
+                            st.ports
+                                .iter()
+                                .enumerate()
+                                .map(|(id, port)| broker(id as i32, *port)),
+                        )
                         .collect(),
                 )
                 .with_controller_id(BrokerId(0))
@@ -482,6 +632,14 @@ fn handle(key: i16, version: i16, buf: &mut Bytes, state: &Mutex<State>, node: i
         k if k == ApiKey::InitProducerId as i16 => {
             let h = header::<InitProducerIdRequest>(buf, version);
             let mut st = state.lock().unwrap();
+            st.init_pid_requests += 1;
+            if let Some(code) = st.init_pid_error {
+                let resp = InitProducerIdResponse::default()
+                    .with_error_code(code)
+                    .with_producer_id((-1).into())
+                    .with_producer_epoch(-1);
+                return respond(h.correlation_id, version, &resp);
+            }
             st.next_pid += 1;
             let resp = InitProducerIdResponse::default()
                 .with_producer_id(st.next_pid.into())
@@ -503,9 +661,15 @@ fn handle(key: i16, version: i16, buf: &mut Bytes, state: &Mutex<State>, node: i
                 let mut parts = Vec::new();
                 for p in &t.partition_data {
                     let leader = st.leader(&name, p.index.max(0) as usize);
+                    let refused = st.produce_errors.get(&name).copied();
                     let (code, base) = match fault {
                         _ if leader != node => (NOT_LEADER_OR_FOLLOWER, -1),
+                        _ if refused.is_some() => (refused.unwrap_or_default(), -1),
                         Some(Fault::Error(code)) | Some(Fault::ErrorAfter(code, _)) => (code, -1),
+                        Some(Fault::AppendThenError(code)) => {
+                            append(&mut st, &name, p.index, p.records.clone());
+                            (code, -1)
+                        }
                         _ => append(&mut st, &name, p.index, p.records.clone()),
                     };
                     *st.answered.entry(code).or_default() += 1;
@@ -566,11 +730,29 @@ fn append(st: &mut State, topic: &str, partition: i32, records: Option<Bytes>) -
     let mut hdr = batch.clone();
     hdr.advance(43);
     let pid = hdr.get_i64();
-    let _epoch = hdr.get_i16();
+    let epoch = hdr.get_i16();
     let base_seq = hdr.get_i32();
     let count = hdr.get_i32();
     if pid >= 0 {
+        let known = log.producers.contains_key(&pid);
         let p = log.producers.entry(pid).or_default();
+        if known && epoch < p.epoch {
+            return (47, -1); // INVALID_PRODUCER_EPOCH
+        }
+        if known && epoch > p.epoch {
+            if base_seq != 0 {
+                return (45, -1); // a new epoch starts at sequence 0
+            }
+            *p = ProducerState {
+                epoch,
+                ..ProducerState::default()
+            };
+        }
+        if !known {
+            // No state (new, or forgotten): expects sequence 0, as brokers
+            // before KIP-360 and Tansu do (stricter than Kafka 2.5+).
+            p.epoch = epoch;
+        }
         if let Some((_, offset)) = p.recent.iter().find(|(s, _)| *s == base_seq) {
             // A duplicate, not appended again.
             return match st.duplicates_as_error {

@@ -189,7 +189,8 @@ impl SaslConfig {
                              does not name one"
                         )
                     })?;
-                let creds = credentials.credentials().await?;
+                let creds =
+                    contained("the AWS credentials provider", credentials.credentials()).await?;
                 let who = creds.access_key_id.clone();
                 (
                     Box::new(aws_msk_iam::AwsMskIam::new(&creds, &region, host)),
@@ -500,6 +501,43 @@ pub(crate) async fn keep_authenticated(
 const UNSUPPORTED_SASL_MECHANISM: i16 = 33;
 /// SASL_AUTHENTICATION_FAILED.
 const SASL_AUTHENTICATION_FAILED: i16 = 58;
+
+/// Await an application's provider (a token or credentials provider),
+/// turning a panic inside it into an error: a provider runs on the
+/// producer's own tasks, which must outlive any bug in it.
+pub(crate) async fn contained<T>(
+    what: &str,
+    provider: std::pin::Pin<Box<dyn std::future::Future<Output = Result<T, String>> + Send + '_>>,
+) -> Result<T, String> {
+    CatchUnwind(provider)
+        .await
+        .unwrap_or_else(|panic| Err(format!("{what} panicked: {panic}")))
+}
+
+/// Polls the inner future inside `catch_unwind`; a panic ends it with the
+/// panic's message.
+struct CatchUnwind<F>(F);
+
+impl<F: std::future::Future + Unpin> std::future::Future for CatchUnwind<F> {
+    type Output = Result<F::Output, String>;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        let inner = &mut self.0;
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            std::pin::Pin::new(inner).poll(cx)
+        })) {
+            Ok(p) => p.map(Ok),
+            Err(payload) => std::task::Poll::Ready(Err(payload
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "(no message)".into()))),
+        }
+    }
+}
 
 #[cfg(test)]
 mod tests {

@@ -230,13 +230,15 @@ impl TokenCache {
             Need::Refresh { have_valid } => have_valid,
         };
         // A token the broker would refuse counts as a failure to refresh.
-        let fetched = self.provider.token().await.and_then(|token| {
-            check_token(&token)?;
-            if token.expires_at <= SystemTime::now() {
-                return Err("the token provider gave a token that has already expired".into());
-            }
-            Ok(token)
-        });
+        let fetched = super::contained("the token provider", self.provider.token())
+            .await
+            .and_then(|token| {
+                check_token(&token)?;
+                if token.expires_at <= SystemTime::now() {
+                    return Err("the token provider gave a token that has already expired".into());
+                }
+                Ok(token)
+            });
         match fetched {
             Ok(token) => {
                 let refresh_at = self.settings.refresh_at(

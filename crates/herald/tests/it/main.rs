@@ -8,9 +8,11 @@
 //! - `compression`: each codec, through Tansu, read back by librdkafka.
 //! - `tls`: to stunnel in front of Tansu, certificates made by the test.
 //! - `sasl`: SCRAM-SHA-512 against Tansu with `--authentication`.
+//! - `hardening`: issue 11, the ways the producer could break its promises.
 
 mod checker;
 mod compression;
+mod hardening;
 mod lifecycle;
 mod mock;
 mod own_mock;

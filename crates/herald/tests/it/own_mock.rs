@@ -310,9 +310,56 @@ async fn leader_moves_keep_every_record_once_and_in_order() {
     assert_eq!(r.delivered, N);
     let refused = mock.answered(NOT_LEADER_OR_FOLLOWER);
     eprintln!(
-        "leader moves: {refused} NOT_LEADER_OR_FOLLOWER answers, {:?}",
+        "leader moves: {refused} NOT_LEADER_OR_FOLLOWER answers, {} metadata requests, {:?}",
+        mock.metadata_requests().len(),
         p.stats()
     );
     assert!(refused > 0, "the moves were felt");
     p.close(BOUND).await.unwrap();
+}
+
+/// Finding 1 of the hardening review: with acks=all, Kafka answers
+/// NOT_LEADER_OR_FOLLOWER (or UNKNOWN_TOPIC_OR_PARTITION,
+/// KAFKA_STORAGE_ERROR) from its delayed produce when the partition moves
+/// or goes offline *after* the leader appended the batch. Such an answer
+/// does not prove the batch unwritten. Here one partition's first request
+/// is appended and answered so, while the other partition's is refused
+/// fatally (TOPIC_AUTHORIZATION_FAILED), which asks for a new producer id
+/// before the first batch is retried. Renumbered under the new id, the
+/// first batch would be appended a second time; it must instead be resent
+/// under its old numbers (the broker recognises it) before the reset.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_error_after_the_append_is_not_read_as_not_written() {
+    const N: usize = 200;
+    for (code, name) in [
+        (NOT_LEADER_OR_FOLLOWER, "NOT_LEADER_OR_FOLLOWER"),
+        (3, "UNKNOWN_TOPIC_OR_PARTITION"),
+        (56, "KAFKA_STORAGE_ERROR"),
+    ] {
+        // Two brokers: partition 0 on one, partition 1 on the other, so the
+        // two faults land on different partitions' first requests.
+        let mock = MockBroker::start_cluster(2);
+        mock.create_topic("after", 2);
+        // A retry waits long enough for the reset to be asked for first.
+        let p = Producer::new(
+            config(&mock).retry_backoff(Duration::from_millis(400), Duration::from_millis(400)),
+        )
+        .unwrap();
+        let checker = Checker::new(&p);
+        mock.push_faults(&[Fault::AppendThenError(code), Fault::Error(29)]);
+        for i in 0..N {
+            checker
+                .send(&p, |v| Record::new("after", v).partition((i % 2) as i32))
+                .await;
+        }
+        checker.wait(BOUND).await;
+        let r = checker.check(name, &mock_logs(&mock, "after", 2));
+        assert_eq!(mock.pending_faults(), 0, "{name}: both faults applied");
+        assert!(r.failed > 0, "{name}: the fatal refusal failed its batch");
+        for (i, e) in checker.errors() {
+            assert_eq!(e.kafka_code(), Some(29), "{name}: record {i}: {e}");
+        }
+        assert_eq!(r.delivered + r.failed, N);
+        p.close(BOUND).await.unwrap();
+    }
 }
