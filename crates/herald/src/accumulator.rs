@@ -18,7 +18,7 @@ use rustc_hash::FxBuildHasher;
 
 use crate::batch::{PendingRecord, ProducerBatch};
 use crate::error::TopicPartition;
-use crate::idempotence::PartitionSequence;
+use crate::idempotence::{Numbering, PartitionSequence};
 use crate::partitioner::StickyPartitions;
 use crate::record_batch::ProducerIdentity;
 
@@ -107,6 +107,12 @@ pub(crate) struct Drained {
     pub batches: Vec<ProducerBatch>,
     /// When to look again if nothing changes before then.
     pub wake_at: Option<Instant>,
+    /// A partition started over under a new epoch: the producer's current
+    /// identity is now this.
+    pub bumped_to: Option<ProducerIdentity>,
+    /// A partition must start over and the epoch space is used up: a new
+    /// producer id is needed.
+    pub needs_new_id: bool,
 }
 
 /// All partitions' queues and the sticky partitioner's state.
@@ -284,13 +290,9 @@ impl Accumulator {
         self.incomplete.len()
     }
 
-    /// Batches taken and not yet back or finished, across partitions.
-    pub(crate) fn busy_total(&self) -> usize {
-        self.queues.values().map(|q| q.busy).sum()
-    }
-
     /// Whether a queued batch still waits for a definitive answer under
     /// the current producer id (see `ProducerBatch::unsure`).
+    #[cfg(test)]
     pub(crate) fn has_unsure(&self) -> bool {
         self.queues
             .values()
@@ -342,15 +344,19 @@ impl Accumulator {
     }
 
     /// Free the state of idle topics (`metadata.max.idle.ms`): their
-    /// queues (all empty), sticky partitions and sequence numbers. A topic
-    /// used again starts afresh; its first batch on a partition where the
-    /// broker still holds this producer's state is refused
-    /// OUT_OF_ORDER_SEQUENCE_NUMBER at sequence 0 and starts that
-    /// partition over (see `idempotence`).
-    pub(crate) fn forget_topics(&mut self, topics: &std::collections::HashSet<String>) {
+    /// queues (all empty), sticky partitions and sequence numbers. Returns
+    /// whether any of their partitions had numbered a batch: the broker
+    /// may still hold those sequences under the producer's current epoch,
+    /// and sequence 0 again under it could be taken for one of the last
+    /// five batches there and acknowledged without being written (the
+    /// soak found that loss, seed 7). So the caller moves the producer to
+    /// a new epoch, which the forgotten partitions take when used again.
+    pub(crate) fn forget_topics(&mut self, topics: &std::collections::HashSet<String>) -> bool {
+        let mut numbered = false;
         self.queues.retain(|tp, q| {
             let forget = topics.contains(&*tp.topic);
             debug_assert!(!forget || (q.batches.is_empty() && q.busy == 0));
+            numbered |= forget && q.sequence.numbered();
             !forget
         });
         for t in topics {
@@ -360,6 +366,7 @@ impl Accumulator {
         self.queues.shrink_to_fit();
         self.sticky.shrink_to_fit();
         self.sticky_batch.shrink_to_fit();
+        numbered
     }
 
     /// Take the batches that broker `node` should send now, at most one per
@@ -403,19 +410,43 @@ impl Accumulator {
             if busy_elsewhere || q.busy >= self.limits.max_in_flight {
                 continue;
             }
-            // Without a usable producer id only batches whose last attempt
-            // had no definitive answer go out, under their old id and
-            // sequence, so the broker can say whether it has them.
-            // Batches ahead of an unsure one in its partition go too (they
-            // are numbered already), or the unsure one could never go.
-            let producer = match (ctx.producer, front.sequence) {
-                (Some(p), _) => p,
-                (None, Some((p, _)))
-                    if q.batches.iter().any(|b| b.unsure && b.sequence.is_some()) =>
-                {
-                    p
-                }
-                (None, _) => continue,
+            // The identity new batches of this partition are numbered
+            // under. A partition that must start over (a new epoch, or a
+            // new producer id) does so once nothing of it is in flight or
+            // waits to learn whether it was written: its queued batches,
+            // all refused so far, are renumbered from 0.
+            let has_unsure = q.batches.iter().any(|b| b.unsure && b.sequence.is_some());
+            let numbering = match (ctx.idempotent, ctx.producer) {
+                (false, Some(none)) => Numbering::Under(none),
+                (false, None) => Numbering::Wait,
+                (true, current) => match q.sequence.numbering(current) {
+                    Numbering::StartOver(id) if q.busy == 0 && !has_unsure => {
+                        q.sequence.start_over(id);
+                        for b in q.batches.iter_mut() {
+                            b.clear_sequence();
+                        }
+                        if current.is_some_and(|c| c != id && c.id == id.id) {
+                            out.bumped_to = Some(id);
+                        }
+                        Numbering::Under(id)
+                    }
+                    Numbering::Wait if current.is_some() => {
+                        out.needs_new_id = true;
+                        Numbering::Wait
+                    }
+                    n => n,
+                },
+            };
+            let front = q.batches.front().expect("checked above");
+            // Until then only batches numbered already go out, under their
+            // old identity and sequence, and only while one of them waits
+            // to learn whether it was written: the broker can say whether
+            // it has it. Batches ahead of it go too (they are numbered
+            // already), or it could never go.
+            let producer = match (numbering, front.sequence) {
+                (Numbering::Under(p), _) => p,
+                (_, Some((p, _))) if has_unsure => p,
+                _ => continue,
             };
             let linger_end = front.created + self.limits.linger;
             let ready = front.sealed
@@ -523,11 +554,10 @@ impl Accumulator {
         never_written: bool,
         now: Instant,
     ) {
-        self.queues
-            .entry(tp.clone())
-            .or_default()
-            .sequence
-            .given_up(base, never_written);
+        let sequence = &mut self.queues.entry(tp.clone()).or_default().sequence;
+        sequence.given_up(base, never_written);
+        // The broker still expects this batch's sequence: start over.
+        sequence.request_bump();
         if never_written {
             self.not_written_from(tp, base, now);
         }
@@ -563,11 +593,14 @@ impl Accumulator {
     /// while that earlier batch is still ours to resend; once a batch of
     /// this producer id was given up here, the answer proves nothing about
     /// this one (found by the soak, seed 484: a batch written before was
-    /// renumbered and written again).
+    /// renumbered and written again). Nor does it for a batch behind the
+    /// next sequence the broker expects (a later one was acknowledged): a
+    /// batch written but out of the broker's window of five is answered
+    /// so too.
     pub(crate) fn oosn_at_head(&self, tp: &TopicPartition, base: i32) -> bool {
-        self.queues
-            .get(tp)
-            .is_some_and(|q| q.sequence.gave_up() || q.sequence.is_head(base))
+        self.queues.get(tp).is_some_and(|q| {
+            q.sequence.gave_up() || q.sequence.is_head(base) || q.sequence.is_behind(base)
+        })
     }
 
     /// Take the queued batches of `tp` numbered after `base` whose fate is
@@ -658,11 +691,26 @@ impl Accumulator {
         out
     }
 
-    /// A new producer id: every partition numbers from 0 again, and queued
-    /// batches get new sequences when next sent.
-    pub(crate) fn reset_sequences(&mut self) {
+    /// The broker's state for `tp` can no longer be trusted: the partition
+    /// starts over under a new epoch before numbering another batch.
+    pub(crate) fn request_bump(&mut self, tp: &TopicPartition) {
+        self.queues
+            .entry(tp.clone())
+            .or_default()
+            .sequence
+            .request_bump();
+    }
+
+    /// Whether `tp` already waits to start over.
+    pub(crate) fn needs_bump(&self, tp: &TopicPartition) -> bool {
+        self.queues.get(tp).is_some_and(|q| q.sequence.needs_bump())
+    }
+
+    /// Idempotence is off (the broker has no InitProducerId): batches
+    /// numbered for it lose their numbers.
+    pub(crate) fn clear_sequences(&mut self) {
         for q in self.queues.values_mut() {
-            q.sequence.reset();
+            q.sequence = PartitionSequence::default();
             for b in q.batches.iter_mut() {
                 b.clear_sequence();
             }
@@ -954,6 +1002,29 @@ mod tests {
             vec![true, false, false],
             "only later batches are settled"
         );
+    }
+
+    /// Soak seed 437: B24 was appended but answered with an error Kafka
+    /// gives after the append (unsure), and a later batch was acknowledged,
+    /// so B24 is behind the next sequence the broker expects. A later
+    /// refusal settles only what comes after it: B24 stays unsure (it was
+    /// read as "after", cleared, renumbered and written twice), and an
+    /// OUT_OF_ORDER_SEQUENCE_NUMBER for it proves nothing.
+    #[test]
+    fn a_batch_behind_the_acknowledged_ones_stays_unsure() {
+        let t0 = Instant::now();
+        let mut a = acc(61 + 31);
+        let tp = TopicPartition::new("t", 0);
+        a.append("t", Placement::Partition(0), 1, rec(), 31, at(t0));
+        let mut b = a.drain(0, leader0, ctx(t0)).batches.pop().unwrap();
+        b.unsure = true;
+        let seq = b.sequence.unwrap().1;
+        a.acked(&tp, 0, 1, t0); // warm state: the broker enforces order
+        a.acked(&tp, seq + 1, 7, t0); // a later batch acknowledged
+        a.requeue(b, t0);
+        a.given_up(&tp, seq + 8, true, t0);
+        assert_eq!(a.queued_for_test(&tp), vec![(seq, true)]);
+        assert!(a.oosn_at_head(&tp, seq), "behind: OOSN proves nothing");
     }
 
     #[test]

@@ -104,9 +104,10 @@ pub struct ProducerConfig {
     /// `metadata.max.age.ms` (default 300000): metadata is refreshed at least
     /// this often, to notice new partitions and leaders.
     pub metadata_max_age: Duration,
-    /// `metadata.max.idle.ms` (default 300000, at least 5000): a topic no
-    /// record was sent to for this long is no longer asked about, and its
-    /// state is freed (its next record waits for metadata again).
+    /// `metadata.max.idle.ms` (default 300000; the property takes at least
+    /// 5000, as in Java): a topic no record was sent to for this long is
+    /// no longer asked about, and its state is freed (its next record
+    /// waits for metadata again).
     pub metadata_max_idle: Duration,
     /// `allow.auto.create.topics` (default true): the producer's metadata
     /// requests let a broker with `auto.create.topics.enable` create the
@@ -348,7 +349,15 @@ impl ProducerConfig {
             "retry.backoff.max.ms" => self.retry_backoff_max = parse_ms(key, value)?,
             "max.request.size" => self.max_request_size = parse_u64(key, value)? as usize,
             "metadata.max.age.ms" => self.metadata_max_age = parse_ms(key, value)?,
-            "metadata.max.idle.ms" => self.metadata_max_idle = parse_ms(key, value)?,
+            "metadata.max.idle.ms" => {
+                // The Java client's lower bound. (The field itself may be
+                // set lower, for tests that cannot wait five seconds.)
+                let idle = parse_ms(key, value)?;
+                if idle < Duration::from_millis(5_000) {
+                    return Err(Error::config(key, "must be at least 5000"));
+                }
+                self.metadata_max_idle = idle;
+            }
             "allow.auto.create.topics" => self.allow_auto_create_topics = parse_bool(key, value)?,
             "reconnect.backoff.ms" => self.reconnect_backoff = parse_ms(key, value)?,
             "reconnect.backoff.max.ms" => self.reconnect_backoff_max = parse_ms(key, value)?,
@@ -532,12 +541,8 @@ impl ProducerConfig {
                 ),
             ));
         }
-        if self.metadata_max_idle < Duration::from_millis(5_000) {
-            // The Java client's lower bound.
-            return Err(Error::config(
-                "metadata.max.idle.ms",
-                "must be at least 5000",
-            ));
+        if self.metadata_max_idle.is_zero() {
+            return Err(Error::config("metadata.max.idle.ms", "must be positive"));
         }
         if self.retry_backoff_max < self.retry_backoff {
             return Err(Error::config(

@@ -201,7 +201,6 @@ pub(crate) async fn run(shared: Arc<Shared>, guard: TaskGuard) {
             for b in expired {
                 if let Some((_, seq)) = b.sequence.filter(|s| s.1 >= 0) {
                     st.acc.given_up(&b.tp, seq, !b.unsure, now);
-                    st.request_pid_reset();
                 }
                 let err = Error::DeliveryTimeout {
                     partition: b.tp.clone(),
@@ -222,7 +221,19 @@ pub(crate) async fn run(shared: Arc<Shared>, guard: TaskGuard) {
                 }
             }
             if now >= next_idle_sweep {
-                forget_idle_topics(&mut st, now, cfg.metadata_max_idle);
+                if forget_idle_topics(&mut st, now, cfg.metadata_max_idle) {
+                    // Forgotten sequences must not be reused under the
+                    // same epoch (see `Accumulator::forget_topics`).
+                    if let PidState::Ready(cur) = st.pid {
+                        match cur.epoch.checked_add(1) {
+                            Some(epoch) => {
+                                st.pid = PidState::Ready(ProducerIdentity { id: cur.id, epoch });
+                                crate::state::Counters::add(&shared.counters.epoch_bumps, 1);
+                            }
+                            None => st.request_new_pid(),
+                        }
+                    }
+                }
                 next_idle_sweep = now + cfg.metadata_max_idle.min(Duration::from_secs(1));
             }
             wake_at = Some(wake_at.map_or(next_idle_sweep, |w| w.min(next_idle_sweep)));
@@ -247,12 +258,10 @@ pub(crate) async fn run(shared: Arc<Shared>, guard: TaskGuard) {
             }
             // Producer id first (nothing new is sent without it), then
             // metadata; each has its own backoff, and each runs beside this
-            // loop. A new id only once nothing is in flight and every batch
-            // whose fate is unknown got its answer under the old one.
-            let pid_due = st.pid == PidState::NeedsId
-                && st.pid_error.is_none()
-                && st.acc.busy_total() == 0
-                && !st.acc.has_unsure();
+            // loop. Nothing waits for in-flight requests: each partition
+            // moves to the new id only once nothing of it is in flight and
+            // its unsure batches got their answers under the old one.
+            let pid_due = st.pid == PidState::NeedsId && st.pid_error.is_none();
             if pid_due && init.is_none() {
                 if now >= pid_not_before {
                     let addrs = candidate_addrs(&shared, &st.meta.cluster);
@@ -325,13 +334,12 @@ pub(crate) async fn run(shared: Arc<Shared>, guard: TaskGuard) {
                     PidResult::Assigned(id) => {
                         pid_failures = 0;
                         crate::state::Counters::add(&shared.counters.producer_ids, 1);
-                        st.acc.reset_sequences();
                         st.pid = PidState::Ready(id);
                         tracing::debug!(producer_id = id.id, epoch = id.epoch, "producer id assigned");
                     }
                     PidResult::Unsupported => {
                         tracing::warn!("broker does not support InitProducerId: idempotence is off");
-                        st.acc.reset_sequences();
+                        st.acc.clear_sequences();
                         st.pid = PidState::Disabled;
                     }
                     PidResult::Retriable(e) => {
@@ -377,8 +385,9 @@ pub(crate) async fn run(shared: Arc<Shared>, guard: TaskGuard) {
 /// `send` waits for them, and neither a record nor a wait touched them
 /// for that long. They are no longer asked about (so a topic an
 /// administrator deleted is not recreated by a broker that auto-creates),
-/// and their per-topic state is freed.
-fn forget_idle_topics(st: &mut State, now: Instant, max_idle: Duration) {
+/// and their per-topic state is freed. Returns whether a forgotten
+/// partition had numbered batches.
+fn forget_idle_topics(st: &mut State, now: Instant, max_idle: Duration) -> bool {
     let uses = st.acc.topic_use();
     let idle = |topic: &str, last: Option<Instant>| {
         !st.meta.wanted.contains_key(topic)
@@ -402,10 +411,11 @@ fn forget_idle_topics(st: &mut State, now: Instant, max_idle: Duration) {
     );
     drop(uses);
     if forget.is_empty() {
-        return;
+        return false;
     }
     tracing::debug!(topics = forget.len(), "forgetting idle topics");
-    st.acc.forget_topics(&forget);
+    let numbered = st.acc.forget_topics(&forget);
     let list: Vec<String> = forget.into_iter().collect();
     st.meta.forget(&list);
+    numbered
 }

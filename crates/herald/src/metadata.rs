@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 use std::time::Instant;
 
+use kafka_protocol::messages::metadata_response::MetadataResponseTopic;
 use kafka_protocol::messages::MetadataResponse;
 
 use crate::error::{code, Error, KafkaCode, TopicPartition};
@@ -141,12 +142,10 @@ pub(crate) fn check_topic_name(name: &str) -> Result<(), String> {
 /// hostile answer, and `send` would size per-topic state by it.
 const MAX_PARTITIONS: usize = 1 << 20;
 
-/// Check a Metadata response's values (its shape was checked when it was
-/// decoded): brokers with an id, host and port; each topic's partition
-/// indices exactly `0..n` once each, `n` at most `MAX_PARTITIONS`; leader
-/// ids -1 or a broker id. The response is refused whole on the first
-/// problem, so the old metadata is kept.
-pub(crate) fn check_response(resp: &MetadataResponse) -> Result<(), String> {
+/// Check a Metadata response's brokers (its shape was checked when it was
+/// decoded): each with an id, host and port, no id twice. A problem here
+/// refuses the whole response, so the old metadata is kept.
+pub(crate) fn check_brokers(resp: &MetadataResponse) -> Result<(), String> {
     let mut ids = std::collections::HashSet::new();
     for b in &resp.brokers {
         if b.node_id.0 < 0 || !ids.insert(b.node_id.0) {
@@ -164,28 +163,33 @@ pub(crate) fn check_response(resp: &MetadataResponse) -> Result<(), String> {
             ));
         }
     }
-    for t in &resp.topics {
-        let name = t.name.as_ref().map_or("", |n| n.0.as_str());
-        let n = t.partitions.len();
-        if n > MAX_PARTITIONS {
+    Ok(())
+}
+
+/// Check one topic's values: partition indices exactly `0..n` once each,
+/// `n` at most `MAX_PARTITIONS`, leader ids -1 or a broker id. A topic
+/// that fails keeps its old entry; the others are applied.
+pub(crate) fn check_topic(t: &MetadataResponseTopic) -> Result<(), String> {
+    let name = t.name.as_ref().map_or("", |n| n.0.as_str());
+    let n = t.partitions.len();
+    if n > MAX_PARTITIONS {
+        return Err(format!(
+            "topic `{name}` has {n} partitions, more than {MAX_PARTITIONS}"
+        ));
+    }
+    let mut seen = vec![false; n];
+    for p in &t.partitions {
+        let i = p.partition_index;
+        if i < 0 || i as usize >= n || std::mem::replace(&mut seen[i as usize], true) {
             return Err(format!(
-                "topic `{name}` has {n} partitions, more than {MAX_PARTITIONS}"
+                "topic `{name}` lists partition {i} among {n} partitions: indices must be 0..{n}, each once"
             ));
         }
-        let mut seen = vec![false; n];
-        for p in &t.partitions {
-            let i = p.partition_index;
-            if i < 0 || i as usize >= n || std::mem::replace(&mut seen[i as usize], true) {
-                return Err(format!(
-                    "topic `{name}` lists partition {i} among {n} partitions: indices must be 0..{n}, each once"
-                ));
-            }
-            if p.leader_id.0 < -1 {
-                return Err(format!(
-                    "topic `{name}` partition {i} has leader {}",
-                    p.leader_id.0
-                ));
-            }
+        if p.leader_id.0 < -1 {
+            return Err(format!(
+                "topic `{name}` partition {i} has leader {}",
+                p.leader_id.0
+            ));
         }
     }
     Ok(())
@@ -240,19 +244,23 @@ impl Metadata {
         })
     }
 
-    /// Merge a Metadata response from `broker`, after checking its values
-    /// (`check_response`); a refused response changes nothing and says
-    /// why. Topics not in it keep their old entry.
+    /// Merge a Metadata response from `broker`, after checking its values.
+    /// Impossible brokers refuse the whole response (nothing changes);
+    /// an impossible topic keeps its old entry while the others are
+    /// applied. Either way the error says why. Topics not in the response
+    /// keep their old entry.
     pub(crate) fn update(
         &mut self,
         resp: &MetadataResponse,
         broker: &str,
         now: Instant,
     ) -> Result<(), Error> {
-        check_response(resp).map_err(|problem| Error::Protocol {
+        let refused = |problem: String| Error::Protocol {
             broker: broker.to_string(),
             message: format!("refused its metadata: {problem}"),
-        })?;
+        };
+        check_brokers(resp).map_err(refused)?;
+        let mut bad_topic = None;
         self.cluster.brokers = resp
             .brokers
             .iter()
@@ -264,6 +272,10 @@ impl Metadata {
         self.cluster.controller_id = Some(resp.controller_id.0).filter(|c| *c >= 0);
         for t in &resp.topics {
             let Some(name) = &t.name else { continue };
+            if let Err(problem) = check_topic(t) {
+                bad_topic.get_or_insert(problem);
+                continue;
+            }
             let name = name.0.as_str().to_string();
             let mut info = TopicInfo {
                 leaders: vec![-1; t.partitions.len()],
@@ -302,11 +314,15 @@ impl Metadata {
             .keys()
             .all(|t| self.cluster.partitions(t) == self.partitions(t)));
         self.answered_by = broker.to_string();
+        self.security_error = None;
+        self.generation += 1;
+        if let Some(problem) = bad_topic {
+            // Asked again after a backoff, as a failed refresh is.
+            return Err(refused(problem));
+        }
         self.last_refresh = Some(now);
         self.last_error = None;
-        self.security_error = None;
         self.refresh_requested = false;
-        self.generation += 1;
         Ok(())
     }
 
@@ -381,6 +397,17 @@ mod tests {
             );
             assert_eq!(m.partitions("t"), Some(2), "{indices:?}: kept");
         }
+        // One impossible topic beside a good one: the good one is applied.
+        let mut two = response(&[0, 7], 0);
+        two.topics.push(
+            MetadataResponseTopic::default()
+                .with_name(Some(TopicName(StrBytes::from_static_str("u"))))
+                .with_partitions(vec![MetadataResponsePartition::default()
+                    .with_partition_index(0)
+                    .with_leader_id(BrokerId(0))]),
+        );
+        assert!(m.update(&two, "b:1", now).is_err());
+        assert_eq!((m.partitions("t"), m.partitions("u")), (Some(2), Some(1)));
         let bad_broker = response(&[0], 0).with_brokers(vec![MetadataResponseBroker::default()
             .with_node_id(BrokerId(0))
             .with_host(StrBytes::from_static_str("h"))

@@ -187,7 +187,7 @@ impl Producer {
     /// `max.block.ms`, the partition does not exist, or the producer is closed.
     pub async fn send(&self, record: Record) -> Result<DeliveryFuture, Error> {
         let (tx, rx) = oneshot::channel();
-        self.enqueue(record, Completion::future(tx)).await?;
+        self.enqueue(record, move || Completion::future(tx)).await?;
         Ok(DeliveryFuture { rx })
     }
 
@@ -199,10 +199,18 @@ impl Producer {
         F: FnOnce(Result<RecordMetadata, Error>) + Send + 'static,
     {
         let cb: Callback = Box::new(callback);
-        self.enqueue(record, Completion::callback(cb)).await
+        self.enqueue(record, move || Completion::callback(cb)).await
     }
 
-    async fn enqueue(&self, record: Record, completion: Completion) -> Result<(), Error> {
+    /// Buffer `record`; `completion` makes its outcome's destination, and
+    /// is called only once the record is sure to be buffered: a
+    /// `Completion` answers even when dropped (the producer's tasks gone),
+    /// and a `send` that fails must not also call the callback.
+    async fn enqueue(
+        &self,
+        record: Record,
+        completion: impl FnOnce() -> Completion,
+    ) -> Result<(), Error> {
         let shared = self.shared();
         let cfg = &shared.config;
         // Waiting (for metadata, for memory) needs tokio's timers: say so
@@ -276,13 +284,7 @@ impl Producer {
                 true
             }
         };
-        let pending = PendingRecord {
-            key: record.key,
-            value: record.value,
-            headers: record.headers,
-            timestamp: record.timestamp.unwrap_or_else(now_ms),
-            completion,
-        };
+        let timestamp = record.timestamp.unwrap_or_else(now_ms);
         let wake = {
             let mut st = shared.lock();
             if st.closing {
@@ -291,6 +293,14 @@ impl Producer {
                 shared.memory.add_permits(memory);
                 return Err(e);
             }
+            // Buffered from here on: the record's outcome is owed.
+            let pending = PendingRecord {
+                key: record.key,
+                value: record.value,
+                headers: record.headers,
+                timestamp,
+                completion: completion(),
+            };
             let crate::state::State { acc, meta, .. } = &mut *st;
             acc.append(
                 &record.topic,

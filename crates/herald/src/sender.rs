@@ -159,6 +159,7 @@ pub(crate) fn apply(
     let mut outcomes = Vec::with_capacity(batches.iter().map(|b| b.records.len()).sum());
     let mut finished = Vec::with_capacity(batches.len());
     for (mut b, d) in batches.into_iter().zip(decisions) {
+        tracing::trace!(tp = %b.tp, seq = ?b.sequence.map(|s| (s.0.id, s.0.epoch, s.1)), unsure = b.unsure, decision = ?d, "applying");
         let seq = b.sequence.map_or(-1, |s| s.1);
         let sequenced = seq >= 0;
         let (error, refresh, reset) = match d {
@@ -202,12 +203,9 @@ pub(crate) fn apply(
             }
             Decision::Fail { error } => {
                 if sequenced {
+                    // The broker still expects this batch's sequence: the
+                    // partition starts over under a new epoch.
                     st.acc.given_up(&b.tp, seq, !b.unsure, now);
-                }
-                if sequenced {
-                    // The broker still expects this batch's sequence: start
-                    // over under a new producer id so later batches can land.
-                    st.request_pid_reset();
                 }
                 finished.push(Finished::fail(b, error, &mut outcomes));
                 continue;
@@ -240,22 +238,25 @@ pub(crate) fn apply(
             Decision::ResetProducerId { error } if b.unsure => {
                 // The broker no longer knows this producer's sequences, and
                 // an earlier attempt of this batch may be in its log (written,
-                // then the answer lost). Resent under a new producer id it
+                // then the answer lost). Resent under a new epoch or id it
                 // could not be recognised, and could land twice: fail it,
                 // saying it may have been written, rather than risk that.
                 st.acc.given_up(&b.tp, seq, false, now);
-                st.request_pid_reset();
+                if error.kafka_code() == Some(code::INVALID_PRODUCER_EPOCH) {
+                    st.request_new_pid();
+                }
                 finished.push(Finished::fail(b, error, &mut outcomes));
                 continue;
             }
             Decision::ResetProducerId { error } => {
-                // Refused, never written: renumbered under the new id. With
-                // a reset already pending this batch can never be written
-                // under the old id, so the unsure batches behind it, sent
-                // under the old id only to learn their fate, never will:
-                // they fail as outcome-unknown instead of waiting for the
-                // delivery timeout (soak, seeds 3 and 87).
-                if st.pid == PidState::NeedsId {
+                // Refused, never written: renumbered when the partition
+                // starts over. If it had to start over already, this batch
+                // can never be written under the old identity, so the
+                // unsure batches behind it, sent under the old identity
+                // only to learn their fate, never will: they fail as
+                // outcome-unknown instead of waiting for the delivery
+                // timeout (soak, seeds 3 and 87).
+                if st.acc.needs_bump(&b.tp) || st.pid == PidState::NeedsId {
                     for u in st.acc.take_unsure_after(&b.tp, seq) {
                         let e = Error::Protocol {
                             broker: match &error {
@@ -285,13 +286,19 @@ pub(crate) fn apply(
             st.meta.refresh_requested = true;
         }
         if reset {
-            st.request_pid_reset();
+            // Kafka fenced our epoch (INVALID_PRODUCER_EPOCH): a new id.
+            // Otherwise (UNKNOWN_PRODUCER_ID, OUT_OF_ORDER_SEQUENCE_NUMBER
+            // at the head) the partition starts over under a new epoch.
+            if error.kafka_code() == Some(code::INVALID_PRODUCER_EPOCH) {
+                st.request_new_pid();
+            } else {
+                st.acc.request_bump(&b.tp);
+            }
         }
         let timed_out = now >= b.created + cfg.delivery_timeout;
         if timed_out || b.attempts > cfg.retries {
             if sequenced {
                 st.acc.given_up(&b.tp, seq, !b.unsure, now);
-                st.request_pid_reset();
             }
             let err = if timed_out {
                 Error::DeliveryTimeout {
@@ -305,7 +312,7 @@ pub(crate) fn apply(
             };
             finished.push(Finished::fail(b, err, &mut outcomes));
         } else {
-            tracing::debug!(tp = %b.tp, seq = ?b.sequence.map(|s| (s.0.id, s.1)), unsure = b.unsure, attempts = b.attempts, error = %error, "retrying batch");
+            tracing::debug!(tp = %b.tp, seq = ?b.sequence.map(|s| (s.0.id, s.0.epoch, s.1)), unsure = b.unsure, attempts = b.attempts, error = %error, "retrying batch");
             crate::state::Counters::add(&shared.counters.batch_retries, 1);
             b.last_error = Some(error);
             let wait = backoff(cfg.retry_backoff, cfg.retry_backoff_max, b.attempts);
@@ -381,6 +388,14 @@ pub(crate) async fn run(shared: Arc<Shared>, node: i32, guard: TaskGuard) {
                         meta_generation: meta.generation,
                     },
                 );
+                if let Some(id) = d.bumped_to {
+                    tracing::debug!(producer_id = id.id, epoch = id.epoch, "epoch bumped");
+                    crate::state::Counters::add(&shared.counters.epoch_bumps, 1);
+                    st.pid = PidState::Ready(id);
+                }
+                if d.needs_new_id {
+                    st.request_new_pid();
+                }
                 (d.batches, d.wake_at, addr)
             } else {
                 (Vec::new(), None, addr)
@@ -760,8 +775,8 @@ mod tests {
 
     /// The broker lost our producer state (UNKNOWN_PRODUCER_ID at the head
     /// of the partition): a batch it refused outright is kept for the new
-    /// producer id, but one an earlier attempt may have written fails,
-    /// saying so, rather than be resent under an id that cannot be
+    /// epoch, but one an earlier attempt may have written fails, saying
+    /// so, rather than be resent under an identity that cannot be
     /// recognised as the same.
     #[test]
     fn lost_producer_state_fails_only_batches_that_may_be_written() {
@@ -785,7 +800,16 @@ mod tests {
             vec![reset(e.clone()), reset(e)],
             Instant::now(),
         );
-        assert_eq!(st.pid, PidState::NeedsId, "a new producer id is asked for");
+        assert!(
+            st.acc.needs_bump(&TopicPartition::new("t", 0))
+                && st.acc.needs_bump(&TopicPartition::new("t", 1)),
+            "both partitions start over under a new epoch"
+        );
+        assert_eq!(
+            st.pid,
+            PidState::Ready(ProducerIdentity { id: 1, epoch: 0 }),
+            "no new producer id"
+        );
         assert_eq!(finished.len(), 1, "only the unsure batch is finished");
         assert_eq!(finished[0].tp.partition, 1);
         let (_, outcome) = &outcomes[0];
@@ -825,7 +849,10 @@ mod tests {
         );
         // B0 given up: the answer is read as at the head.
         st.acc.given_up(&tp, 0, false, Instant::now());
-        st.request_pid_reset();
+        assert!(
+            st.acc.needs_bump(&tp),
+            "giving up starts the partition over"
+        );
         assert!(st.acc.oosn_at_head(&tp, 5));
         let d = decide(&resp, std::slice::from_ref(&b1), "b:1", |tp, base| {
             st.acc.oosn_at_head(tp, base)
@@ -912,7 +939,6 @@ mod tests {
         u.unsure = true;
         st.acc.requeue(u, now);
         st.acc.given_up(&tp, 0, false, now);
-        st.request_pid_reset();
         let s = batch(0, 10);
         let resp = response(&[(0, code::OUT_OF_ORDER_SEQUENCE_NUMBER)]);
         let d = decide(&resp, std::slice::from_ref(&s), "b:1", |tp, base| {

@@ -62,6 +62,10 @@ pub struct ProducerStats {
     pub producer_ids: u64,
     /// Batches split in two after MESSAGE_TOO_LARGE.
     pub batch_splits: u64,
+    /// Partitions that started over under a new epoch of the producer id
+    /// (after a batch was given up or the broker lost its state), with no
+    /// request (KIP-360).
+    pub epoch_bumps: u64,
     /// Milliseconds of throttling the brokers asked for (KIP-219).
     pub throttled_ms: u64,
 }
@@ -75,6 +79,7 @@ pub(crate) struct Counters {
     pub records_failed: AtomicU64,
     pub producer_ids: AtomicU64,
     pub batch_splits: AtomicU64,
+    pub epoch_bumps: AtomicU64,
     pub throttled_ms: AtomicU64,
 }
 
@@ -91,15 +96,18 @@ impl Counters {
             records_failed: self.records_failed.load(Ordering::Relaxed),
             producer_ids: self.producer_ids.load(Ordering::Relaxed),
             batch_splits: self.batch_splits.load(Ordering::Relaxed),
+            epoch_bumps: self.epoch_bumps.load(Ordering::Relaxed),
             throttled_ms: self.throttled_ms.load(Ordering::Relaxed),
         }
     }
 }
 
 impl State {
-    /// The broker's view of our sequences can no longer be trusted: get a
-    /// new producer id before sending more (no-op without idempotence).
-    pub(crate) fn request_pid_reset(&mut self) {
+    /// Get a new producer id before numbering more batches (the broker
+    /// fenced our epoch, or the epochs are used up); each partition moves
+    /// to it once nothing of it is in flight or unsure. No-op without
+    /// idempotence.
+    pub(crate) fn request_new_pid(&mut self) {
         if self.pid != PidState::Disabled {
             self.pid = PidState::NeedsId;
         }

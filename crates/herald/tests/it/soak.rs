@@ -29,12 +29,15 @@ impl Rng {
 }
 
 fn random_fault(rng: &mut Rng) -> Fault {
-    match rng.below(16) {
-        0 => Fault::Error(6),  // NOT_LEADER_OR_FOLLOWER
-        1 => Fault::Error(7),  // REQUEST_TIMED_OUT
-        2 => Fault::Error(19), // NOT_ENOUGH_REPLICAS
-        3 => Fault::Error(20), // NOT_ENOUGH_REPLICAS_AFTER_APPEND
-        4 => Fault::Error(10), // MESSAGE_TOO_LARGE (split, or fail one record)
+    match rng.below(19) {
+        16 => Fault::AppendThenError(6), // NOT_LEADER_OR_FOLLOWER after the append
+        17 => Fault::AppendThenError(56), // KAFKA_STORAGE_ERROR after the append
+        18 => Fault::AppendThenError(3), // UNKNOWN_TOPIC_OR_PARTITION after the append
+        0 => Fault::Error(6),            // NOT_LEADER_OR_FOLLOWER
+        1 => Fault::Error(7),            // REQUEST_TIMED_OUT
+        2 => Fault::Error(19),           // NOT_ENOUGH_REPLICAS
+        3 => Fault::Error(20),           // NOT_ENOUGH_REPLICAS_AFTER_APPEND
+        4 => Fault::Error(10),           // MESSAGE_TOO_LARGE (split, or fail one record)
         5 => Fault::AppendThenDrop,
         6 => Fault::DropBeforeAppend,
         7 => Fault::Throttle(rng.below(30) as i32 + 1),
@@ -49,13 +52,68 @@ fn random_fault(rng: &mut Rng) -> Fault {
     }
 }
 
+/// Values a hostile or buggy broker may report as a topic's partition
+/// indices (issue 11, finding 3): refused, the old metadata kept.
+fn hostile_indices(rng: &mut Rng) -> Vec<i32> {
+    match rng.below(5) {
+        0 => vec![i32::MAX],
+        1 => vec![0, 1 << 28],
+        2 => vec![-1, 0],
+        3 => vec![0, 2],
+        _ => vec![0, 0, 1],
+    }
+}
+
+/// A token provider that panics on its first call, then gives unsecured
+/// tokens the mock accepts (issue 11, finding 2: contained, never a hang).
+struct PanicsOnce {
+    calls: std::sync::atomic::AtomicUsize,
+    tokens: herald::sasl::UnsecuredJwt,
+}
+
+impl std::fmt::Debug for PanicsOnce {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PanicsOnce")
+    }
+}
+
+impl herald::sasl::OAuthBearerTokenProvider for PanicsOnce {
+    fn token(&self) -> herald::sasl::TokenFuture<'_> {
+        if self
+            .calls
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            == 0
+        {
+            Box::pin(async { panic!("soak: the token provider panics once") })
+        } else {
+            self.tokens.token()
+        }
+    }
+}
+
 /// One seed: a schedule of faults, 300 keyed records over 2 partitions,
-/// then the invariant checker. Returns the report, or the first violation.
+/// then the invariant checker. Some seeds also report hostile metadata
+/// values for a while, authenticate through a token provider that panics
+/// once, or let a second topic go idle (`metadata.max.idle.ms`) and then
+/// use it again. Returns the report, or the first violation.
 async fn run_seed(seed: u64) -> Result<(Report, usize), String> {
     let mut rng = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
-    let mock = MockBroker::start();
+    let sasl = rng.below(10) == 0;
+    let mock = if sasl {
+        MockBroker::start_with_sasl(herald_test_support::SaslUser {
+            mechanisms: vec!["OAUTHBEARER"],
+            username: "soak".into(),
+            ..Default::default()
+        })
+    } else {
+        MockBroker::start()
+    };
     mock.create_topic("soak", PARTITIONS);
+    // Partition 2 only, so its log does not mix with the soak topic's 0, 1.
+    mock.create_topic("idle", 3);
     mock.answer_duplicates_with_error(rng.below(4) == 0);
+    let hostile = (rng.below(4) == 0).then(|| hostile_indices(&mut rng));
+    let idle = rng.below(4) == 0;
     let faults: Vec<Fault> = (0..rng.below(10)).map(|_| random_fault(&mut rng)).collect();
     // Spread the faults: some before the first request, the rest later.
     let split = rng.below(faults.len() as u64 + 1) as usize;
@@ -68,22 +126,57 @@ async fn run_seed(seed: u64) -> Result<(Report, usize), String> {
         );
     }
     mock.push_faults(&faults[..split]);
-    let cfg = ProducerConfig::new(&mock.bootstrap())
+    let mut cfg = ProducerConfig::new(&mock.bootstrap())
         .batch_size(200 + rng.below(800) as usize)
         .linger(Duration::from_millis(rng.below(3)))
         .request_timeout(Duration::from_millis(200 + rng.below(4_800)))
         .delivery_timeout(Duration::from_secs(30))
+        .max_block(Duration::from_secs(10))
         .retry_backoff(Duration::from_millis(1), Duration::from_millis(20));
+    let idle_after = Duration::from_millis(20 + rng.below(100));
+    if idle {
+        // Below the property's 5 s floor, set on the field for the soak.
+        cfg.metadata_max_idle = idle_after;
+    }
+    if sasl {
+        cfg.set("security.protocol", "SASL_PLAINTEXT")
+            .and_then(|c| c.set("sasl.mechanism", "OAUTHBEARER"))
+            .map_err(|e| e.to_string())?;
+        cfg.sasl
+            .oauthbearer_token_provider(std::sync::Arc::new(PanicsOnce {
+                calls: Default::default(),
+                tokens: herald::sasl::UnsecuredJwt::parse("principal=soak")
+                    .map_err(|e| e.to_string())?,
+            }));
+    }
     let producer = Producer::new(cfg).map_err(|e| e.to_string())?;
     let checker = Checker::new(&producer).allow_unknown_offsets();
     for i in 0..RECORDS {
         if i == RECORDS / 2 {
             mock.push_faults(&faults[split..]);
+            if let Some(h) = &hostile {
+                mock.set_hostile_partitions("soak", Some(h.clone()));
+            }
+        }
+        if i == 3 * RECORDS / 4 {
+            mock.set_hostile_partitions("soak", None);
+        }
+        if idle && (i == 10 || i == RECORDS - 10) {
+            for _ in 0..5 {
+                checker
+                    .send(&producer, |v| Record::new("idle", v).partition(2))
+                    .await;
+            }
         }
         let key = format!("k{}", rng.below(7));
         checker
             .send(&producer, |v| Record::new("soak", v).key(key))
             .await;
+        if idle && i == RECORDS / 4 {
+            // A pause: both topics are forgotten, and learned again by the
+            // next sends (before any hostile metadata is served).
+            tokio::time::sleep(idle_after * 2).await;
+        }
     }
     checker.wait(Duration::from_secs(60)).await;
     producer
@@ -95,9 +188,10 @@ async fn run_seed(seed: u64) -> Result<(Report, usize), String> {
             eprintln!("record {i}: {e}");
         }
     }
-    let logs: Vec<_> = (0..PARTITIONS)
+    let mut logs: Vec<_> = (0..PARTITIONS)
         .map(|p| (p as i32, mock.log("soak", p)))
         .collect();
+    logs.push((2, mock.log("idle", 2)));
     let applied = faults.len() - mock.pending_faults();
     checker.try_check(&logs).map(|r| (r, applied))
 }
