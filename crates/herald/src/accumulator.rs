@@ -415,12 +415,14 @@ impl Accumulator {
             // new producer id) does so once nothing of it is in flight or
             // waits to learn whether it was written: its queued batches,
             // all refused so far, are renumbered from 0.
-            let has_unsure = q.batches.iter().any(|b| b.unsure && b.sequence.is_some());
+            // (Looked for only off the common path: it walks the queue.)
+            let has_unsure =
+                |q: &PartitionQueue| q.batches.iter().any(|b| b.unsure && b.sequence.is_some());
             let numbering = match (ctx.idempotent, ctx.producer) {
                 (false, Some(none)) => Numbering::Under(none),
                 (false, None) => Numbering::Wait,
                 (true, current) => match q.sequence.numbering(current) {
-                    Numbering::StartOver(id) if q.busy == 0 && !has_unsure => {
+                    Numbering::StartOver(id) if q.busy == 0 && !has_unsure(q) => {
                         q.sequence.start_over(id);
                         for b in q.batches.iter_mut() {
                             b.clear_sequence();
@@ -445,7 +447,7 @@ impl Accumulator {
             // already), or it could never go.
             let producer = match (numbering, front.sequence) {
                 (Numbering::Under(p), _) => p,
-                (_, Some((p, _))) if has_unsure => p,
+                (_, Some((p, _))) if has_unsure(q) => p,
                 _ => continue,
             };
             let linger_end = front.created + self.limits.linger;

@@ -163,7 +163,7 @@ impl Producer {
             )
         })?;
         let tls = crate::tls::connector(&config)?;
-        let shared = Arc::new(Shared::with_security(config, partitioner, tls));
+        let shared = Arc::new(Shared::with_security(config, partitioner, tls, rt.clone()));
         let guard = TaskGuard::new(shared.clone(), &mut shared.lock());
         rt.spawn(driver::run(shared.clone(), guard));
         Ok(Producer {
@@ -213,15 +213,6 @@ impl Producer {
     ) -> Result<(), Error> {
         let shared = self.shared();
         let cfg = &shared.config;
-        // Waiting (for metadata, for memory) needs tokio's timers: say so
-        // on every send, not only on the one that first has to wait.
-        if tokio::runtime::Handle::try_current().is_err() {
-            return Err(Error::Usage(
-                "Producer::send must run inside a tokio runtime (it may wait for metadata or \
-                 buffer memory with tokio's timers); use BlockingProducer otherwise"
-                    .into(),
-            ));
-        }
         if let Some(ts) = record.timestamp.filter(|ts| *ts < 0) {
             // As the Java client's ProducerRecord refuses it.
             return Err(Error::InvalidRecord(format!(
@@ -252,7 +243,11 @@ impl Producer {
         // no large future state around per record.
         let (partitions, waited_for_metadata) = match self.known_partitions(&record.topic)? {
             Some(n) => (n, false),
-            None => Box::pin(self.wait_for_partitions(&record.topic, start)).await?,
+            None => {
+                let (p, topic) = (self.clone(), record.topic.clone());
+                self.slow_path(async move { p.wait_for_partitions(&topic, start).await })
+                    .await?
+            }
         };
         let chosen = match record.partition {
             Some(p) => Some(p),
@@ -280,7 +275,9 @@ impl Producer {
                 waited_for_metadata
             }
             Err(_) => {
-                Box::pin(self.reserve_memory(memory, start)).await?;
+                let p = self.clone();
+                self.slow_path(async move { p.reserve_memory(memory, start).await })
+                    .await?;
                 true
             }
         };
@@ -324,6 +321,27 @@ impl Producer {
             shared.wake.notify_waiters();
         }
         Ok(())
+    }
+
+    /// Run a slow path of `send` (waiting for metadata or memory, with
+    /// tokio's timers). Inside a tokio runtime it runs right here; outside
+    /// one (a plain thread, another executor) it runs on the producer's
+    /// own runtime and is awaited from here, so `send` works anywhere and
+    /// the same way under load as without. (Checking for a runtime on
+    /// every send instead cost an atomic on the runtime's shared handle
+    /// per record: full-speed p50 latency went from 0.4 to 10 ms.)
+    async fn slow_path<T: Send + 'static>(
+        &self,
+        wait: impl Future<Output = Result<T, Error>> + Send + 'static,
+    ) -> Result<T, Error> {
+        if tokio::runtime::Handle::try_current().is_ok() {
+            return Box::pin(wait).await;
+        }
+        self.shared()
+            .runtime
+            .spawn(wait)
+            .await
+            .unwrap_or_else(|_| Err(Shared::dead_error()))
     }
 
     /// The topic's partition count if its metadata is known (no waiting).

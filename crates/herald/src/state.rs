@@ -129,6 +129,9 @@ pub(crate) struct Shared {
     /// Sends waiting for memory: all batches are then sent without lingering.
     pub memory_waiters: AtomicUsize,
     pub pool: Pool,
+    /// The runtime that runs the producer's tasks (`send`'s slow paths run
+    /// there when called outside a runtime).
+    pub runtime: tokio::runtime::Handle,
     pub partitioner: Arc<dyn Partitioner>,
     pub counters: Counters,
 }
@@ -136,7 +139,10 @@ pub(crate) struct Shared {
 impl Shared {
     #[cfg(test)]
     pub(crate) fn new(config: ProducerConfig, partitioner: Arc<dyn Partitioner>) -> Self {
-        Self::with_security(config, partitioner, None)
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("a test runtime");
+        Self::with_security(config, partitioner, None, rt.handle().clone())
     }
 
     /// The shared state; `tls` is the connector for `security.protocol`
@@ -146,6 +152,7 @@ impl Shared {
         config: ProducerConfig,
         partitioner: Arc<dyn Partitioner>,
         tls: Option<tokio_rustls::TlsConnector>,
+        runtime: tokio::runtime::Handle,
     ) -> Self {
         let idempotent = config.idempotence();
         let limits = Limits {
@@ -185,6 +192,7 @@ impl Shared {
             memory: Semaphore::new(config.buffer_memory),
             memory_waiters: AtomicUsize::new(0),
             pool,
+            runtime,
             partitioner,
             counters: Counters::default(),
             config,
