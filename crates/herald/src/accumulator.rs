@@ -407,7 +407,17 @@ impl Accumulator {
             // it has come back; nothing goes to a new leader while the old
             // one still has batches of this partition.
             let busy_elsewhere = q.busy > 0 && (front.attempts > 0 || q.busy_node != Some(node));
-            if busy_elsewhere || q.busy >= self.limits.max_in_flight {
+            // Until the broker acknowledged a batch of this partition under
+            // its identity it may hold no state for us, and then (Kafka
+            // 2.5+, KIP-360) it takes a batch at any sequence: a second
+            // batch in flight could be written while the first is refused,
+            // and land before it. So one at a time until the first ack.
+            let in_flight_limit = if ctx.idempotent && !q.sequence.acknowledged() {
+                1
+            } else {
+                self.limits.max_in_flight
+            };
+            if busy_elsewhere || q.busy >= in_flight_limit {
                 continue;
             }
             // The identity new batches of this partition are numbered
@@ -722,6 +732,15 @@ impl Accumulator {
 
 #[cfg(test)]
 impl Accumulator {
+    /// As if the broker had acknowledged a batch of `tp` (so more than one
+    /// may be in flight).
+    pub(crate) fn acknowledge_for_test(&mut self, tp: &TopicPartition) {
+        let q = self.queues.get_mut(tp).expect("queue exists");
+        // Under the identity the tests' `ctx` gives, so a drain keeps it.
+        q.sequence.start_over(ProducerIdentity { id: 1, epoch: 0 });
+        q.sequence.acked(0, 0, Instant::now());
+    }
+
     /// (sequence, unsure) of the queued batches of `tp`, in queue order.
     pub(crate) fn queued_for_test(&self, tp: &TopicPartition) -> Vec<(i32, bool)> {
         self.queues.get(tp).map_or(Vec::new(), |q| {
@@ -792,6 +811,7 @@ mod tests {
 
         let mut a = acc(1000);
         assert!(append(&mut a, 31, t0), "leader unknown: a new batch wakes");
+        a.acknowledge_for_test(&TopicPartition::new("t", 0));
         // A drain learns the leader; the sender looks again at the linger end.
         let d = a.drain(0, leader0, ctx(t0));
         assert_eq!((d.batches.len(), d.wake_at), (0, Some(t0 + ms(5))));
@@ -804,6 +824,7 @@ mod tests {
 
         let mut a = acc(1000);
         assert!(append(&mut a, 31, t0));
+        a.acknowledge_for_test(&TopicPartition::new("t", 0));
         assert_eq!(a.drain(0, leader0, ctx(t0 + ms(6))).batches.len(), 1);
         // A new batch whose linger ends after the sender's next look.
         a.sender_looks_at(0, Some(t0 + ms(8)));
@@ -852,6 +873,7 @@ mod tests {
         for _ in 0..7 {
             a.append("t", Placement::Partition(0), 1, rec(), 31, at(t0));
         }
+        a.acknowledge_for_test(&TopicPartition::new("t", 0));
         // 3 + 3 + 1 records; the first two batches are full.
         let d = a.drain(0, leader0, ctx(t0));
         assert_eq!(d.batches.len(), 1, "one batch per partition per request");
@@ -869,6 +891,7 @@ mod tests {
         for _ in 0..3 {
             a.append("t", Placement::Partition(0), 1, rec(), 31, at(t0));
         }
+        a.acknowledge_for_test(&TopicPartition::new("t", 0));
         let b1 = a.drain(0, leader0, ctx(t0)).batches.pop().unwrap();
         let b2 = a.drain(0, leader0, ctx(t0)).batches.pop().unwrap();
         assert_eq!((b1.sequence.unwrap().1, b2.sequence.unwrap().1), (0, 1));
@@ -952,6 +975,7 @@ mod tests {
         let mut a = acc(61 + 31);
         a.append("t", Placement::Partition(0), 1, rec(), 31, at(t0));
         a.append("t", Placement::Partition(0), 1, rec(), 31, at(t0));
+        a.acknowledge_for_test(&TopicPartition::new("t", 0));
         let first = a.drain(0, leader0, ctx(t0)).batches.pop().unwrap();
         let mut second = a.drain(0, leader0, ctx(t0)).batches.pop().unwrap();
         // The first was refused (NOT_LEADER), the second's answer was lost.
@@ -1027,6 +1051,30 @@ mod tests {
         a.given_up(&tp, seq + 8, true, t0);
         assert_eq!(a.queued_for_test(&tp), vec![(seq, true)]);
         assert!(a.oosn_at_head(&tp, seq), "behind: OOSN proves nothing");
+    }
+
+    /// Until the broker acknowledged a batch of a partition (it may hold
+    /// no state for us, and Kafka 2.5+ then takes any sequence), one batch
+    /// of it is in flight; then up to max.in.flight.
+    #[test]
+    fn one_batch_in_flight_until_the_first_acknowledgement() {
+        let t0 = Instant::now();
+        let mut a = acc(61 + 31);
+        let tp = TopicPartition::new("t", 0);
+        for _ in 0..4 {
+            a.append("t", Placement::Partition(0), 1, rec(), 31, at(t0));
+        }
+        let first = a.drain(0, leader0, ctx(t0)).batches;
+        assert_eq!(first.len(), 1);
+        assert!(a.drain(0, leader0, ctx(t0)).batches.is_empty(), "waits");
+        a.acked(&tp, 0, 1, t0);
+        for b in first {
+            a.finish(&tp, b.id);
+        }
+        let more: usize = (0..3)
+            .map(|_| a.drain(0, leader0, ctx(t0)).batches.len())
+            .sum();
+        assert_eq!(more, 3, "pipelined once acknowledged");
     }
 
     #[test]

@@ -190,6 +190,7 @@ pub(crate) async fn run(shared: Arc<Shared>, guard: TaskGuard) {
         let now = Instant::now();
         let mut outcomes = Vec::new();
         let mut finished = Vec::new();
+        let mut new_senders = Vec::new();
         let wake_at = {
             let mut st = shared.lock();
             if st.aborting || (st.closing && st.acc.is_idle()) {
@@ -250,10 +251,13 @@ pub(crate) async fn run(shared: Arc<Shared>, guard: TaskGuard) {
             st.meta.wanted.retain(|_, until| *until > now);
             let want =
                 st.meta.refresh_requested || !st.meta.wanted.is_empty() || leaderless || stale;
+            // Spawned below, once the lock is released: a runtime that is
+            // shutting down drops a spawned future at once, on this
+            // thread, and its guard takes the lock.
             for node in leaders {
                 if st.senders.insert(node) {
-                    let guard = TaskGuard::new(shared.clone(), &mut st);
-                    tokio::spawn(crate::sender::run(shared.clone(), node, guard));
+                    st.tasks += 1;
+                    new_senders.push(node);
                 }
             }
             // Producer id first (nothing new is sent without it), then
@@ -293,6 +297,10 @@ pub(crate) async fn run(shared: Arc<Shared>, guard: TaskGuard) {
             }
             wake_at
         };
+        for node in new_senders {
+            let guard = TaskGuard::counted(shared.clone());
+            tokio::spawn(crate::sender::run(shared.clone(), node, guard));
+        }
         shared.complete(outcomes, finished);
 
         let sleep = wake_at.unwrap_or_else(|| now + Duration::from_secs(3600));

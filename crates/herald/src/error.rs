@@ -231,6 +231,13 @@ pub(crate) mod code {
     pub const INVALID_PRODUCER_EPOCH: i16 = 47;
     pub const THROTTLING_QUOTA_EXCEEDED: i16 = 89;
     pub const INVALID_TOPIC_EXCEPTION: i16 = 17;
+    pub const RECORD_LIST_TOO_LARGE: i16 = 18;
+    pub const INVALID_REQUIRED_ACKS: i16 = 21;
+    pub const INVALID_TIMESTAMP: i16 = 32;
+    pub const UNSUPPORTED_FOR_MESSAGE_FORMAT: i16 = 43;
+    pub const TRANSACTIONAL_ID_AUTHORIZATION_FAILED: i16 = 53;
+    pub const UNSUPPORTED_COMPRESSION_TYPE: i16 = 76;
+    pub const INVALID_RECORD: i16 = 87;
     pub const TOPIC_AUTHORIZATION_FAILED: i16 = 29;
     pub const CLUSTER_AUTHORIZATION_FAILED: i16 = 31;
 }
@@ -301,6 +308,31 @@ pub(crate) fn refused_before_append(c: i16) -> bool {
         | CORRUPT_MESSAGE
         // Quotas and throttling are checked before the request is handled.
         | THROTTLING_QUOTA_EXCEEDED
+    )
+}
+
+/// Whether a fatal Produce error proves the batch was not appended: Kafka
+/// raises these while authorizing or validating the request, before the
+/// log is touched. Any other fatal code (UNKNOWN_SERVER_ERROR, which
+/// `appendToLocalLog` answers for anything it catches, or a code herald
+/// does not know) leaves the batch's fate unknown.
+pub(crate) fn fatal_before_append(c: i16) -> bool {
+    use code::*;
+    matches!(
+        c,
+        MESSAGE_TOO_LARGE
+            | CORRUPT_MESSAGE
+            | INVALID_TOPIC_EXCEPTION
+            | RECORD_LIST_TOO_LARGE
+            | INVALID_REQUIRED_ACKS
+            | TOPIC_AUTHORIZATION_FAILED
+            | CLUSTER_AUTHORIZATION_FAILED
+            | INVALID_TIMESTAMP
+            | UNSUPPORTED_VERSION
+            | UNSUPPORTED_FOR_MESSAGE_FORMAT
+            | TRANSACTIONAL_ID_AUTHORIZATION_FAILED
+            | UNSUPPORTED_COMPRESSION_TYPE
+            | INVALID_RECORD
     )
 }
 

@@ -127,7 +127,12 @@ impl PartitionSequence {
 
     /// The broker acknowledged the batch starting at `base`.
     pub(crate) fn acked(&mut self, base: i32, count: i32, now: std::time::Instant) {
-        self.acked_next = add(base, count);
+        // A batch behind a later acknowledged one (resent to learn its
+        // fate) does not move the broker's next sequence back.
+        let next = add(base, count);
+        if self.pos(next) > 0 || self.first_ack.is_none() {
+            self.acked_next = next;
+        }
         self.first_ack.get_or_insert(now);
         self.last_ack = Some(now);
     }
@@ -190,6 +195,11 @@ impl PartitionSequence {
     /// This partition must move to a new epoch before numbering more.
     pub(crate) fn request_bump(&mut self) {
         self.needs_bump = true;
+    }
+
+    /// Whether the broker acknowledged a batch here under this identity.
+    pub(crate) fn acknowledged(&self) -> bool {
+        self.first_ack.is_some()
     }
 
     /// Whether a batch was ever numbered here (under any identity).

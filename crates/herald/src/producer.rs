@@ -97,7 +97,8 @@ impl Drop for Handle {
 }
 
 /// An asynchronous Kafka producer. Cheap to clone; share it between tasks
-/// and threads. Must be created inside a tokio runtime.
+/// and threads. Must be created inside a tokio runtime (which runs its
+/// tasks and must outlive it); `send` may then be called from anywhere.
 ///
 /// ```no_run
 /// # async fn demo() -> Result<(), herald::Error> {
@@ -192,8 +193,11 @@ impl Producer {
     }
 
     /// Buffer a record; `callback` gets its outcome. Callbacks of one
-    /// partition run in send order, on the producer's task: keep them short.
-    /// If this returns an error, the callback is not called.
+    /// partition run in send order, on the sender task of its broker: keep
+    /// them short, since a slow one delays that broker's next requests
+    /// (hand longer work to a channel). Blocking there on another record's
+    /// outcome (`DeliveryFuture::wait`, `BlockingProducer`) returns
+    /// `Error::Usage`. If this returns an error, the callback is not called.
     pub async fn send_with_callback<F>(&self, record: Record, callback: F) -> Result<(), Error>
     where
         F: FnOnce(Result<RecordMetadata, Error>) + Send + 'static,
@@ -245,8 +249,11 @@ impl Producer {
             Some(n) => (n, false),
             None => {
                 let (p, topic) = (self.clone(), record.topic.clone());
-                self.slow_path(async move { p.wait_for_partitions(&topic, start).await })
-                    .await?
+                self.slow_path(
+                    async move { p.wait_for_partitions(&topic, start).await },
+                    |_| {},
+                )
+                .await?
             }
         };
         let chosen = match record.partition {
@@ -275,9 +282,12 @@ impl Producer {
                 waited_for_metadata
             }
             Err(_) => {
-                let p = self.clone();
-                self.slow_path(async move { p.reserve_memory(memory, start).await })
-                    .await?;
+                let (p, back) = (self.clone(), self.clone());
+                self.slow_path(
+                    async move { p.reserve_memory(memory, start).await },
+                    move |()| back.shared().memory.add_permits(memory),
+                )
+                .await?;
                 true
             }
         };
@@ -330,18 +340,34 @@ impl Producer {
     /// the same way under load as without. (Checking for a runtime on
     /// every send instead cost an atomic on the runtime's shared handle
     /// per record: full-speed p50 latency went from 0.4 to 10 ms.)
+    ///
+    /// `undo` gives back what `wait` took if the caller stopped waiting
+    /// (its `send` future was dropped) before receiving it.
     async fn slow_path<T: Send + 'static>(
         &self,
         wait: impl Future<Output = Result<T, Error>> + Send + 'static,
+        undo: impl FnOnce(T) + Send + 'static,
     ) -> Result<T, Error> {
         if tokio::runtime::Handle::try_current().is_ok() {
             return Box::pin(wait).await;
         }
-        self.shared()
-            .runtime
-            .spawn(wait)
-            .await
-            .unwrap_or_else(|_| Err(Shared::dead_error()))
+        let rt = &self.shared().runtime;
+        if rt.runtime_flavor() == tokio::runtime::RuntimeFlavor::CurrentThread {
+            // Nothing may be driving it from here: the wait could hang
+            // past max.block.ms.
+            return Err(Error::Usage(
+                "Producer::send must be called from inside its current-thread tokio runtime \
+                 (or create the producer on a multi-thread runtime)"
+                    .into(),
+            ));
+        }
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        rt.spawn(async move {
+            if let Err(Ok(taken)) = tx.send(wait.await) {
+                undo(taken);
+            }
+        });
+        rx.await.unwrap_or_else(|_| Err(Shared::dead_error()))
     }
 
     /// The topic's partition count if its metadata is known (no waiting).

@@ -19,8 +19,8 @@ use crate::compression::Compression;
 use crate::config::Acks;
 use crate::connection::{decode_response, Connection, InFlight};
 use crate::error::{
-    classify_produce_code, code, refused_before_append, Disposition, Error, KafkaCode,
-    TopicPartition,
+    classify_produce_code, code, fatal_before_append, refused_before_append, Disposition, Error,
+    KafkaCode, TopicPartition,
 };
 use crate::idempotence::PidState;
 use crate::state::{Finished, Shared, State, TaskGuard};
@@ -202,6 +202,11 @@ pub(crate) fn apply(
                 }
             }
             Decision::Fail { error } => {
+                // Only codes raised before the append prove anything (a
+                // local compression failure was never sent at all).
+                if !error.kafka_code().is_none_or(fatal_before_append) {
+                    b.unsure = true;
+                }
                 if sequenced {
                     // The broker still expects this batch's sequence: the
                     // partition starts over under a new epoch.
@@ -242,7 +247,7 @@ pub(crate) fn apply(
                 // could not be recognised, and could land twice: fail it,
                 // saying it may have been written, rather than risk that.
                 st.acc.given_up(&b.tp, seq, false, now);
-                if error.kafka_code() == Some(code::INVALID_PRODUCER_EPOCH) {
+                if fenced_current(&error, &b, st.pid) {
                     st.request_new_pid();
                 }
                 finished.push(Finished::fail(b, error, &mut outcomes));
@@ -289,7 +294,7 @@ pub(crate) fn apply(
             // Kafka fenced our epoch (INVALID_PRODUCER_EPOCH): a new id.
             // Otherwise (UNKNOWN_PRODUCER_ID, OUT_OF_ORDER_SEQUENCE_NUMBER
             // at the head) the partition starts over under a new epoch.
-            if error.kafka_code() == Some(code::INVALID_PRODUCER_EPOCH) {
+            if fenced_current(&error, &b, st.pid) {
                 st.request_new_pid();
             } else {
                 st.acc.request_bump(&b.tp);
@@ -323,6 +328,15 @@ pub(crate) fn apply(
     (outcomes, finished)
 }
 
+/// Whether `error` says the broker fenced the producer id in use now
+/// (INVALID_PRODUCER_EPOCH for a batch under it), so a new id is needed.
+/// The same answer for a batch resent under an older id, only to learn its
+/// fate, says nothing about the current one.
+fn fenced_current(error: &Error, b: &ProducerBatch, pid: PidState) -> bool {
+    error.kafka_code() == Some(code::INVALID_PRODUCER_EPOCH)
+        && matches!((pid, b.sequence), (PidState::Ready(cur), Some((id, _))) if id.id == cur.id)
+}
+
 /// A request on the wire and the batches it carries.
 struct Sent {
     batches: Vec<ProducerBatch>,
@@ -334,14 +348,59 @@ struct Sent {
 }
 
 /// The sender task of broker `node`.
+/// The requests a sender has on the wire. If the sender's future is
+/// dropped (its runtime shut down, or it panicked), their batches were
+/// written and never answered: they fail as outcome-unknown, not as
+/// "not written" (a dropped `Completion` alone would say the latter).
+struct OnTheWire {
+    shared: Arc<Shared>,
+    sent: VecDeque<Sent>,
+}
+
+impl std::ops::Deref for OnTheWire {
+    type Target = VecDeque<Sent>;
+    fn deref(&self) -> &Self::Target {
+        &self.sent
+    }
+}
+
+impl std::ops::DerefMut for OnTheWire {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.sent
+    }
+}
+
+impl Drop for OnTheWire {
+    fn drop(&mut self) {
+        if self.sent.is_empty() {
+            return;
+        }
+        let mut outcomes = Vec::new();
+        let finished: Vec<Finished> = self
+            .sent
+            .drain(..)
+            .flat_map(|s| s.batches)
+            .map(|mut b| {
+                b.unsure = true;
+                Finished::fail(b, Shared::dead_error(), &mut outcomes)
+            })
+            .collect();
+        self.shared.complete(outcomes, finished);
+    }
+}
+
 pub(crate) async fn run(shared: Arc<Shared>, node: i32, guard: TaskGuard) {
-    let mut sent: VecDeque<Sent> = VecDeque::new();
+    let mut sent = OnTheWire {
+        shared: shared.clone(),
+        sent: VecDeque::new(),
+    };
     // KIP-219: a broker over a quota answers at once with throttle_time_ms
     // and expects nothing more from us until that time has passed. Not an
     // error; the records are fine.
     let mut throttled_until: Option<Instant> = None;
     let max_in_flight = shared.config.max_in_flight;
     let acks = shared.config.acks;
+    let mut needs_driver = false;
     loop {
         let notified = shared.wake.notified();
         tokio::pin!(notified);
@@ -395,6 +454,7 @@ pub(crate) async fn run(shared: Arc<Shared>, node: i32, guard: TaskGuard) {
                 }
                 if d.needs_new_id {
                     st.request_new_pid();
+                    needs_driver = true;
                 }
                 (d.batches, d.wake_at, addr)
             } else {
@@ -409,6 +469,10 @@ pub(crate) async fn run(shared: Arc<Shared>, node: i32, guard: TaskGuard) {
             st.acc.sender_looks_at(node, looks);
             drained
         };
+        if std::mem::take(&mut needs_driver) {
+            // The driver asks for the new producer id.
+            shared.wake.notify_waiters();
+        }
 
         // Compress new batches here, on the sender's task, not on `send`'s
         // path; a retry reuses the bytes. (A codec writing into memory

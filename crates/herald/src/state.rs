@@ -308,6 +308,15 @@ impl TaskGuard {
         }
     }
 
+    /// For a task already counted in `State::tasks` (under the lock,
+    /// before it was released to spawn the task).
+    pub(crate) fn counted(shared: Arc<Shared>) -> Self {
+        TaskGuard {
+            shared,
+            finished: false,
+        }
+    }
+
     /// The task ends as asked (closed, or its broker is no longer needed).
     pub(crate) fn finish(mut self) {
         self.finished = true;

@@ -71,8 +71,9 @@ struct ProducerState {
     epoch: i16,
     /// Sequence of the next batch expected.
     next_seq: i32,
-    /// (base sequence, base offset) of the last five batches.
-    recent: VecDeque<(i32, i64)>,
+    /// (base sequence, record count, base offset) of the last five
+    /// batches: a duplicate matches first and last sequence, as in Kafka.
+    recent: VecDeque<(i32, i32, i64)>,
 }
 
 #[derive(Default)]
@@ -128,6 +129,9 @@ struct State {
     metadata_requests: Vec<(Option<Vec<String>>, bool)>,
     /// Produce to these topics is refused with this code (an ACL, say).
     produce_errors: HashMap<String, i16>,
+    /// A producer without state here may start at any sequence (Kafka
+    /// 2.5+, KIP-360), instead of 0 (older brokers, Tansu).
+    any_sequence_without_state: bool,
 }
 
 impl State {
@@ -258,6 +262,12 @@ impl MockBroker {
             Some(c) => st.produce_errors.insert(topic.to_string(), c),
             None => st.produce_errors.remove(topic),
         };
+    }
+
+    /// Take a batch at any sequence from a producer it holds no state for,
+    /// as Kafka 2.5+ does (KIP-360), instead of only at sequence 0.
+    pub fn accept_any_sequence_without_state(&self, on: bool) {
+        self.state.lock().unwrap().any_sequence_without_state = on;
     }
 
     /// Answer InitProducerId with this error code (`None`: give ids).
@@ -713,6 +723,7 @@ fn handle(key: i16, version: i16, buf: &mut Bytes, state: &Mutex<State>, node: i
 /// Append one batch; (error code, base offset). Checks sequences as Kafka
 /// does for idempotent producers.
 fn append(st: &mut State, topic: &str, partition: i32, records: Option<Bytes>) -> (i16, i64) {
+    let any_sequence_without_state = st.any_sequence_without_state;
     let Some(log) = st
         .topics
         .get_mut(topic)
@@ -753,7 +764,14 @@ fn append(st: &mut State, topic: &str, partition: i32, records: Option<Bytes>) -
             // before KIP-360 and Tansu do (stricter than Kafka 2.5+).
             p.epoch = epoch;
         }
-        if let Some((_, offset)) = p.recent.iter().find(|(s, _)| *s == base_seq) {
+        if !known && any_sequence_without_state {
+            p.next_seq = base_seq;
+        }
+        if let Some((_, _, offset)) = p
+            .recent
+            .iter()
+            .find(|(s, n, _)| *s == base_seq && *n == count)
+        {
             // A duplicate, not appended again.
             return match st.duplicates_as_error {
                 true => (46, -1), // DUPLICATE_SEQUENCE_NUMBER
@@ -764,7 +782,7 @@ fn append(st: &mut State, topic: &str, partition: i32, records: Option<Bytes>) -
             return (45, -1); // OUT_OF_ORDER_SEQUENCE_NUMBER
         }
         p.next_seq = base_seq + count;
-        p.recent.push_back((base_seq, log.next_offset));
+        p.recent.push_back((base_seq, count, log.next_offset));
         if p.recent.len() > 5 {
             p.recent.pop_front();
         }

@@ -78,10 +78,9 @@ fn a_producer_whose_runtime_shut_down_answers_instead_of_hanging() {
                 .await
                 .unwrap_or_else(|_| panic!("{what}: no outcome within {PROMPT:?}"))
                 .expect_err("not delivered");
-            assert!(
-                matches!(e, Error::Closed(_)) && e.to_string().contains("tasks"),
-                "{what}: {e}"
-            );
+            assert!(e.to_string().contains("tasks"), "{what}: {e}");
+            // Written and never answered: it may be in the log.
+            assert_eq!(e.outcome_unknown(), what == "in flight", "{what}: {e}");
         }
         let started = Instant::now();
         let e = tokio::time::timeout(PROMPT, producer.send(Record::new("rt", "late")))

@@ -107,7 +107,11 @@ async fn pipelined_retries_keep_order_on_a_sequence_checking_broker() {
     mock.create_topic("order", 1);
     let p = Producer::new(config(&mock)).unwrap();
     let checker = Checker::new(&p);
-    // The first Produce request is refused, its answer held 300 ms so the
+    // One record first: until its first acknowledgement a partition has
+    // one request in flight (the broker may hold no state for us yet).
+    checker.send_to(&p, "order", 1).await;
+    checker.wait(BOUND).await;
+    // The next Produce request is refused, its answer held 300 ms so the
     // requests behind it are on the wire by then; the broker refuses those
     // OUT_OF_ORDER_SEQUENCE_NUMBER.
     mock.push_faults(&[Fault::ErrorAfter(NOT_LEADER_OR_FOLLOWER, 300)]);
