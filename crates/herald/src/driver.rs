@@ -225,15 +225,7 @@ pub(crate) async fn run(shared: Arc<Shared>, guard: TaskGuard) {
                 if forget_idle_topics(&mut st, now, cfg.metadata_max_idle) {
                     // Forgotten sequences must not be reused under the
                     // same epoch (see `Accumulator::forget_topics`).
-                    if let PidState::Ready(cur) = st.pid {
-                        match cur.epoch.checked_add(1) {
-                            Some(epoch) => {
-                                st.pid = PidState::Ready(ProducerIdentity { id: cur.id, epoch });
-                                crate::state::Counters::add(&shared.counters.epoch_bumps, 1);
-                            }
-                            None => st.request_new_pid(),
-                        }
-                    }
+                    st.bump_epoch(&shared.counters);
                 }
                 next_idle_sweep = now + cfg.metadata_max_idle.min(Duration::from_secs(1));
             }

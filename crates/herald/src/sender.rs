@@ -448,9 +448,7 @@ pub(crate) async fn run(shared: Arc<Shared>, node: i32, guard: TaskGuard) {
                     },
                 );
                 if let Some(id) = d.bumped_to {
-                    tracing::debug!(producer_id = id.id, epoch = id.epoch, "epoch bumped");
-                    crate::state::Counters::add(&shared.counters.epoch_bumps, 1);
-                    st.pid = PidState::Ready(id);
+                    st.epoch_bumped(id, &shared.counters);
                 }
                 if d.needs_new_id {
                     st.request_new_pid();
@@ -503,10 +501,7 @@ pub(crate) async fn run(shared: Arc<Shared>, node: i32, guard: TaskGuard) {
             let addr = addr.expect("drained only with a known address");
             match send_unless_stopped(&shared, &addr, &mut batches, acks).await {
                 Ok((response, version)) => {
-                    let deadline = batches
-                        .iter()
-                        .map(|b| b.created + shared.config.delivery_timeout)
-                        .min()
+                    let deadline = first_deadline_of(&batches, shared.config.delivery_timeout)
                         .expect("non-empty");
                     sent.push_back(Sent {
                         batches,
@@ -606,11 +601,7 @@ pub(crate) async fn run(shared: Arc<Shared>, node: i32, guard: TaskGuard) {
                         .into_iter()
                         .partition(|b| b.created + timeout <= now);
                     s.batches = kept;
-                    s.deadline = s
-                        .batches
-                        .iter()
-                        .map(|b| b.created + timeout)
-                        .min()
+                    s.deadline = first_deadline_of(&s.batches, timeout)
                         // Emptied: keep the slot until the answer (or the
                         // connection's request timeout) comes, so in-flight
                         // stays bounded.
@@ -661,6 +652,11 @@ fn finish(shared: &Shared, batches: Vec<ProducerBatch>, decisions: Vec<Decision>
     shared.wake.notify_waiters();
 }
 
+/// The earliest `delivery.timeout.ms` deadline among `batches`.
+fn first_deadline_of(batches: &[ProducerBatch], timeout: Duration) -> Option<Instant> {
+    batches.iter().map(|b| b.created + timeout).min()
+}
+
 /// `send`, unless the producer aborts or the batches' delivery timeout
 /// passes first: connecting to a broker that does not answer may take
 /// `socket.connection.setup.timeout.ms`, and must hold neither an outcome
@@ -673,11 +669,8 @@ async fn send_unless_stopped(
     batches: &mut [ProducerBatch],
     acks: Acks,
 ) -> Result<(InFlight, i16), Error> {
-    let deadline = batches
-        .iter()
-        .map(|b| b.created + shared.config.delivery_timeout)
-        .min()
-        .unwrap_or_else(Instant::now);
+    let deadline =
+        first_deadline_of(batches, shared.config.delivery_timeout).unwrap_or_else(Instant::now);
     let sending = send(shared, addr, batches, acks);
     tokio::pin!(sending);
     loop {

@@ -103,6 +103,32 @@ impl Counters {
 }
 
 impl State {
+    /// The producer's current identity is now `id`, a later epoch of the
+    /// same producer id (see `idempotence`).
+    pub(crate) fn epoch_bumped(
+        &mut self,
+        id: crate::record_batch::ProducerIdentity,
+        counters: &Counters,
+    ) {
+        tracing::debug!(producer_id = id.id, epoch = id.epoch, "epoch bumped");
+        Counters::add(&counters.epoch_bumps, 1);
+        self.pid = PidState::Ready(id);
+    }
+
+    /// Move the current identity to the next epoch now, or ask for a new
+    /// producer id once the epochs are used up.
+    pub(crate) fn bump_epoch(&mut self, counters: &Counters) {
+        if let PidState::Ready(cur) = self.pid {
+            match cur.epoch.checked_add(1) {
+                Some(epoch) => self.epoch_bumped(
+                    crate::record_batch::ProducerIdentity { id: cur.id, epoch },
+                    counters,
+                ),
+                None => self.request_new_pid(),
+            }
+        }
+    }
+
     /// Get a new producer id before numbering more batches (the broker
     /// fenced our epoch, or the epochs are used up); each partition moves
     /// to it once nothing of it is in flight or unsure. No-op without
