@@ -1,17 +1,56 @@
-//! One measured run of one client, in its own process: produce N records,
-//! wait for every acknowledgement, and report what it cost.
+//! What a measured run does and reports, shared by both clients: the
+//! workload, the records' keys and values (made before measuring), and the
+//! figures. Each client's loop is in its own module (`herald_run`,
+//! `rdkafka_run`).
 
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
-use herald::{Producer, ProducerConfig, Record};
-use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::producer::{
-    BaseRecord, DeliveryResult, Producer as _, ProducerContext, ThreadedProducer,
-};
-use rdkafka::{ClientConfig, ClientContext};
 use serde::{Deserialize, Serialize};
+
+/// How the application learns each record's outcome: seed 002's three ways
+/// of sending.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Style {
+    /// Send and drop the handle; failures are read from the client's
+    /// counters at the end (herald: `stats()`; librdkafka: its delivery
+    /// callback, which `rdkafka` always installs, counts failures only).
+    FireAndForget,
+    /// A callback per record that counts successes and failures (herald:
+    /// `send_with_callback`; librdkafka: the context's delivery callback,
+    /// with a `usize` opaque, which allocates nothing).
+    Callback,
+    /// Await each record's future, with up to `--window` in flight, oldest
+    /// first (herald: the `DeliveryFuture` of `send`; librdkafka:
+    /// `FutureProducer::send_result`, awaiting the oldest when the queue is
+    /// full).
+    Futures,
+}
+
+impl Style {
+    pub fn name(self) -> &'static str {
+        match self {
+            Style::FireAndForget => "fire-and-forget",
+            Style::Callback => "callback",
+            Style::Futures => "futures",
+        }
+    }
+}
+
+/// Which of librdkafka's producer types runs the fire-and-forget and
+/// callback styles (the futures style always uses `FutureProducer`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RdkApi {
+    /// `BaseProducer`, polled (`poll(0)`) from the sending loop every
+    /// `--rdk-poll-every` sends; a full queue is waited on by polling.
+    Base,
+    /// `ThreadedProducer` (its own thread polls); a full queue is waited on
+    /// by polling from the sending thread too.
+    Threaded,
+}
 
 /// What to produce, and with which settings (the same for both clients).
 #[derive(Debug, Clone, clap::Args, Serialize, Deserialize)]
@@ -34,9 +73,15 @@ pub struct Workload {
     /// linger.ms
     #[arg(long, default_value_t = 5)]
     pub linger_ms: u64,
-    /// batch.size in bytes.
-    #[arg(long, default_value_t = 16_384)]
-    pub batch_size: usize,
+    /// batch.size in bytes for both clients ("equal settings": librdkafka's
+    /// message-count bound `queue.buffering.max.messages` is then lifted so
+    /// that the byte bound is the one bound for both, and its partitioner is
+    /// `murmur2_random`, the same hash as herald's). Absent: each client at
+    /// its own defaults (herald 16,384 B; librdkafka 1,000,000 B and
+    /// `batch.num.messages` 10,000, 100,000 queued messages at most,
+    /// `consistent_random`).
+    #[arg(long)]
+    pub batch_size: Option<usize>,
     /// compression.type: none, gzip, snappy, lz4 or zstd (both clients).
     #[arg(long, default_value = "none")]
     pub compression: String,
@@ -59,6 +104,25 @@ pub struct Workload {
     /// Concurrent sending tasks (herald) or threads (librdkafka).
     #[arg(long, default_value_t = 1)]
     pub tasks: usize,
+    /// How outcomes are taken.
+    #[arg(long, value_enum, default_value = "callback")]
+    pub style: Style,
+    /// Time every record from send to outcome (an HDR histogram, for both
+    /// clients alike). On with `--rate`; needs the callback or futures
+    /// style. Off, no per-record clock read or histogram update is made.
+    #[arg(long)]
+    pub latency: bool,
+    /// With `--style futures`: records awaited at most in flight.
+    #[arg(long, default_value_t = 100_000)]
+    pub window: usize,
+    /// librdkafka's producer type for the fire-and-forget and callback styles.
+    #[arg(long, value_enum, default_value = "base")]
+    pub rdk_api: RdkApi,
+    /// With `--rdk-api base`: `poll(0)` after every this many sends (100
+    /// was librdkafka's best here: 1 polls too often, 10,000 lets delivery
+    /// reports pile up).
+    #[arg(long, default_value_t = 100)]
+    pub rdk_poll_every: usize,
     /// Records sent and acknowledged before measuring (connection, metadata
     /// and producer id are then set up), not counted in any figure but
     /// peak RSS.
@@ -70,6 +134,7 @@ pub struct Workload {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Figures {
     pub client: String,
+    pub style: Style,
     pub records: usize,
     pub bytes: u64,
     pub seconds: f64,
@@ -89,7 +154,7 @@ pub struct Figures {
 }
 
 /// CPU seconds (user + system) and peak RSS (MiB) of this process so far.
-fn usage() -> (f64, f64) {
+pub fn usage() -> (f64, f64) {
     // SAFETY: getrusage writes into the zeroed struct we own; no other effect.
     #[allow(unsafe_code)]
     let ru = unsafe {
@@ -104,12 +169,23 @@ fn usage() -> (f64, f64) {
     )
 }
 
+/// Bytes that live as long as the process (one run per process), so that
+/// the slices records take of them are not reference counted: slices of one
+/// shared, counted buffer made every record's clone and drop contend for
+/// one counter between the sending thread and the producer's (4 to 6 % of
+/// herald's samples), a cost of this harness, not of any application's
+/// data. librdkafka copies each key and value; herald takes a `Bytes` and
+/// copies once, into the request.
+fn static_bytes(v: Vec<u8>) -> bytes::Bytes {
+    bytes::Bytes::from_static(Vec::leak(v))
+}
+
 /// The keys records cycle through, made before measuring so that neither
 /// client's figures include the harness allocating a key per record: 4,096
 /// distinct keys (spread evenly over any partition count here), each `size`
 /// bytes, in one buffer that records borrow slices of.
 #[derive(Clone)]
-struct Keys {
+pub struct Keys {
     all: bytes::Bytes,
     size: usize,
 }
@@ -124,7 +200,7 @@ impl Keys {
             all.extend((0..size).map(|j| b[7 - j % 8]));
         }
         Keys {
-            all: all.into(),
+            all: static_bytes(all),
             size,
         }
     }
@@ -136,19 +212,19 @@ impl Keys {
 
     /// Record `i`'s key for herald: a slice of the shared buffer (a
     /// reference count, no copy).
-    fn bytes(&self, i: usize) -> Option<bytes::Bytes> {
+    pub fn bytes(&self, i: usize) -> Option<bytes::Bytes> {
         self.range(i).map(|r| self.all.slice(r))
     }
 
     /// Record `i`'s key for librdkafka, which copies it into its message.
-    fn slice(&self, i: usize) -> Option<&[u8]> {
+    pub fn slice(&self, i: usize) -> Option<&[u8]> {
         self.range(i).map(|r| &self.all[r])
     }
 }
 
 /// The records' values, prepared before the run.
 #[derive(Clone)]
-struct Values {
+pub struct Values {
     all: bytes::Bytes,
     size: usize,
     varied: bool,
@@ -158,7 +234,7 @@ impl Values {
     fn new(size: usize, kind: &str) -> Result<Values, String> {
         match kind {
             "fill" => Ok(Values {
-                all: vec![b'v'; size].into(),
+                all: static_bytes(vec![b'v'; size]),
                 size,
                 varied: false,
             }),
@@ -187,7 +263,7 @@ impl Values {
                 }
                 text.truncate(len);
                 Ok(Values {
-                    all: text.into(),
+                    all: static_bytes(text),
                     size,
                     varied: true,
                 })
@@ -207,42 +283,111 @@ impl Values {
     }
 
     /// Record `i`'s value for herald (a reference count, no copy).
-    fn bytes(&self, i: usize) -> bytes::Bytes {
+    pub fn bytes(&self, i: usize) -> bytes::Bytes {
         self.all.slice(self.range(i))
     }
 
     /// Record `i`'s value for librdkafka, which copies it.
-    fn slice(&self, i: usize) -> &[u8] {
+    pub fn slice(&self, i: usize) -> &[u8] {
         &self.all[self.range(i)]
     }
 }
 
-type Hist = Arc<Mutex<Histogram<u64>>>;
-
-fn histogram() -> Hist {
-    Arc::new(Mutex::new(
-        Histogram::new_with_bounds(1, 600_000_000, 3).expect("histogram bounds"),
-    ))
+/// Per-record latency, for latency runs only: each record carries its send
+/// time as nanoseconds since `origin` (a plain integer, so librdkafka's
+/// opaque and herald's closure carry it without allocating), and its outcome
+/// adds one value to the histogram, behind an uncontended mutex in both
+/// clients.
+pub struct Latency {
+    origin: Instant,
+    h: Mutex<Histogram<u64>>,
 }
 
-fn record_latency(h: &Hist, sent: Instant) {
-    let us = sent.elapsed().as_micros().max(1) as u64;
-    let _ = h.lock().expect("not poisoned").record(us);
+impl Latency {
+    pub fn new() -> Latency {
+        Latency {
+            origin: Instant::now(),
+            h: Mutex::new(Histogram::new_with_bounds(1, 600_000_000, 3).expect("histogram bounds")),
+        }
+    }
+
+    /// Now, as carried by a record.
+    pub fn stamp(&self) -> usize {
+        self.origin.elapsed().as_nanos() as usize
+    }
+
+    /// A record stamped `sent` has its outcome now.
+    pub fn record(&self, sent: usize) {
+        let us = (self.stamp().saturating_sub(sent) / 1000).max(1) as u64;
+        let _ = self.h.lock().expect("not poisoned").record(us);
+    }
+
+    pub fn reset(&self) {
+        self.h.lock().expect("not poisoned").reset();
+    }
+}
+
+/// The run's latency histogram, if it is a latency run. Leaked: one run per
+/// process, and a per-record callback then captures a plain reference
+/// rather than cloning an `Arc` per record.
+pub fn latency(w: &Workload) -> Option<&'static Latency> {
+    w.timed().then(|| &*Box::leak(Box::new(Latency::new())))
 }
 
 /// When record `i` is due at the offered rate, if any.
-fn due(start: Instant, rate: u64, i: usize) -> Option<Instant> {
+pub fn due(start: Instant, rate: u64, i: usize) -> Option<Instant> {
     (rate > 0).then(|| start + Duration::from_secs_f64(i as f64 / rate as f64))
 }
 
-fn figures(client: &str, w: &Workload, took: Duration, cpu: f64, h: &Hist) -> Figures {
+impl Workload {
+    /// Whether records are timed one by one.
+    pub fn timed(&self) -> bool {
+        self.latency || self.rate > 0
+    }
+
+    /// Refuse what cannot be measured.
+    pub fn check(&self) -> Result<(), String> {
+        if self.timed() && self.style == Style::FireAndForget {
+            return Err(
+                "per-record latency (--latency or --rate) needs an outcome per record: \
+                        use --style callback or futures"
+                    .into(),
+            );
+        }
+        if self.window == 0 {
+            return Err("--window must be at least 1".into());
+        }
+        Ok(())
+    }
+
+    /// What the run needs, made before measuring.
+    pub fn data(&self) -> Result<(Keys, Values), String> {
+        Ok((
+            Keys::new(self.key_size),
+            Values::new(self.size, &self.value_kind)?,
+        ))
+    }
+}
+
+/// The figures of a run that took `took` and `cpu` CPU seconds.
+pub fn figures(
+    client: &str,
+    w: &Workload,
+    took: Duration,
+    cpu: f64,
+    latency: Option<&Latency>,
+) -> Figures {
     let (_, rss) = usage();
-    let h = h.lock().expect("not poisoned");
     let bytes = (w.records * (w.size + w.key_size)) as u64;
     let s = took.as_secs_f64();
-    let ms = |q: f64| h.value_at_quantile(q) as f64 / 1000.0;
+    let ms = |q: f64| {
+        latency.map_or(0.0, |l| {
+            l.h.lock().expect("not poisoned").value_at_quantile(q) as f64 / 1000.0
+        })
+    };
     Figures {
         client: client.to_string(),
+        style: w.style,
         records: w.records,
         bytes,
         seconds: s,
@@ -258,219 +403,32 @@ fn figures(client: &str, w: &Workload, took: Duration, cpu: f64, h: &Hist) -> Fi
     }
 }
 
-/// One herald run.
-pub fn run_herald(bootstrap: &str, topic: &str, w: &Workload) -> Result<Figures, String> {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(|e| e.to_string())?;
-    let cfg = ProducerConfig::from_properties(&[
-        ("bootstrap.servers", bootstrap),
-        ("acks", &w.acks),
-        ("linger.ms", &w.linger_ms.to_string()),
-        ("batch.size", &w.batch_size.to_string()),
-        ("compression.type", &w.compression),
-        ("enable.idempotence", &w.idempotence.to_string()),
-        ("buffer.memory", &w.buffer_bytes.to_string()),
-    ])
-    .map_err(|e| e.to_string())?;
-    let h = histogram();
-    rt.block_on(async {
-        let p = Producer::new(cfg).map_err(|e| e.to_string())?;
-        let values = Values::new(w.size, &w.value_kind)?;
-        let keys = Keys::new(w.key_size);
-        for i in 0..w.warmup {
-            let mut r = Record::new(topic, values.bytes(i));
-            if let Some(k) = keys.bytes(i) {
-                r = r.key(k);
-            }
-            drop(p.send(r).await.map_err(|e| e.to_string())?);
-        }
-        p.flush().await;
-        let (cpu0, _) = usage();
-        let failed = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let start = Instant::now();
-        let mut tasks = Vec::new();
-        for t in 0..w.tasks {
-            let (p, h, failed, values, w, keys, topic) = (
-                p.clone(),
-                h.clone(),
-                failed.clone(),
-                values.clone(),
-                w.clone(),
-                keys.clone(),
-                // Held once, cloned per record (a reference count), as the
-                // docs of `Record::topic` suggest.
-                std::sync::Arc::<str>::from(topic),
-            );
-            tasks.push(tokio::spawn(async move {
-                for i in (t..w.records).step_by(w.tasks) {
-                    if let Some(at) = due(start, w.rate, i) {
-                        tokio::time::sleep_until(at.into()).await;
-                    }
-                    let mut r = Record::new(topic.clone(), values.bytes(i));
-                    if let Some(k) = keys.bytes(i) {
-                        r = r.key(k);
-                    }
-                    let (h, failed) = (h.clone(), failed.clone());
-                    let sent = Instant::now();
-                    p.send_with_callback(r, move |o| match o {
-                        Ok(_) => record_latency(&h, sent),
-                        Err(_) => {
-                            failed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        }
-                    })
-                    .await
-                    .map_err(|e| e.to_string())?;
-                }
-                Ok::<(), String>(())
-            }));
-        }
-        for t in tasks {
-            t.await.map_err(|e| e.to_string())??;
-        }
-        p.flush().await;
-        let took = start.elapsed();
-        let n = failed.load(std::sync::atomic::Ordering::Relaxed);
-        if n > 0 {
-            return Err(format!("herald: {n} records failed"));
-        }
-        p.close(Duration::from_secs(30))
-            .await
-            .map_err(|e| e.to_string())?;
-        let (cpu1, _) = usage();
-        Ok(figures("herald", w, took, cpu1 - cpu0, &h))
-    })
+/// Outcomes counted by the callback and futures styles (one process per
+/// run, so process-wide counters; `'static` so that a per-record closure
+/// captures nothing that needs a reference count).
+pub static DELIVERED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+pub static FAILED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Count one outcome.
+pub fn count(ok: bool) {
+    let c = if ok { &DELIVERED } else { &FAILED };
+    c.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
 }
 
-struct Ctx {
-    h: Hist,
-    failed: std::sync::atomic::AtomicUsize,
-}
-
-impl ClientContext for Ctx {
-    fn log(&self, level: rdkafka::config::RDKafkaLogLevel, fac: &str, log_message: &str) {
-        if (level as i32) <= (rdkafka::config::RDKafkaLogLevel::Warning as i32)
-            || std::env::var_os("HERALD_BENCH_RDKAFKA_DEBUG").is_some()
-        {
-            eprintln!("librdkafka {level:?} {fac}: {log_message}");
+/// After the run: every record must have been delivered. `failed` is the
+/// client's own count (fire-and-forget) or the callbacks' (otherwise).
+pub fn check_outcomes(client: &str, w: &Workload, failed: u64) -> Result<(), String> {
+    if failed > 0 {
+        return Err(format!("{client}: {failed} records failed"));
+    }
+    if w.style != Style::FireAndForget {
+        let ok = DELIVERED.load(std::sync::atomic::Ordering::Relaxed);
+        if ok != w.records as u64 {
+            return Err(format!(
+                "{client}: {ok} outcomes counted for {} records",
+                w.records
+            ));
         }
     }
-}
-
-impl ProducerContext for Ctx {
-    type DeliveryOpaque = Box<Instant>;
-    fn delivery(&self, r: &DeliveryResult<'_>, sent: Box<Instant>) {
-        match r {
-            Ok(_) => record_latency(&self.h, *sent),
-            Err(_) => {
-                self.failed
-                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            }
-        }
-    }
-}
-
-/// Send with librdkafka, waiting while its queue is full (as herald's
-/// `send` waits for buffer room); any other error ends the run.
-fn send_waiting<'a>(
-    p: &ThreadedProducer<Ctx>,
-    mut rec: BaseRecord<'a, [u8], [u8], Box<Instant>>,
-) -> Result<(), String> {
-    loop {
-        match p.send(rec) {
-            Ok(()) => return Ok(()),
-            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
-                rec = r;
-                std::thread::sleep(Duration::from_micros(200));
-            }
-            Err((e, _)) => return Err(format!("librdkafka: {e}")),
-        }
-    }
-}
-
-/// One librdkafka run, with the same settings.
-pub fn run_librdkafka(bootstrap: &str, topic: &str, w: &Workload) -> Result<Figures, String> {
-    let h = histogram();
-    let mut cfg = ClientConfig::new();
-    if let Ok(d) = std::env::var("HERALD_BENCH_RDKAFKA_DEBUG") {
-        cfg.set("debug", d).set("log.queue", "false");
-    }
-    let p: Arc<ThreadedProducer<Ctx>> = Arc::new(
-        cfg.set("bootstrap.servers", bootstrap)
-            .set("acks", &w.acks)
-            .set("linger.ms", w.linger_ms.to_string())
-            .set("batch.size", w.batch_size.to_string())
-            .set("compression.type", &w.compression)
-            .set("enable.idempotence", w.idempotence.to_string())
-            .set(
-                "queue.buffering.max.kbytes",
-                (w.buffer_bytes / 1024).to_string(),
-            )
-            .set("queue.buffering.max.messages", "10000000")
-            .set("partitioner", "murmur2_random")
-            .create_with_context(Ctx {
-                h: h.clone(),
-                failed: Default::default(),
-            })
-            .map_err(|e| e.to_string())?,
-    );
-    let values = Values::new(w.size, &w.value_kind)?;
-    let keys = Keys::new(w.key_size);
-    for i in 0..w.warmup {
-        let k = keys.slice(i);
-        let mut rec =
-            BaseRecord::<[u8], [u8], Box<Instant>>::with_opaque_to(topic, Box::new(Instant::now()))
-                .payload(values.slice(i));
-        if let Some(k) = k {
-            rec = rec.key(k);
-        }
-        send_waiting(&p, rec)?;
-    }
-    p.flush(Duration::from_secs(60))
-        .map_err(|e| e.to_string())?;
-    // Warm-up latencies are not figures.
-    h.lock().expect("not poisoned").reset();
-    let (cpu0, _) = usage();
-    let start = Instant::now();
-    std::thread::scope(|s| {
-        (0..w.tasks)
-            .map(|t| {
-                let (p, values, keys) = (p.clone(), &values, &keys);
-                s.spawn(move || {
-                    for i in (t..w.records).step_by(w.tasks) {
-                        if let Some(at) = due(start, w.rate, i) {
-                            std::thread::sleep(at.saturating_duration_since(Instant::now()));
-                        }
-                        let k = keys.slice(i);
-                        let sent = Box::new(Instant::now());
-                        let mut rec =
-                            BaseRecord::<[u8], [u8], Box<Instant>>::with_opaque_to(topic, sent)
-                                .payload(values.slice(i));
-                        if let Some(k) = k {
-                            rec = rec.key(k);
-                        }
-                        send_waiting(&p, rec)?;
-                    }
-                    Ok::<(), String>(())
-                })
-            })
-            .collect::<Vec<_>>()
-            .into_iter()
-            .try_for_each(|t| t.join().expect("sending thread panicked"))
-    })?;
-    p.flush(Duration::from_secs(300))
-        .map_err(|e| e.to_string())?;
-    let took = start.elapsed();
-    let n = p
-        .context()
-        .failed
-        .load(std::sync::atomic::Ordering::Relaxed);
-    if n > 0 {
-        return Err(format!("librdkafka: {n} records failed"));
-    }
-    drop(p);
-    let (cpu1, _) = usage();
-    Ok(figures("librdkafka", w, took, cpu1 - cpu0, &h))
+    Ok(())
 }

@@ -8,6 +8,8 @@
 //! See BENCHMARKS.md.
 
 mod client;
+mod herald_run;
+mod rdkafka_run;
 mod sink;
 
 use std::io::{BufRead, BufReader, Write};
@@ -74,6 +76,29 @@ enum Cmd {
         #[command(flatten)]
         workload: Workload,
     },
+    /// Run `compare` for every sending style and batch setting (a fresh
+    /// sink each time): each client at its defaults, then both at equal
+    /// settings; prints a markdown table of the medians.
+    Matrix {
+        #[arg(long, value_enum, default_value = "mock")]
+        sink: SinkKind,
+        #[arg(long, default_value_t = 3)]
+        runs: usize,
+        /// The sending styles, comma-separated.
+        #[arg(
+            long,
+            value_enum,
+            value_delimiter = ',',
+            default_value = "fire-and-forget,callback,futures"
+        )]
+        styles: Vec<client::Style>,
+        /// The batch settings, comma-separated: `default` (each client's
+        /// own) or a batch.size in bytes for both.
+        #[arg(long, value_delimiter = ',', default_value = "default,16384,1000000")]
+        batch_sizes: Vec<String>,
+        #[command(flatten)]
+        workload: Workload,
+    },
     /// Serve a sink until standard input closes (used by `compare`).
     Sink {
         #[arg(long, value_enum)]
@@ -111,11 +136,11 @@ fn main() {
             topic,
             workload,
         } => {
-            let r = match client.as_str() {
-                "herald" => client::run_herald(&bootstrap, &topic, &workload),
-                "librdkafka" => client::run_librdkafka(&bootstrap, &topic, &workload),
+            let r = workload.check().and_then(|()| match client.as_str() {
+                "herald" => herald_run::run(&bootstrap, &topic, &workload),
+                "librdkafka" => rdkafka_run::run(&bootstrap, &topic, &workload),
                 other => Err(format!("unknown client `{other}` (herald or librdkafka)")),
-            };
+            });
             r.map(|f| println!("{}", serde_json::to_string(&f).expect("figures serialize")))
         }
         Cmd::Compare {
@@ -124,6 +149,13 @@ fn main() {
             json,
             workload,
         } => compare(sink, runs.max(1), json, &workload),
+        Cmd::Matrix {
+            sink,
+            runs,
+            styles,
+            batch_sizes,
+            workload,
+        } => matrix(sink, runs.max(1), &styles, &batch_sizes, &workload),
         Cmd::Sweep {
             sink,
             runs,
@@ -226,7 +258,9 @@ fn workload_args(w: &Workload) -> Vec<String> {
     push("partitions", w.partitions.to_string());
     push("acks", w.acks.clone());
     push("linger-ms", w.linger_ms.to_string());
-    push("batch-size", w.batch_size.to_string());
+    if let Some(b) = w.batch_size {
+        push("batch-size", b.to_string());
+    }
     push("compression", w.compression.clone());
     push("value-kind", w.value_kind.clone());
     push("idempotence", w.idempotence.to_string());
@@ -234,7 +268,51 @@ fn workload_args(w: &Workload) -> Vec<String> {
     push("rate", w.rate.to_string());
     push("tasks", w.tasks.to_string());
     push("warmup", w.warmup.to_string());
+    push("style", w.style.name().to_string());
+    push("window", w.window.to_string());
+    push(
+        "rdk-api",
+        match w.rdk_api {
+            client::RdkApi::Base => "base",
+            client::RdkApi::Threaded => "threaded",
+        }
+        .to_string(),
+    );
+    push("rdk-poll-every", w.rdk_poll_every.to_string());
+    if w.latency {
+        a.push("--latency".to_string());
+    }
     a
+}
+
+/// The batch settings in words.
+fn settings(w: &Workload) -> String {
+    match w.batch_size {
+        None => "each client's default batch.size (herald 16384, librdkafka 1000000)".into(),
+        Some(b) => format!("batch.size={b} for both (equal settings)"),
+    }
+}
+
+/// The workload in one line.
+fn describe(w: &Workload) -> String {
+    format!(
+        "style {}, {} records of {} B ({} values), key {} B, {} partitions, acks={}, linger.ms={}, {}, compression={}, idempotence={}, buffer {} B, rate {}, {} task(s){}",
+        w.style.name(),
+        w.records,
+        w.size,
+        w.value_kind,
+        w.key_size,
+        w.partitions,
+        w.acks,
+        w.linger_ms,
+        settings(w),
+        w.compression,
+        w.idempotence,
+        w.buffer_bytes,
+        if w.rate == 0 { "max".to_string() } else { format!("{}/s", w.rate) },
+        w.tasks,
+        if w.timed() { ", per-record latency" } else { "" },
+    )
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -326,9 +404,10 @@ fn sweep(
 ) -> Result<(), String> {
     let name = over.to_possible_value().expect("no skipped variants");
     let name = name.get_name();
+    base.check()?;
     println!(
-        "sink {kind:?}, sweep over {name}; otherwise {} records of {} B ({} values), key {} B, {} partitions, acks={}, linger.ms={}, batch.size={}, compression={}, idempotence={}, buffer {} B, {} task(s); medians of {runs} runs",
-        base.records, base.size, base.value_kind, base.key_size, base.partitions, base.acks, base.linger_ms, base.batch_size, base.compression, base.idempotence, base.buffer_bytes, base.tasks
+        "sink {kind:?}, sweep over {name}; otherwise {}; medians of {runs} runs",
+        describe(base)
     );
     println!();
     println!("| {name} | records | herald records/s | librdkafka records/s | ratio | herald MB/s | librdkafka MB/s | herald CPU s/M | librdkafka CPU s/M | ratio | herald peak RSS MB | librdkafka peak RSS MB | herald p99 ms | sink CPU % (herald runs) |");
@@ -363,6 +442,7 @@ fn sweep(
 }
 
 fn compare(kind: SinkKind, runs: usize, json: bool, w: &Workload) -> Result<(), String> {
+    w.check()?;
     let (herald, rdk) = run_both(kind, runs, json, w)?;
     let rows: Vec<(&str, f64, f64)> = FIGURES
         .iter()
@@ -399,17 +479,66 @@ fn compare(kind: SinkKind, runs: usize, json: bool, w: &Workload) -> Result<(), 
         });
         println!("{out}");
     } else {
-        println!(
-            "sink {kind:?}, {} records of {} B ({} values), key {} B, {} partitions, acks={}, linger.ms={}, batch.size={}, compression={}, idempotence={}, buffer {} B, rate {}, {} task(s); medians of {runs} runs",
-            w.records, w.size, w.value_kind, w.key_size, w.partitions, w.acks, w.linger_ms, w.batch_size, w.compression, w.idempotence, w.buffer_bytes,
-            if w.rate == 0 { "max".to_string() } else { format!("{}/s", w.rate) }, w.tasks
-        );
+        println!("sink {kind:?}, {}; medians of {runs} runs", describe(w));
         println!(
             "{:<20} {:>14} {:>14} {:>18}",
             "figure", "herald", "librdkafka", "herald/librdkafka"
         );
         for (name, h, r) in rows {
             println!("{name:<20} {h:>14.2} {r:>14.2} {:>18.2}", h / r);
+        }
+    }
+    Ok(())
+}
+
+/// `compare` for every style and batch setting; one markdown row each.
+fn matrix(
+    kind: SinkKind,
+    runs: usize,
+    styles: &[client::Style],
+    batch_sizes: &[String],
+    base: &Workload,
+) -> Result<(), String> {
+    let sizes = batch_sizes
+        .iter()
+        .map(|s| match s.as_str() {
+            "default" => Ok(None),
+            n => n
+                .parse()
+                .map(Some)
+                .map_err(|_| format!("--batch-sizes: expected `default` or bytes, got `{n}`")),
+        })
+        .collect::<Result<Vec<Option<usize>>, String>>()?;
+    let mut w = base.clone();
+    w.batch_size = None;
+    println!(
+        "sink {kind:?}; every style and batch setting; otherwise {}; medians of {runs} alternating runs",
+        describe(&w)
+    );
+    println!();
+    println!("| style | batch.size | herald records/s | librdkafka records/s | ratio | herald CPU s/M | librdkafka CPU s/M | ratio | herald peak RSS MB | librdkafka peak RSS MB | ratio | sink CPU % (herald / librdkafka runs) |");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
+    for &style in styles {
+        for &size in &sizes {
+            let mut w = base.clone();
+            w.style = style;
+            w.batch_size = size;
+            w.check()?;
+            let (h, r) = run_both(kind, runs, true, &w)?;
+            let m = |fs: &[Figures], get: Getter| median(fs.iter().map(get).collect());
+            let pair = |get: Getter| (m(&h, get), m(&r, get));
+            let (hr, rr) = pair(|f| f.records_per_s);
+            let (hc, rc) = pair(|f| f.cpu_s_per_million);
+            let (hm, rm) = pair(|f| f.peak_rss_mb);
+            let (hs, rs) = pair(|f| f.sink_cpu_pct);
+            println!(
+                "| {} | {} | {hr:.0} | {rr:.0} | {:.2} | {hc:.2} | {rc:.2} | {:.2} | {hm:.1} | {rm:.1} | {:.2} | {hs:.0} / {rs:.0} |",
+                style.name(),
+                size.map_or("each default".to_string(), |b| format!("{b} both")),
+                hr / rr,
+                hc / rc,
+                hm / rm,
+            );
         }
     }
     Ok(())

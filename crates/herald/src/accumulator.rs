@@ -17,6 +17,7 @@ use indexmap::IndexMap;
 use rustc_hash::FxBuildHasher;
 
 use crate::batch::{PendingRecord, ProducerBatch};
+use crate::delivery::DeliveryFuture;
 use crate::error::TopicPartition;
 use crate::idempotence::{Numbering, PartitionSequence};
 use crate::partitioner::StickyPartitions;
@@ -62,7 +63,10 @@ pub(crate) struct PartitionQueue {
     /// regrown record by record, and a quiet one's reserve little (room
     /// reserved but unused is not charged to `buffer.memory`).
     recent_batch_len: usize,
-    /// When a record was last appended here (for `metadata.max.idle.ms`).
+    /// When the partition's newest batch was started (for
+    /// `metadata.max.idle.ms`: a topic with a batch queued or in flight is
+    /// in use anyway, so this is when it was last used, to within the life
+    /// of a batch, without a clock read per record).
     last_append: Option<Instant>,
 }
 
@@ -80,7 +84,10 @@ pub(crate) struct Limits {
 /// was placed under.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct AppendAt<'a> {
-    pub now: Instant,
+    /// The time, if the caller has read it; otherwise it is read only when
+    /// the record starts a new batch (the one place it is needed), so that
+    /// a record appended to an open batch costs no clock read.
+    pub now: Option<Instant>,
     pub meta_generation: u64,
     /// The topic's partitions with a known leader, for keyless records.
     pub available: &'a [i32],
@@ -182,7 +189,7 @@ impl Accumulator {
         record: PendingRecord,
         size: usize,
         at: AppendAt<'_>,
-    ) -> (i32, bool) {
+    ) -> (i32, bool, Option<DeliveryFuture>) {
         let AppendAt {
             now,
             meta_generation,
@@ -224,6 +231,8 @@ impl Accumulator {
         let (tp, q) = self.queues.get_index_mut(index).expect("index just found");
         let mut wake = false;
         if !Self::has_room(q, None, size, batch_size) {
+            let now = now.unwrap_or_else(Instant::now);
+            q.last_append = Some(now);
             if let Some(b) = q.batches.back_mut() {
                 // Full (the record does not fit): ready to go now.
                 wake |= !b.sealed;
@@ -246,9 +255,8 @@ impl Accumulator {
             q.batches
                 .push_back(ProducerBatch::new(id, tp.clone(), now, capacity));
         }
-        q.last_append = Some(now);
         let b = q.batches.back_mut().expect("a batch was just ensured");
-        b.push(record, size);
+        let handle = b.push(record, size);
         if b.size >= batch_size {
             b.sealed = true;
             wake = true;
@@ -262,7 +270,7 @@ impl Accumulator {
                 }
             }
         }
-        (partition, wake)
+        (partition, wake, handle)
     }
 
     /// Seal every open batch; returns the id mark that `flush` waits below.

@@ -2,15 +2,15 @@
 //! delivered.
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::Instant;
 
-use bytes::{Bytes, BytesMut};
-use tokio::sync::oneshot;
-
 use crate::compression::Compression;
+use crate::delivery::{DeliveryFuture, Done, Ending, Outcomes, Slots};
 use crate::error::{Error, TopicPartition};
 use crate::record::{Header, RecordMetadata};
 use crate::record_batch::{records_len, write_records, Compressed, ProducerIdentity, WireRecord};
+use bytes::{Bytes, BytesMut};
 
 /// A callback given to [`crate::Producer::send_with_callback`].
 pub type Callback = Box<dyn FnOnce(Result<RecordMetadata, Error>) + Send + 'static>;
@@ -18,14 +18,15 @@ pub type Callback = Box<dyn FnOnce(Result<RecordMetadata, Error>) + Send + 'stat
 /// How a record's outcome reaches the application: exactly once. A
 /// completion dropped without an outcome (the task holding its batch was
 /// dropped: the producer's runtime shut down, or the task panicked) still
-/// tells the application, with [`TASKS_GONE`].
+/// tells a callback, with [`TASKS_GONE`]; awaited records are told by their
+/// batch (`ProducerBatch`'s and `Done`'s `Drop`).
 pub(crate) struct Completion(Option<Sink>);
 
 /// Where an outcome goes.
 enum Sink {
-    /// A [`crate::DeliveryFuture`] waits on the other end (or was dropped:
-    /// fire-and-forget).
-    Future(oneshot::Sender<Result<RecordMetadata, Error>>),
+    /// A [`crate::DeliveryFuture`] (or none: fire-and-forget) reads it from
+    /// the batch's outcome cell, at this index.
+    Future(u32),
     /// A callback, run by the producer's task in send order per partition.
     Callback(Callback),
 }
@@ -37,44 +38,47 @@ pub(crate) const TASKS_GONE: &str = "the producer's background tasks are gone (t
      inside a runtime that outlives it";
 
 impl Completion {
-    pub(crate) fn future(tx: oneshot::Sender<Result<RecordMetadata, Error>>) -> Self {
-        Completion(Some(Sink::Future(tx)))
+    /// For a record whose handle `ProducerBatch::push` makes.
+    pub(crate) fn future() -> Self {
+        Completion(Some(Sink::Future(u32::MAX)))
     }
 
     pub(crate) fn callback(cb: Callback) -> Self {
         Completion(Some(Sink::Callback(cb)))
     }
 
-    pub(crate) fn complete(mut self, outcome: Result<RecordMetadata, Error>) {
-        if let Some(sink) = self.0.take() {
-            sink.complete(outcome);
+    /// The record's index in its batch's outcome cell, if it is awaited.
+    pub(crate) fn awaited(&self) -> Option<u32> {
+        match self.0 {
+            Some(Sink::Future(i)) => Some(i),
+            _ => None,
+        }
+    }
+
+    /// The callback, if the record has one (it then owes the outcome).
+    pub(crate) fn into_callback(mut self) -> Option<Callback> {
+        match self.0.take() {
+            Some(Sink::Callback(cb)) => Some(cb),
+            _ => None,
         }
     }
 }
 
 impl Drop for Completion {
     fn drop(&mut self) {
-        if let Some(sink) = self.0.take() {
-            sink.complete(Err(Error::Closed(TASKS_GONE.into())));
+        if let Some(Sink::Callback(cb)) = self.0.take() {
+            run_callback(cb, Err(Error::Closed(TASKS_GONE.into())));
         }
     }
 }
 
-impl Sink {
-    fn complete(self, outcome: Result<RecordMetadata, Error>) {
-        match self {
-            // A dropped receiver is fire-and-forget: nothing to tell.
-            Sink::Future(tx) => drop(tx.send(outcome)),
-            Sink::Callback(cb) => {
-                // A panicking callback must not take the producer down with
-                // it: the task running it also finishes batches and frees
-                // memory for everyone else.
-                let run = std::panic::AssertUnwindSafe(move || cb(outcome));
-                if std::panic::catch_unwind(run).is_err() {
-                    tracing::error!("a delivery callback panicked; the panic was contained");
-                }
-            }
-        }
+/// Run a delivery callback. A panicking callback must not take the
+/// producer down with it: the task running it also finishes batches and
+/// frees memory for everyone else.
+pub(crate) fn run_callback(cb: Callback, outcome: Result<RecordMetadata, Error>) {
+    let run = std::panic::AssertUnwindSafe(move || cb(outcome));
+    if std::panic::catch_unwind(run).is_err() {
+        tracing::error!("a delivery callback panicked; the panic was contained");
     }
 }
 
@@ -127,6 +131,11 @@ pub(crate) struct ProducerBatch {
     /// The records section compressed (codec id, bytes), made once at the
     /// first send and kept for retries; `None` without compression.
     compressed: Option<(i16, Bytes)>,
+    /// The outcome cell of the records sent with `send` (made with the
+    /// first of them; shared by both halves of a split).
+    slots: Option<Arc<Slots>>,
+    /// Records ever pushed: the next record's index in `slots`.
+    next_index: u32,
 }
 
 impl fmt::Debug for ProducerBatch {
@@ -140,9 +149,6 @@ impl fmt::Debug for ProducerBatch {
             .finish()
     }
 }
-
-/// What completing a batch produced: outcomes to hand out, outside any lock.
-pub(crate) type Outcomes = Vec<(Completion, Result<RecordMetadata, Error>)>;
 
 impl ProducerBatch {
     /// A batch expected to hold about `capacity` records: its record list is
@@ -162,12 +168,34 @@ impl ProducerBatch {
             last_error: None,
             unsure: false,
             compressed: None,
+            slots: None,
+            next_index: 0,
         }
     }
 
     /// Add a record of estimated wire size `size`; the batch then holds
-    /// `size + RECORD_OVERHEAD` bytes of `buffer.memory`.
-    pub(crate) fn push(&mut self, r: PendingRecord, size: usize) {
+    /// `size + RECORD_OVERHEAD` bytes of `buffer.memory`. Returns the
+    /// record's handle if it is awaited (`Completion::future`).
+    pub(crate) fn push(&mut self, mut r: PendingRecord, size: usize) -> Option<DeliveryFuture> {
+        let index = self.next_index;
+        self.next_index += 1;
+        let handle = match &mut r.completion.0 {
+            Some(Sink::Future(at)) => {
+                *at = index;
+                let slots = self
+                    .slots
+                    .get_or_insert_with(|| Slots::new(self.tp.clone()));
+                Some(DeliveryFuture::new(slots.clone(), index))
+            }
+            _ => None,
+        };
+        self.push_moved(r, size);
+        handle
+    }
+
+    /// Add a record that already has its place in the outcome cell (the
+    /// second half of a split).
+    fn push_moved(&mut self, r: PendingRecord, size: usize) {
         self.records.push(r);
         self.size += size;
         self.memory += size + RECORD_OVERHEAD;
@@ -230,9 +258,10 @@ impl ProducerBatch {
     pub(crate) fn split(mut self) -> (ProducerBatch, ProducerBatch) {
         let tail = self.records.split_off(self.records.len() / 2);
         let mut second = ProducerBatch::new(self.id, self.tp.clone(), self.created, tail.len());
+        second.slots = self.slots.clone();
         for r in tail {
             let size = crate::record::estimated_size(r.key.as_ref(), r.value.as_ref(), &r.headers);
-            second.push(r, size);
+            second.push_moved(r, size);
         }
         self.size -= second.size - 61;
         self.memory -= second.memory;
@@ -255,41 +284,38 @@ impl ProducerBatch {
         (self, second)
     }
 
-    /// Success: record `i` is at `base_offset + i`.
-    pub(crate) fn succeed(self, base_offset: i64, log_append_time: i64, out: &mut Outcomes) {
-        out.reserve(self.records.len());
-        for (i, r) in self.records.into_iter().enumerate() {
-            let md = RecordMetadata {
-                topic: self.tp.topic.clone(),
-                partition: self.tp.partition,
-                offset: if base_offset >= 0 {
-                    base_offset + i as i64
-                } else {
-                    -1
-                },
-                timestamp: if log_append_time >= 0 {
-                    log_append_time
-                } else {
-                    r.timestamp
-                },
-            };
-            out.push((r.completion, Ok(md)));
-        }
+    /// Success: record `i` is at `base_offset + i`. Moves the record list
+    /// out (nothing per record here: this runs under the state lock).
+    pub(crate) fn succeed(mut self, base_offset: i64, log_append_time: i64, out: &mut Outcomes) {
+        out.push(self.done(Ending::Success {
+            base_offset,
+            log_append_time,
+        }));
     }
 
     /// Failure: every record gets the error.
-    pub(crate) fn fail(self, err: Error, out: &mut Outcomes) {
-        out.reserve(self.records.len());
-        for r in self.records {
-            out.push((r.completion, Err(err.clone())));
+    pub(crate) fn fail(mut self, err: Error, out: &mut Outcomes) {
+        out.push(self.done(Ending::Failure(Arc::new(err))));
+    }
+
+    fn done(&mut self, ending: Ending) -> Done {
+        Done {
+            tp: self.tp.clone(),
+            records: std::mem::take(&mut self.records),
+            slots: self.slots.take(),
+            ending,
         }
     }
 }
 
-/// Hand outcomes to the application, in order.
-pub(crate) fn deliver(outcomes: Outcomes) {
-    for (c, o) in outcomes {
-        c.complete(o);
+/// A batch dropped with records in it (its task was dropped: the runtime
+/// shut down, or the task panicked) fails them, so that every record still
+/// gets exactly one outcome.
+impl Drop for ProducerBatch {
+    fn drop(&mut self) {
+        if !self.records.is_empty() {
+            drop(self.done(Ending::Failure(Arc::new(Error::Closed(TASKS_GONE.into())))));
+        }
     }
 }
 
@@ -297,13 +323,12 @@ pub(crate) fn deliver(outcomes: Outcomes) {
 impl PendingRecord {
     /// A record without key, value or headers whose outcome nobody awaits.
     pub(crate) fn empty_for_test() -> PendingRecord {
-        let (tx, _rx) = oneshot::channel();
         PendingRecord {
             key: None,
             value: None,
             headers: vec![],
             timestamp: 0,
-            completion: Completion::future(tx),
+            completion: Completion::future(),
         }
     }
 }

@@ -3,8 +3,9 @@
 use std::time::Duration;
 
 use crate::config::ProducerConfig;
+use crate::delivery::DeliveryFuture;
 use crate::error::Error;
-use crate::producer::{DeliveryFuture, Producer};
+use crate::producer::Producer;
 use crate::record::{Record, RecordMetadata};
 
 /// Owns a small tokio runtime and a [`Producer`]; every method blocks the

@@ -242,7 +242,6 @@ mod tests {
             let mut b =
                 ProducerBatch::new(0, TopicPartition::new("t", 0), std::time::Instant::now(), 8);
             for i in 0..300 {
-                let (tx, _rx) = tokio::sync::oneshot::channel();
                 b.push(
                     PendingRecord {
                         key: (i % 3 != 0).then(|| Bytes::from(format!("key-{i}"))),
@@ -252,7 +251,7 @@ mod tests {
                             value: Some(Bytes::from(format!("{i}"))),
                         }],
                         timestamp: 1_700_000_000_000 + i as i64,
-                        completion: Completion::future(tx),
+                        completion: Completion::future(),
                     },
                     64,
                 );

@@ -50,6 +50,7 @@ mod blocking;
 pub mod compression;
 pub mod config;
 mod connection;
+mod delivery;
 mod driver;
 pub mod error;
 mod idempotence;
@@ -69,10 +70,11 @@ mod tls;
 pub use batch::Callback;
 pub use blocking::BlockingProducer;
 pub use config::{Acks, ProducerConfig, SecurityProtocol};
+pub use delivery::DeliveryFuture;
 pub use error::{Error, TopicPartition};
 pub use metadata::ClusterMetadata;
 pub use partitioner::{DefaultPartitioner, Partitioner};
-pub use producer::{DeliveryFuture, Producer};
+pub use producer::Producer;
 pub use record::{Header, Record, RecordMetadata};
 pub use serializer::{
     BytesSerializer, JsonSerializer, Serializer, StringSerializer, TypedProducer,

@@ -53,7 +53,12 @@ impl Partitioner for DefaultPartitioner {
 
 /// The partition the Java client and librdkafka's `murmur2_random` pick for a key.
 pub fn partition_for_key(key: &[u8], partitions: usize) -> i32 {
-    ((murmur2(key) & 0x7fff_ffff) as usize % partitions.max(1)) as i32
+    partition_for_hash(murmur2(key), partitions)
+}
+
+/// [`partition_for_key`] from the key's murmur2 hash.
+pub(crate) fn partition_for_hash(hash: u32, partitions: usize) -> i32 {
+    ((hash & 0x7fff_ffff) as usize % partitions.max(1)) as i32
 }
 
 /// Kafka's murmur2 (seed 0x9747b28c), bit for bit as `org.apache.kafka.common.utils.Utils.murmur2`.

@@ -186,7 +186,6 @@ mod tests {
     fn batch(topic: &str, p: i32, records: usize, seq: Option<i32>) -> ProducerBatch {
         let mut b = ProducerBatch::new(p as u64, TopicPartition::new(topic, p), Instant::now(), 4);
         for i in 0..records {
-            let (tx, _rx) = tokio::sync::oneshot::channel();
             b.push(
                 PendingRecord {
                     key: (i % 2 == 0).then(|| Bytes::from(format!("k{i}"))),
@@ -196,7 +195,7 @@ mod tests {
                         value: (i % 3 != 0).then(|| Bytes::from_static(b"x")),
                     }],
                     timestamp: 1_700_000_000_000 + i as i64,
-                    completion: Completion::future(tx),
+                    completion: Completion::future(),
                 },
                 50,
             );

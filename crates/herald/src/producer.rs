@@ -2,60 +2,20 @@
 //! returns.
 
 use std::future::Future;
-use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-
-use tokio::sync::oneshot;
 
 use crate::accumulator::{AppendAt, Placement};
 use crate::batch::{Callback, Completion, PendingRecord, RECORD_OVERHEAD};
 use crate::config::ProducerConfig;
+use crate::delivery::DeliveryFuture;
 use crate::driver;
 use crate::error::Error;
 use crate::metadata::ClusterMetadata;
 use crate::partitioner::{DefaultPartitioner, Partitioner};
 use crate::record::{estimated_size, Record, RecordMetadata};
 use crate::state::{Shared, TaskGuard};
-
-/// Resolves to a record's metadata or its error. Dropping it does not
-/// cancel the send (fire-and-forget).
-#[derive(Debug)]
-#[must_use = "await the handle for the outcome, or drop it explicitly for fire-and-forget"]
-pub struct DeliveryFuture {
-    rx: oneshot::Receiver<Result<RecordMetadata, Error>>,
-}
-
-impl Future for DeliveryFuture {
-    type Output = Result<RecordMetadata, Error>;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        Pin::new(&mut self.rx)
-            .poll(cx)
-            .map(|r| r.unwrap_or_else(|_| Err(Shared::dead_error())))
-    }
-}
-
-impl DeliveryFuture {
-    /// Block the current thread until the outcome is known. For non-async
-    /// code; do not call it on a tokio worker thread.
-    pub fn wait(self) -> Result<RecordMetadata, Error> {
-        let rx = self.rx;
-        // tokio refuses (panics) to block a thread that runs async code,
-        // such as the producer's own task running a delivery callback,
-        // where waiting would never end anyway: say so instead.
-        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || rx.blocking_recv())) {
-            Ok(r) => r.unwrap_or_else(|_| Err(Shared::dead_error())),
-            Err(_) => Err(Error::Usage(
-                "DeliveryFuture::wait blocks its thread and cannot run on an async runtime's \
-                 thread (delivery callbacks run on one): .await the DeliveryFuture instead"
-                    .into(),
-            )),
-        }
-    }
-}
 
 /// Holds a count up while alive (a `send` waiting for memory).
 struct CountGuard<'a>(&'a std::sync::atomic::AtomicUsize);
@@ -87,6 +47,9 @@ impl Drop for FlushGuard<'_> {
 /// tasks exit. Nothing blocks in `drop`.
 struct Handle {
     shared: Arc<Shared>,
+    /// The partitioner is the built-in one (`Producer::new`): `send` can
+    /// then place a record under the one lock it takes anyway.
+    builtin_partitioner: bool,
 }
 
 impl Drop for Handle {
@@ -137,6 +100,31 @@ fn closed_error(st: &crate::state::State) -> Error {
     }
 }
 
+/// Where a record goes: the partition chosen (checked against the
+/// topic's count) or, for `None`, the sticky partition.
+fn placement(topic: &str, chosen: Option<i32>, partitions: usize) -> Result<Placement, Error> {
+    match chosen {
+        Some(p) if p < 0 || p as usize >= partitions => Err(Error::InvalidPartition {
+            topic: topic.to_string(),
+            partition: p,
+            partitions,
+        }),
+        Some(p) => Ok(Placement::Partition(p)),
+        None => Ok(Placement::Sticky),
+    }
+}
+
+/// What `Producer::append` needs besides the record.
+struct Appending {
+    placement: Placement,
+    partitions: usize,
+    size: usize,
+    timestamp: i64,
+    /// The time if already read (after a wait); otherwise read only if the
+    /// record starts a batch.
+    now: Option<Instant>,
+}
+
 fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -148,13 +136,21 @@ impl Producer {
     /// Validate the config and start the background task.
     pub fn new(config: ProducerConfig) -> Result<Producer, Error> {
         let ignore_keys = config.partitioner_ignore_keys;
-        Self::with_partitioner(config, Arc::new(DefaultPartitioner { ignore_keys }))
+        Self::start(config, Arc::new(DefaultPartitioner { ignore_keys }), true)
     }
 
     /// Like [`Producer::new`], with a custom partitioner.
     pub fn with_partitioner(
         config: ProducerConfig,
         partitioner: Arc<dyn Partitioner>,
+    ) -> Result<Producer, Error> {
+        Self::start(config, partitioner, false)
+    }
+
+    fn start(
+        config: ProducerConfig,
+        partitioner: Arc<dyn Partitioner>,
+        builtin_partitioner: bool,
     ) -> Result<Producer, Error> {
         config.validate()?;
         let rt = tokio::runtime::Handle::try_current().map_err(|_| {
@@ -168,7 +164,10 @@ impl Producer {
         let guard = TaskGuard::new(shared.clone(), &mut shared.lock());
         rt.spawn(driver::run(shared.clone(), guard));
         Ok(Producer {
-            handle: Arc::new(Handle { shared }),
+            handle: Arc::new(Handle {
+                shared,
+                builtin_partitioner,
+            }),
         })
     }
 
@@ -187,9 +186,8 @@ impl Producer {
     /// available within `max.block.ms`, the buffer stays full for
     /// `max.block.ms`, the partition does not exist, or the producer is closed.
     pub async fn send(&self, record: Record) -> Result<DeliveryFuture, Error> {
-        let (tx, rx) = oneshot::channel();
-        self.enqueue(record, move || Completion::future(tx)).await?;
-        Ok(DeliveryFuture { rx })
+        let handle = self.enqueue(record, Completion::future).await?;
+        Ok(handle.expect("an awaited record gets a handle"))
     }
 
     /// Buffer a record; `callback` gets its outcome. Callbacks of one
@@ -203,18 +201,21 @@ impl Producer {
         F: FnOnce(Result<RecordMetadata, Error>) + Send + 'static,
     {
         let cb: Callback = Box::new(callback);
-        self.enqueue(record, move || Completion::callback(cb)).await
+        self.enqueue(record, move || Completion::callback(cb))
+            .await
+            .map(drop)
     }
 
     /// Buffer `record`; `completion` makes its outcome's destination, and
     /// is called only once the record is sure to be buffered: a
     /// `Completion` answers even when dropped (the producer's tasks gone),
-    /// and a `send` that fails must not also call the callback.
+    /// and a `send` that fails must not also call the callback. Returns the
+    /// record's handle if `completion` is `Completion::future`.
     async fn enqueue(
         &self,
         record: Record,
         completion: impl FnOnce() -> Completion,
-    ) -> Result<(), Error> {
+    ) -> Result<Option<DeliveryFuture>, Error> {
         let shared = self.shared();
         let cfg = &shared.config;
         if let Some(ts) = record.timestamp.filter(|ts| *ts < 0) {
@@ -224,7 +225,6 @@ impl Producer {
                  epoch (or none, for the send time)"
             )));
         }
-        let start = Instant::now();
         let size = estimated_size(record.key.as_ref(), record.value.as_ref(), &record.headers);
         // What the record holds of `buffer.memory` while buffered.
         let memory = size + RECORD_OVERHEAD;
@@ -242,6 +242,51 @@ impl Producer {
                 key: "buffer.memory",
             });
         }
+        let timestamp = record.timestamp.unwrap_or_else(now_ms);
+        // The common case takes the state lock once and reads no clock but
+        // the timestamp's: buffer memory is free, the topic's metadata is
+        // known, and the partition is given or the built-in partitioner's
+        // (its key hash is taken before the lock, its modulo under it).
+        let builtin = self.handle.builtin_partitioner;
+        let key_hash = match record.partition {
+            None if builtin && !cfg.partitioner_ignore_keys => {
+                record.key.as_deref().map(crate::partitioner::murmur2)
+            }
+            _ => None,
+        };
+        if (builtin || record.partition.is_some()) && self.try_take_memory(memory) {
+            let st = shared.lock();
+            let refused = if st.closing {
+                Some(closed_error(&st))
+            } else {
+                st.pid_error.clone()
+            };
+            if let Some(e) = refused {
+                return Err(self.refuse(st, memory, e));
+            }
+            if let Some(partitions) = st.meta.partitions(&record.topic) {
+                let chosen = match (record.partition, key_hash) {
+                    (Some(p), _) => Some(p),
+                    (None, Some(h)) => Some(crate::partitioner::partition_for_hash(h, partitions)),
+                    (None, None) => None,
+                };
+                let at = match placement(&record.topic, chosen, partitions) {
+                    Ok(placement) => Appending {
+                        placement,
+                        partitions,
+                        size,
+                        timestamp,
+                        now: None,
+                    },
+                    Err(e) => return Err(self.refuse(st, memory, e)),
+                };
+                return Ok(self.append(st, record, at, completion()));
+            }
+            // Not known yet: wait for it below, without holding memory.
+            drop(st);
+            shared.memory.add_permits(memory);
+        }
+        let start = Instant::now();
         // The slow paths (waiting for metadata or for buffer memory) are
         // boxed futures, made only when needed: the common case then moves
         // no large future state around per record.
@@ -265,72 +310,96 @@ impl Producer {
                 partitions,
             ),
         };
-        let placement = match chosen {
-            Some(p) if p < 0 || p as usize >= partitions => {
-                return Err(Error::InvalidPartition {
-                    topic: record.topic.to_string(),
-                    partition: p,
-                    partitions,
-                })
-            }
-            Some(p) => Placement::Partition(p),
-            None => Placement::Sticky,
+        let placement = placement(&record.topic, chosen, partitions)?;
+        let waited = if self.try_take_memory(memory) {
+            waited_for_metadata
+        } else {
+            let (p, back) = (self.clone(), self.clone());
+            self.slow_path(
+                async move { p.reserve_memory(memory, start).await },
+                move |()| back.shared().memory.add_permits(memory),
+            )
+            .await?;
+            true
         };
-        let waited = match shared.memory.try_acquire_many(memory as u32) {
+        let st = shared.lock();
+        if st.closing {
+            let e = closed_error(&st);
+            return Err(self.refuse(st, memory, e));
+        }
+        let at = Appending {
+            placement,
+            partitions,
+            size,
+            timestamp,
+            now: waited.then(Instant::now),
+        };
+        Ok(self.append(st, record, at, completion()))
+    }
+
+    /// Append a record, holding the state lock and its memory: it is
+    /// buffered from here on and its outcome is owed. Wakes a sender if
+    /// one must hear of it; returns the record's handle for
+    /// `Completion::future`.
+    fn append(
+        &self,
+        mut st: std::sync::MutexGuard<'_, crate::state::State>,
+        record: Record,
+        a: Appending,
+        completion: Completion,
+    ) -> Option<DeliveryFuture> {
+        let pending = PendingRecord {
+            key: record.key,
+            value: record.value,
+            headers: record.headers,
+            timestamp: a.timestamp,
+            completion,
+        };
+        let crate::state::State { acc, meta, .. } = &mut *st;
+        let (_, wake, handle) = acc.append(
+            &record.topic,
+            a.placement,
+            a.partitions,
+            pending,
+            a.size,
+            AppendAt {
+                now: a.now,
+                meta_generation: meta.generation,
+                available: match a.placement {
+                    Placement::Sticky => meta.available(&record.topic),
+                    Placement::Partition(_) => &[],
+                },
+            },
+        );
+        drop(st);
+        if wake {
+            self.shared().wake.notify_waiters();
+        }
+        handle
+    }
+
+    /// A record is refused after its memory was taken: give it back (the
+    /// lock released first) and return the error.
+    fn refuse(
+        &self,
+        st: std::sync::MutexGuard<'_, crate::state::State>,
+        memory: usize,
+        e: Error,
+    ) -> Error {
+        drop(st);
+        self.shared().memory.add_permits(memory);
+        e
+    }
+
+    /// Take `memory` bytes of `buffer.memory` if they are free now.
+    fn try_take_memory(&self, memory: usize) -> bool {
+        match self.shared().memory.try_acquire_many(memory as u32) {
             Ok(p) => {
                 p.forget();
-                waited_for_metadata
-            }
-            Err(_) => {
-                let (p, back) = (self.clone(), self.clone());
-                self.slow_path(
-                    async move { p.reserve_memory(memory, start).await },
-                    move |()| back.shared().memory.add_permits(memory),
-                )
-                .await?;
                 true
             }
-        };
-        let timestamp = record.timestamp.unwrap_or_else(now_ms);
-        let wake = {
-            let mut st = shared.lock();
-            if st.closing {
-                let e = closed_error(&st);
-                drop(st);
-                shared.memory.add_permits(memory);
-                return Err(e);
-            }
-            // Buffered from here on: the record's outcome is owed.
-            let pending = PendingRecord {
-                key: record.key,
-                value: record.value,
-                headers: record.headers,
-                timestamp,
-                completion: completion(),
-            };
-            let crate::state::State { acc, meta, .. } = &mut *st;
-            acc.append(
-                &record.topic,
-                placement,
-                partitions,
-                pending,
-                size,
-                AppendAt {
-                    // One clock read per record when nothing was waited for.
-                    now: if waited { Instant::now() } else { start },
-                    meta_generation: meta.generation,
-                    available: match placement {
-                        Placement::Sticky => meta.available(&record.topic),
-                        Placement::Partition(_) => &[],
-                    },
-                },
-            )
-            .1
-        };
-        if wake {
-            shared.wake.notify_waiters();
+            Err(_) => false,
         }
-        Ok(())
     }
 
     /// Run a slow path of `send` (waiting for metadata or memory, with

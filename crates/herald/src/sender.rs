@@ -14,10 +14,11 @@ use std::time::{Duration, Instant};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 
 use crate::backoff::backoff;
-use crate::batch::{Outcomes, ProducerBatch};
+use crate::batch::ProducerBatch;
 use crate::compression::Compression;
 use crate::config::Acks;
 use crate::connection::{decode_response, Connection, InFlight};
+use crate::delivery::Outcomes;
 use crate::error::{
     classify_produce_code, code, fatal_before_append, refused_before_append, Disposition, Error,
     KafkaCode, TopicPartition,
@@ -154,9 +155,9 @@ pub(crate) fn apply(
     now: Instant,
 ) -> (Outcomes, Vec<Finished>) {
     let cfg = &shared.config;
-    // Room for every record at once: growing it batch by batch moved the
-    // outcomes already in it each time (5 % of the client's instructions).
-    let mut outcomes = Vec::with_capacity(batches.iter().map(|b| b.records.len()).sum());
+    // One entry per batch (its record list moved, nothing per record: this
+    // runs under the state lock).
+    let mut outcomes = Vec::with_capacity(batches.len());
     let mut finished = Vec::with_capacity(batches.len());
     for (mut b, d) in batches.into_iter().zip(decisions) {
         tracing::trace!(tp = %b.tp, seq = ?b.sequence.map(|s| (s.0.id, s.0.epoch, s.1)), unsure = b.unsure, decision = ?d, "applying");

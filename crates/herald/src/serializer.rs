@@ -9,8 +9,9 @@ use std::marker::PhantomData;
 use bytes::Bytes;
 use serde::Serialize;
 
+use crate::delivery::DeliveryFuture;
 use crate::error::Error;
-use crate::producer::{DeliveryFuture, Producer};
+use crate::producer::Producer;
 use crate::record::{Record, RecordMetadata};
 
 /// Turns a `T` into the bytes of a key or value.

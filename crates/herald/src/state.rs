@@ -12,9 +12,10 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::{Notify, Semaphore};
 
 use crate::accumulator::{Accumulator, Limits};
-use crate::batch::{deliver, Outcomes, ProducerBatch};
+use crate::batch::ProducerBatch;
 use crate::config::ProducerConfig;
 use crate::connection::Pool;
+use crate::delivery::{deliver, Outcomes};
 use crate::error::{Error, TopicPartition};
 use crate::idempotence::PidState;
 use crate::metadata::Metadata;
@@ -248,12 +249,12 @@ impl Shared {
     /// give their memory back. Finishing after delivering is what keeps a
     /// partition's outcomes in send order (see `accumulator`).
     pub(crate) fn complete(&self, outcomes: Outcomes, finished: Vec<Finished>) {
-        let failed = outcomes.iter().filter(|(_, o)| o.is_err()).count() as u64;
+        let (failed, delivered) = outcomes
+            .iter()
+            .map(|d| d.counts())
+            .fold((0, 0), |a, b| (a.0 + b.0, a.1 + b.1));
         Counters::add(&self.counters.records_failed, failed);
-        Counters::add(
-            &self.counters.records_delivered,
-            outcomes.len() as u64 - failed,
-        );
+        Counters::add(&self.counters.records_delivered, delivered);
         deliver(outcomes);
         if finished.is_empty() {
             return;

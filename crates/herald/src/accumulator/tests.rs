@@ -2,16 +2,14 @@
 
 use super::*;
 use crate::batch::Completion;
-use tokio::sync::oneshot;
 
 fn rec() -> PendingRecord {
-    let (tx, _rx) = oneshot::channel();
     PendingRecord {
         key: None,
         value: Some(bytes::Bytes::from_static(b"0123456789")),
         headers: vec![],
         timestamp: 0,
-        completion: Completion::future(tx),
+        completion: Completion::future(),
     }
 }
 
@@ -36,7 +34,7 @@ fn ctx(now: Instant) -> DrainContext {
 
 fn at(now: Instant) -> AppendAt<'static> {
     AppendAt {
-        now,
+        now: Some(now),
         meta_generation: 0,
         available: &[],
     }
@@ -83,7 +81,7 @@ fn a_sender_is_woken_only_when_it_would_not_look_in_time() {
     assert_eq!(a.drain(0, leader0, ctx(t0 + ms(18))).batches.len(), 1);
     a.sender_looks_at(0, Some(t0 + ms(18)));
     let fresh = AppendAt {
-        now: t0 + ms(18),
+        now: Some(t0 + ms(18)),
         meta_generation: 1,
         available: &[],
     };
@@ -98,7 +96,7 @@ fn a_sender_is_woken_only_when_it_would_not_look_in_time() {
 fn linger_then_send() {
     let t0 = Instant::now();
     let mut a = acc(1000);
-    let (p, wake) = a.append("t", Placement::Partition(0), 1, rec(), 31, at(t0));
+    let (p, wake, _) = a.append("t", Placement::Partition(0), 1, rec(), 31, at(t0));
     let tp = TopicPartition::new("t", p);
     assert!(wake, "a new batch wakes the sender");
     let d = a.drain(0, leader0, ctx(t0));
@@ -176,7 +174,7 @@ fn sticky_fills_one_partition_then_moves() {
     let mut a = acc(61 + 4 * 31);
     let mut parts = Vec::new();
     for _ in 0..40 {
-        let (p, _) = a.append("t", Placement::Sticky, 3, rec(), 31, at(t0));
+        let (p, _, _) = a.append("t", Placement::Sticky, 3, rec(), 31, at(t0));
         parts.push(p);
     }
     // Runs of exactly one batch (4 records), each on a new partition.
