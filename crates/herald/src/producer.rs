@@ -125,10 +125,13 @@ struct Appending {
     now: Option<Instant>,
 }
 
+/// The wall clock in milliseconds since the Unix epoch, the one clock read
+/// of a `send` (a record's default timestamp). Whole seconds and their
+/// milliseconds: `as_millis` goes through 128-bit arithmetic.
 fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
+        .map(|d| d.as_secs() as i64 * 1000 + i64::from(d.subsec_millis()))
         .unwrap_or(0)
 }
 
