@@ -44,6 +44,10 @@ impl Style {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum RdkApi {
+    /// `base` for throughput runs; `threaded` for latency runs, where
+    /// delivery reports polled every N sends would wait for the next poll
+    /// (up to N / rate) and count that wait as librdkafka's latency.
+    Auto,
     /// `BaseProducer`, polled (`poll(0)`) from the sending loop every
     /// `--rdk-poll-every` sends; a full queue is waited on by polling.
     Base,
@@ -116,7 +120,7 @@ pub struct Workload {
     #[arg(long, default_value_t = 100_000)]
     pub window: usize,
     /// librdkafka's producer type for the fire-and-forget and callback styles.
-    #[arg(long, value_enum, default_value = "base")]
+    #[arg(long, value_enum, default_value = "auto")]
     pub rdk_api: RdkApi,
     /// With `--rdk-api base`: `poll(0)` after every this many sends (100
     /// was librdkafka's best here: 1 polls too often, 10,000 lets delivery
@@ -345,13 +349,22 @@ impl Workload {
         self.latency || self.rate > 0
     }
 
+    /// librdkafka's producer type for this run.
+    pub fn rdk_api(&self) -> RdkApi {
+        match (self.rdk_api, self.timed()) {
+            (RdkApi::Auto, true) => RdkApi::Threaded,
+            (RdkApi::Auto, false) => RdkApi::Base,
+            (api, _) => api,
+        }
+    }
+
     /// Refuse what cannot be measured.
     pub fn check(&self) -> Result<(), String> {
-        if self.timed() && self.style == Style::FireAndForget {
+        if self.timed() && self.style != Style::Callback {
+            // Fire-and-forget has no outcome to time; awaited oldest first,
+            // a future's outcome is seen only when its turn comes.
             return Err(
-                "per-record latency (--latency or --rate) needs an outcome per record: \
-                        use --style callback or futures"
-                    .into(),
+                "per-record latency (--latency or --rate) is measured with --style callback".into(),
             );
         }
         if self.window == 0 {

@@ -36,13 +36,12 @@ pub fn run(bootstrap: &str, topic: &str, w: &Workload) -> Result<Figures, String
             if let Some(k) = keys.bytes(i) {
                 r = r.key(k);
             }
-            p.send(r)
-                .await
-                .map_err(|e| e.to_string())?
-                .await
-                .map_err(|e| e.to_string())?;
+            drop(p.send(r).await.map_err(|e| e.to_string())?);
         }
         p.flush().await;
+        if p.stats().records_failed > 0 {
+            return Err("herald: warm-up records failed".into());
+        }
         let failed_before = p.stats().records_failed;
         let (cpu0, _) = client::usage();
         let start = Instant::now();

@@ -273,6 +273,7 @@ fn workload_args(w: &Workload) -> Vec<String> {
     push(
         "rdk-api",
         match w.rdk_api {
+            client::RdkApi::Auto => "auto",
             client::RdkApi::Base => "base",
             client::RdkApi::Threaded => "threaded",
         }

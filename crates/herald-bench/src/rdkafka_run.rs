@@ -2,8 +2,15 @@
 //! competent librdkafka user would: `BaseProducer` polled from the sending
 //! loop (or `ThreadedProducer`, `--rdk-api`), `FutureProducer` for
 //! futures; no per-record allocation in the harness; a full queue waited on
-//! by polling (which serves the delivery reports that make room), never by
-//! sleeping.
+//! by polling (which serves the delivery reports that make room).
+//!
+//! `rdkafka`'s `poll(t)` serves events until `t` has passed (not until the
+//! first one, as C's `rd_kafka_poll` does), and hands librdkafka the time
+//! left in whole milliseconds, truncated: `poll(1 ms)` spins for most of
+//! its millisecond, and its `flush(t)` polls in slices of 100 ms, so a
+//! flush returns up to 100 ms after the last acknowledgement. So this
+//! harness waits with `poll(0)` (one event each) and a 50 µs pause between
+//! rounds, and flushes with `flush(0)` in the same loop.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -17,11 +24,14 @@ use rdkafka::{ClientConfig, ClientContext};
 
 use crate::client::{self, count, due, Figures, Latency, RdkApi, Style, Workload};
 
-/// How long a sender with a full queue polls (serving delivery reports,
-/// which free room) before trying again. `rdkafka`'s `poll(t)` serves
-/// events until `t` has passed; librdkafka's queue holds tens of
-/// milliseconds of records here, so its broker threads never run dry.
-const FULL_QUEUE_POLL: Duration = Duration::from_millis(1);
+/// The pause between rounds of polling while waiting (a full queue, a
+/// flush): short against the tens of milliseconds of records librdkafka's
+/// queue holds here, so its broker threads never run dry, and no spinning.
+const WAIT_PAUSE: Duration = Duration::from_micros(50);
+
+/// `poll(0)` calls per round: each serves at most one event (one
+/// partition's delivery reports, or one error).
+const POLLS_PER_ROUND: usize = 4;
 
 /// The settings: the workload's, and with `--batch-size` the equal
 /// settings (see `Workload::batch_size`).
@@ -41,6 +51,7 @@ fn config(bootstrap: &str, w: &Workload) -> ClientConfig {
         );
     if let Some(b) = w.batch_size {
         cfg.set("batch.size", b.to_string())
+            .set("batch.num.messages", "1000000")
             .set("queue.buffering.max.messages", "10000000")
             .set("partitioner", "murmur2_random");
     }
@@ -117,20 +128,23 @@ impl Rdk {
         }
     }
 
-    fn poll(&self, t: Duration) {
-        match self {
-            Rdk::Base(p) => p.poll(t),
-            Rdk::Threaded(p) => p.poll(t),
+    /// Serve what delivery reports are queued (a few events).
+    fn poll_round(&self) {
+        for _ in 0..POLLS_PER_ROUND {
+            match self {
+                Rdk::Base(p) => p.poll(Duration::ZERO),
+                Rdk::Threaded(p) => p.poll(Duration::ZERO),
+            }
         }
     }
 
+    /// Wait until every record has its outcome.
     fn flush(&self) -> Result<(), String> {
-        let t = Duration::from_secs(300);
-        match self {
-            Rdk::Base(p) => p.flush(t),
-            Rdk::Threaded(p) => p.flush(t),
-        }
-        .map_err(|e| format!("librdkafka flush: {e}"))
+        let flushed = || match self {
+            Rdk::Base(p) => p.flush(Duration::ZERO),
+            Rdk::Threaded(p) => p.flush(Duration::ZERO),
+        };
+        flush_by_polling(flushed, || self.poll_round())
     }
 
     fn context(&self) -> &Ctx {
@@ -150,9 +164,9 @@ pub fn run(bootstrap: &str, topic: &str, w: &Workload) -> Result<Figures, String
         style: w.style,
         latency: client::latency(w),
     };
-    let p = match w.rdk_api {
+    let p = match w.rdk_api() {
         RdkApi::Base => Rdk::Base(cfg.create_with_context(ctx).map_err(|e| e.to_string())?),
-        RdkApi::Threaded => Rdk::Threaded(cfg.create_with_context(ctx).map_err(|e| e.to_string())?),
+        _ => Rdk::Threaded(cfg.create_with_context(ctx).map_err(|e| e.to_string())?),
     };
     let (keys, values) = w.data()?;
     let send_range = |range: std::ops::Range<usize>, step: usize, start: Instant| {
@@ -172,7 +186,8 @@ pub fn run(bootstrap: &str, topic: &str, w: &Workload) -> Result<Figures, String
                     Ok(()) => break,
                     Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
                         rec = r;
-                        p.poll(FULL_QUEUE_POLL);
+                        p.poll_round();
+                        std::thread::sleep(WAIT_PAUSE);
                     }
                     Err((e, _)) => return Err(format!("librdkafka: {e}")),
                 }
@@ -180,7 +195,7 @@ pub fn run(bootstrap: &str, topic: &str, w: &Workload) -> Result<Figures, String
             since_poll += 1;
             if matches!(p, Rdk::Base(_)) && since_poll >= w.rdk_poll_every {
                 since_poll = 0;
-                p.poll(Duration::ZERO);
+                p.poll_round();
             }
         }
         Ok::<(), String>(())
@@ -254,8 +269,9 @@ fn run_futures(bootstrap: &str, topic: &str, w: &Workload) -> Result<Figures, St
                         Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
                             rec = r;
                             if waiting.is_empty() {
-                                // Another thread's records fill the queue.
-                                p.poll(FULL_QUEUE_POLL);
+                                // Another thread's records fill the queue:
+                                // its futures make room.
+                                tokio::time::sleep(WAIT_PAUSE).await;
                             } else {
                                 settle(waiting.pop_front(), latency).await;
                             }
@@ -284,8 +300,8 @@ fn run_futures(bootstrap: &str, topic: &str, w: &Workload) -> Result<Figures, St
             .into_iter()
             .try_for_each(|t| t.join().expect("sending thread panicked"))
     })?;
-    p.flush(Duration::from_secs(300))
-        .map_err(|e| format!("librdkafka flush: {e}"))?;
+    // Every future was awaited: nothing is left but the polling thread's.
+    flush_by_polling(|| p.flush(Duration::ZERO), || ())?;
     let took = start.elapsed();
     client::check_outcomes(
         "librdkafka",
@@ -309,4 +325,22 @@ async fn settle(
         }
         count(ok);
     }
+}
+
+/// `flush(0)` (which also tells librdkafka to send lingering batches now)
+/// until it succeeds, serving delivery reports between rounds; at most
+/// 300 s.
+fn flush_by_polling(
+    flushed: impl Fn() -> rdkafka::error::KafkaResult<()>,
+    poll: impl Fn(),
+) -> Result<(), String> {
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while flushed().is_err() {
+        if Instant::now() > deadline {
+            return Err("librdkafka: records still without an outcome after 300 s".into());
+        }
+        poll();
+        std::thread::sleep(WAIT_PAUSE);
+    }
+    Ok(())
 }

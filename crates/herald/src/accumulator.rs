@@ -179,8 +179,9 @@ impl Accumulator {
         }
     }
 
-    /// Append a record. Returns its partition and whether a sender should
-    /// look now (a batch was created or filled).
+    /// Append a record. Returns its partition, whether a sender should
+    /// look now (a batch was created or filled), and the record's handle if
+    /// it is awaited (`Completion::future`).
     pub(crate) fn append(
         &mut self,
         topic: &str,
@@ -340,7 +341,7 @@ impl Accumulator {
     }
 
     /// Per topic with queues: whether any of its partitions holds a batch
-    /// (queued or taken), and when a record was last appended to it.
+    /// (queued or taken), and when its newest batch was started.
     pub(crate) fn topic_use(&self) -> HashMap<&str, (bool, Option<Instant>)> {
         let mut out: HashMap<&str, (bool, Option<Instant>)> = HashMap::new();
         for (tp, q) in &self.queues {

@@ -30,18 +30,27 @@ enum Outcome {
 }
 
 /// The outcome cell of one batch's awaited records (and of both halves of
-/// a batch split after MESSAGE_TOO_LARGE): outcomes by the record's index
-/// in the batch, and the wakers of handles polled before theirs was known.
+/// a batch split after MESSAGE_TOO_LARGE): per record index, its outcome
+/// and the waker of a handle polled before the outcome was known.
 #[derive(Debug)]
 pub(crate) struct Slots {
     tp: TopicPartition,
-    state: Mutex<SlotState>,
+    state: Mutex<Vec<Entry>>,
 }
 
 #[derive(Debug, Default)]
-struct SlotState {
-    outcomes: Vec<Option<Outcome>>,
-    wakers: Vec<(u32, Waker)>,
+struct Entry {
+    outcome: Settled,
+    waker: Option<Waker>,
+}
+
+#[derive(Debug, Default)]
+enum Settled {
+    #[default]
+    Waiting,
+    Ready(Outcome),
+    /// Handed to the handle.
+    Taken,
 }
 
 impl Slots {
@@ -52,35 +61,29 @@ impl Slots {
         })
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, SlotState> {
+    /// The cell's entries, at least `len` of them.
+    fn lock(&self, len: usize) -> std::sync::MutexGuard<'_, Vec<Entry>> {
         // Nothing panics while holding it (no user code runs under it).
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+        let mut st = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        if st.len() < len {
+            st.resize_with(len, Entry::default);
+        }
+        st
     }
 
     /// Record the outcomes of the batch's awaited records, then wake the
     /// handles waiting for them.
-    fn settle(&self, records: impl Iterator<Item = (u32, Outcome)>) {
-        let woken = {
-            let mut st = self.lock();
+    fn settle(&self, records: impl Iterator<Item = (u32, Outcome)>, last: u32) {
+        let mut woken = Vec::new();
+        {
+            let mut st = self.lock(last as usize + 1);
             for (i, o) in records {
-                let i = i as usize;
-                if st.outcomes.len() <= i {
-                    st.outcomes.resize(i + 1, None);
-                }
-                st.outcomes[i] = Some(o);
+                let e = &mut st[i as usize];
+                e.outcome = Settled::Ready(o);
+                woken.extend(e.waker.take());
             }
-            if st.wakers.is_empty() {
-                Vec::new()
-            } else {
-                let SlotState { outcomes, wakers } = &mut *st;
-                let (ready, waiting) = std::mem::take(wakers)
-                    .into_iter()
-                    .partition(|(i, _)| outcomes.get(*i as usize).is_some_and(Option::is_some));
-                *wakers = waiting;
-                ready
-            }
-        };
-        for (_, w) in woken {
+        }
+        for w in woken {
             w.wake();
         }
     }
@@ -144,26 +147,33 @@ impl Future for DeliveryFuture {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let me = self.get_mut();
-        let mut st = me.slots.lock();
         let i = me.index as usize;
-        if let Some(o) = st.outcomes.get_mut(i).and_then(Option::take) {
-            drop(st);
-            let tp = &me.slots.tp;
-            return Poll::Ready(match o {
-                Outcome::Ok { offset, timestamp } => Ok(RecordMetadata {
-                    topic: tp.topic.clone(),
-                    partition: tp.partition,
-                    offset,
-                    timestamp,
-                }),
-                Outcome::Err(e) => Err((*e).clone()),
-            });
+        let mut st = me.slots.lock(i + 1);
+        let e = &mut st[i];
+        match std::mem::replace(&mut e.outcome, Settled::Taken) {
+            Settled::Ready(o) => {
+                drop(st);
+                let tp = &me.slots.tp;
+                Poll::Ready(match o {
+                    Outcome::Ok { offset, timestamp } => Ok(RecordMetadata {
+                        topic: tp.topic.clone(),
+                        partition: tp.partition,
+                        offset,
+                        timestamp,
+                    }),
+                    Outcome::Err(e) => Err((*e).clone()),
+                })
+            }
+            Settled::Waiting => {
+                e.outcome = Settled::Waiting;
+                match &mut e.waker {
+                    Some(w) => w.clone_from(cx.waker()),
+                    None => e.waker = Some(cx.waker().clone()),
+                }
+                Poll::Pending
+            }
+            Settled::Taken => panic!("DeliveryFuture polled after it completed"),
         }
-        match st.wakers.iter_mut().find(|(at, _)| *at == me.index) {
-            Some((_, w)) => w.clone_from(cx.waker()),
-            None => st.wakers.push((me.index, cx.waker().clone())),
-        }
-        Poll::Pending
     }
 }
 
@@ -248,18 +258,26 @@ impl Done {
 
     /// Hand every record its outcome: first the awaited ones (one lock of
     /// their cell for the whole batch, and none at all when every handle
-    /// was dropped), then the callbacks, in send order.
+    /// was dropped), then the callbacks, in send order. A batch's handles
+    /// thus resolve together, before its callbacks run.
     fn deliver_now(&mut self) {
         let records = std::mem::take(&mut self.records);
         if let Some(slots) = self.slots.take() {
             // When only this batch holds the cell, every handle was dropped
-            // (and none can be made any more): no one will read these.
+            // (and none can be made any more): no one will read these. (The
+            // halves of a split batch each hold it: they write theirs.)
             if Arc::strong_count(&slots) > 1 {
-                slots.settle(records.iter().enumerate().filter_map(|(i, r)| {
-                    r.completion
-                        .awaited()
-                        .map(|at| (at, self.outcome(i, r.timestamp)))
-                }));
+                let last = records.iter().filter_map(|r| r.completion.awaited()).max();
+                if let Some(last) = last {
+                    slots.settle(
+                        records.iter().enumerate().filter_map(|(i, r)| {
+                            r.completion
+                                .awaited()
+                                .map(|at| (at, self.outcome(i, r.timestamp)))
+                        }),
+                        last,
+                    );
+                }
             }
         }
         for (i, r) in records.into_iter().enumerate() {
@@ -292,5 +310,57 @@ impl Drop for Done {
 pub(crate) fn deliver(outcomes: Outcomes) {
     for mut d in outcomes {
         d.deliver_now();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// Counts its wake-ups.
+    struct Count(AtomicUsize);
+
+    impl Wake for Count {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    fn ok(offset: i64) -> Outcome {
+        Outcome::Ok {
+            offset,
+            timestamp: 7,
+        }
+    }
+
+    /// A handle polled before its outcome is woken once it is settled, and
+    /// resolves to its own record's outcome; one never polled is not
+    /// needed for the others; polling a finished handle is a bug, said so.
+    #[test]
+    fn handles_resolve_to_their_own_outcome_and_are_woken() {
+        let slots = Slots::new(TopicPartition::new("t", 2));
+        let mut early = DeliveryFuture::new(slots.clone(), 3);
+        let count = Arc::new(Count(AtomicUsize::new(0)));
+        let waker = Waker::from(count.clone());
+        let mut cx = Context::from_waker(&waker);
+        assert!(Pin::new(&mut early).poll(&mut cx).is_pending());
+        assert!(Pin::new(&mut early).poll(&mut cx).is_pending(), "polled twice: one waker");
+        let mut late = DeliveryFuture::new(slots.clone(), 0);
+        slots.settle([(0, ok(100)), (3, ok(103))].into_iter(), 3);
+        assert_eq!(count.0.load(Ordering::SeqCst), 1, "woken once");
+        let md = match Pin::new(&mut early).poll(&mut cx) {
+            Poll::Ready(r) => r.unwrap(),
+            Poll::Pending => panic!("settled"),
+        };
+        assert_eq!((&*md.topic, md.partition, md.offset, md.timestamp), ("t", 2, 103, 7));
+        match Pin::new(&mut late).poll(&mut cx) {
+            Poll::Ready(r) => assert_eq!(r.unwrap().offset, 100),
+            Poll::Pending => panic!("settled"),
+        }
+        let again = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let _ = Pin::new(&mut early).poll(&mut cx);
+        }));
+        assert!(again.is_err(), "a finished handle polled again panics");
     }
 }

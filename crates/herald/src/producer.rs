@@ -245,7 +245,6 @@ impl Producer {
                 key: "buffer.memory",
             });
         }
-        let timestamp = record.timestamp.unwrap_or_else(now_ms);
         // The common case takes the state lock once and reads no clock but
         // the timestamp's: buffer memory is free, the topic's metadata is
         // known, and the partition is given or the built-in partitioner's
@@ -258,6 +257,7 @@ impl Producer {
             _ => None,
         };
         if (builtin || record.partition.is_some()) && self.try_take_memory(memory) {
+            let timestamp = record.timestamp.unwrap_or_else(now_ms);
             let st = shared.lock();
             let refused = if st.closing {
                 Some(closed_error(&st))
@@ -325,6 +325,9 @@ impl Producer {
             .await?;
             true
         };
+        // Taken after the waits, as the Java client takes it after its
+        // metadata wait: the time the record was buffered.
+        let timestamp = record.timestamp.unwrap_or_else(now_ms);
         let st = shared.lock();
         if st.closing {
             let e = closed_error(&st);

@@ -352,7 +352,8 @@ struct Sent {
 /// The requests a sender has on the wire. If the sender's future is
 /// dropped (its runtime shut down, or it panicked), their batches were
 /// written and never answered: they fail as outcome-unknown, not as
-/// "not written" (a dropped `Completion` alone would say the latter).
+/// "not written" (a batch dropped with its records alone would say the
+/// latter).
 struct OnTheWire {
     shared: Arc<Shared>,
     sent: VecDeque<Sent>,

@@ -317,7 +317,7 @@ impl Finished {
 /// it runs. When the task ends without saying it is done (`finished`),
 /// its future was dropped: the runtime that ran it shut down, or it
 /// panicked. Then the producer is dead: everything still queued fails now
-/// (what the task held fails as its `Completion`s are dropped), waiters
+/// (what the task held fails as its batches are dropped), waiters
 /// are woken, and every later call fails at once instead of hanging.
 pub(crate) struct TaskGuard {
     shared: Arc<Shared>,
