@@ -345,7 +345,10 @@ mod tests {
         let waker = Waker::from(count.clone());
         let mut cx = Context::from_waker(&waker);
         assert!(Pin::new(&mut early).poll(&mut cx).is_pending());
-        assert!(Pin::new(&mut early).poll(&mut cx).is_pending(), "polled twice: one waker");
+        assert!(
+            Pin::new(&mut early).poll(&mut cx).is_pending(),
+            "polled twice: one waker"
+        );
         let mut late = DeliveryFuture::new(slots.clone(), 0);
         slots.settle([(0, ok(100)), (3, ok(103))].into_iter(), 3);
         assert_eq!(count.0.load(Ordering::SeqCst), 1, "woken once");
@@ -353,7 +356,10 @@ mod tests {
             Poll::Ready(r) => r.unwrap(),
             Poll::Pending => panic!("settled"),
         };
-        assert_eq!((&*md.topic, md.partition, md.offset, md.timestamp), ("t", 2, 103, 7));
+        assert_eq!(
+            (&*md.topic, md.partition, md.offset, md.timestamp),
+            ("t", 2, 103, 7)
+        );
         match Pin::new(&mut late).poll(&mut cx) {
             Poll::Ready(r) => assert_eq!(r.unwrap().offset, 100),
             Poll::Pending => panic!("settled"),
