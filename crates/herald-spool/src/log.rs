@@ -1,0 +1,426 @@
+//! The spool's directory: segment files, the checkpoint and the lock, and
+//! the synchronous operations on them (open with recovery, append a group,
+//! read back, checkpoint). The thread that batches appenders into groups
+//! and the forwarding to Kafka sit on top of this.
+//!
+//! ```text
+//! DIR/lock                         held (flock) by the one process using DIR
+//! DIR/cursor                       the checkpoint (checkpoint.rs)
+//! DIR/00000000000000000000.seg     segments, named by their first sequence (segment.rs)
+//! ```
+//!
+//! Sync order, and why each sync is where it is:
+//! - a group: one `write` of all its frames, then `fdatasync`, then the
+//!   appends are acknowledged (acknowledged means on disk);
+//! - a new segment: its header written and the file `fdatasync`ed, then the
+//!   directory `fsync`ed (its entry), before any record in it is
+//!   acknowledged: otherwise a power loss could forget the whole file;
+//! - a checkpoint: the slot written and `fdatasync`ed before any segment it
+//!   covers is unlinked, and the directory synced after the unlinks (an
+//!   unlink that did not survive is redone at the next open);
+//! - a failed `fdatasync` stops all appends (`SpoolError::Failed`): the
+//!   kernel may have dropped the pages, so retrying would claim durability
+//!   for data that may be gone.
+
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Write};
+use std::ops::Range;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+use crate::checkpoint;
+use crate::error::SpoolError;
+use crate::segment::{self, End};
+
+/// Settings of the on-disk log.
+#[derive(Debug, Clone)]
+pub struct LogConfig {
+    /// A segment is closed and a new one started past this many bytes.
+    pub segment_bytes: u64,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            segment_bytes: 64 << 20,
+        }
+    }
+}
+
+/// A segment file.
+#[derive(Debug, Clone)]
+struct Segment {
+    first_seq: u64,
+    records: u64,
+    bytes: u64,
+    path: PathBuf,
+}
+
+impl Segment {
+    fn end_seq(&self) -> u64 {
+        self.first_seq + self.records
+    }
+}
+
+/// What recovery did at open.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Recovery {
+    /// A torn tail cut off the last segment: (file, offset, why). Nothing
+    /// in it was acknowledged.
+    pub truncated: Option<(PathBuf, u64, String)>,
+    /// Segments below the checkpoint removed (an interrupted deletion).
+    pub removed: usize,
+}
+
+/// The open log of one spool directory.
+#[derive(Debug)]
+pub struct Log {
+    dir: PathBuf,
+    cfg: LogConfig,
+    _lock: File,
+    segments: Vec<Segment>,
+    /// The last segment, open for appending.
+    active: Option<File>,
+    next_seq: u64,
+    cursor: u64,
+    generation: u64,
+    failed: Option<String>,
+}
+
+fn segment_path(dir: &Path, first_seq: u64) -> PathBuf {
+    dir.join(format!("{first_seq:020}.seg"))
+}
+
+fn sync_dir(dir: &Path) -> Result<(), SpoolError> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| SpoolError::io(format!("syncing directory {}", dir.display()), e))
+}
+
+fn read_all(path: &Path) -> Result<Vec<u8>, SpoolError> {
+    let mut b = Vec::new();
+    File::open(path)
+        .and_then(|mut f| f.read_to_end(&mut b))
+        .map_err(|e| SpoolError::io(format!("reading {}", path.display()), e))?;
+    Ok(b)
+}
+
+impl Log {
+    /// Open (creating it if needed) and recover the log in `dir`.
+    pub fn open(dir: &Path, cfg: LogConfig) -> Result<(Log, Recovery), SpoolError> {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| SpoolError::io(format!("creating {}", dir.display()), e))?;
+        let lock_path = dir.join("lock");
+        let lock = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|e| SpoolError::io(format!("opening {}", lock_path.display()), e))?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(SpoolError::Locked {
+                    dir: dir.to_path_buf(),
+                })
+            }
+            Err(std::fs::TryLockError::Error(e)) => {
+                return Err(SpoolError::io(
+                    format!("locking {}", lock_path.display()),
+                    e,
+                ))
+            }
+        }
+        let cursor_path = dir.join("cursor");
+        let (generation, cursor) = if cursor_path.exists() {
+            checkpoint::newest(&read_all(&cursor_path)?).unwrap_or((0, 0))
+        } else {
+            (0, 0)
+        };
+        let mut names: Vec<(u64, PathBuf)> = std::fs::read_dir(dir)
+            .map_err(|e| SpoolError::io(format!("listing {}", dir.display()), e))?
+            .filter_map(|e| e.ok())
+            .filter_map(|e| {
+                let name = e.file_name().into_string().ok()?;
+                let seq = name.strip_suffix(".seg")?.parse().ok()?;
+                Some((seq, e.path()))
+            })
+            .collect();
+        names.sort();
+        let mut recovery = Recovery::default();
+        let mut segments: Vec<Segment> = Vec::new();
+        let count = names.len();
+        for (i, (first_seq, path)) in names.into_iter().enumerate() {
+            let last = i + 1 == count;
+            let bytes = read_all(&path)?;
+            let corrupt = |offset: u64, what: String| SpoolError::Corrupt {
+                file: path.clone(),
+                offset,
+                what,
+            };
+            if last && bytes.len() < segment::HEADER_LEN {
+                // A new segment is synced before anything in it is
+                // acknowledged: a torn header holds nothing acknowledged.
+                std::fs::remove_file(&path)
+                    .map_err(|e| SpoolError::io(format!("removing {}", path.display()), e))?;
+                sync_dir(dir)?;
+                recovery.truncated = Some((path, 0, "a segment header cut short".into()));
+                continue;
+            }
+            let named = segment::parse_header(&bytes).map_err(|w| corrupt(0, w))?;
+            if named != first_seq {
+                return Err(corrupt(
+                    0,
+                    format!("its header says it starts at record {named}, its name {first_seq}"),
+                ));
+            }
+            if let Some(prev) = segments.last() {
+                if prev.end_seq() != first_seq {
+                    return Err(corrupt(
+                        0,
+                        format!(
+                            "it starts at record {first_seq} but the segment before ends at {}",
+                            prev.end_seq()
+                        ),
+                    ));
+                }
+            }
+            let scan = segment::scan(&bytes, first_seq);
+            match scan.end {
+                End::Clean => {}
+                End::Torn { at, why } if last => {
+                    let f = OpenOptions::new()
+                        .write(true)
+                        .open(&path)
+                        .and_then(|f| f.set_len(at as u64).and(f.sync_data()))
+                        .map_err(|e| SpoolError::io(format!("truncating {}", path.display()), e));
+                    f?;
+                    recovery.truncated = Some((path.clone(), at as u64, why));
+                }
+                End::Torn { at, why } | End::Corrupt { at, why } => {
+                    return Err(corrupt(at as u64, why))
+                }
+            }
+            segments.push(Segment {
+                first_seq,
+                records: scan.records.len() as u64,
+                bytes: scan.valid_len as u64,
+                path,
+            });
+        }
+        let next_seq = segments.last().map_or(cursor, Segment::end_seq);
+        if cursor > next_seq {
+            return Err(SpoolError::Corrupt {
+                file: cursor_path,
+                offset: 0,
+                what: format!(
+                    "the checkpoint says records below {cursor} were delivered, but the \
+                     segments end at {next_seq}: acknowledged records are missing"
+                ),
+            });
+        }
+        let mut log = Log {
+            dir: dir.to_path_buf(),
+            cfg,
+            _lock: lock,
+            segments,
+            active: None,
+            next_seq,
+            cursor,
+            generation,
+            failed: None,
+        };
+        recovery.removed = log.remove_delivered()?;
+        if let Some(s) = log.segments.last() {
+            if s.bytes < log.cfg.segment_bytes {
+                log.active = Some(
+                    OpenOptions::new()
+                        .append(true)
+                        .open(&s.path)
+                        .map_err(|e| SpoolError::io(format!("opening {}", s.path.display()), e))?,
+                );
+            }
+        }
+        Ok((log, recovery))
+    }
+
+    /// The first record not yet delivered, and the next sequence to assign.
+    pub fn bounds(&self) -> Range<u64> {
+        self.cursor..self.next_seq
+    }
+
+    /// Bytes on disk in segments (the backlog, and delivered records not
+    /// yet removed with their segment).
+    pub fn disk_bytes(&self) -> u64 {
+        self.segments.iter().map(|s| s.bytes).sum()
+    }
+
+    /// Append one group of record payloads: one write, one `fdatasync`.
+    /// Returns their sequences once durable.
+    pub fn append(&mut self, payloads: &[Vec<u8>]) -> Result<Range<u64>, SpoolError> {
+        if let Some(why) = &self.failed {
+            return Err(SpoolError::Failed { why: why.clone() });
+        }
+        let first = self.next_seq;
+        let mut buf =
+            Vec::with_capacity(payloads.iter().map(|p| p.len() + segment::FRAME_LEN).sum());
+        for (i, p) in payloads.iter().enumerate() {
+            if p.len() > segment::MAX_PAYLOAD {
+                return Err(SpoolError::Invalid(format!(
+                    "a record of {} bytes (at most {})",
+                    p.len(),
+                    segment::MAX_PAYLOAD
+                )));
+            }
+            segment::put_frame(&mut buf, first + i as u64, p);
+        }
+        let full = self.segments.last().is_none_or(|s| {
+            self.active.is_none()
+                || (s.records > 0 && s.bytes + buf.len() as u64 > self.cfg.segment_bytes)
+        });
+        if full {
+            self.roll()?;
+        }
+        let seg = self
+            .segments
+            .last_mut()
+            .expect("a segment was just ensured");
+        let file = self.active.as_mut().expect("the active segment is open");
+        if let Err(e) = file.write_all(&buf) {
+            // Out of space, say: cut the partial group off again so the
+            // segment stays a whole number of frames, and fail this group.
+            let undo = file.set_len(seg.bytes).and(file.sync_data());
+            if let Err(u) = undo {
+                let why = format!(
+                    "writing {} failed ({e}) and undoing the partial write failed ({u})",
+                    seg.path.display()
+                );
+                self.failed = Some(why.clone());
+                return Err(SpoolError::Failed { why });
+            }
+            return Err(SpoolError::io(format!("writing {}", seg.path.display()), e));
+        }
+        if let Err(e) = file.sync_data() {
+            let why = format!("fdatasync of {} failed: {e}", seg.path.display());
+            self.failed = Some(why.clone());
+            return Err(SpoolError::Failed { why });
+        }
+        seg.bytes += buf.len() as u64;
+        seg.records += payloads.len() as u64;
+        self.next_seq += payloads.len() as u64;
+        Ok(first..self.next_seq)
+    }
+
+    /// Start a new segment at `next_seq`: header written and synced, then
+    /// the directory entry synced.
+    fn roll(&mut self) -> Result<(), SpoolError> {
+        let path = segment_path(&self.dir, self.next_seq);
+        let mut f = OpenOptions::new()
+            .create_new(true)
+            .append(true)
+            .open(&path)
+            .map_err(|e| SpoolError::io(format!("creating {}", path.display()), e))?;
+        let header = segment::header(self.next_seq);
+        let written = f.write_all(&header).and(f.sync_data());
+        if let Err(e) = written {
+            let _ = std::fs::remove_file(&path);
+            return Err(SpoolError::io(format!("writing {}", path.display()), e));
+        }
+        if let Err(e) = sync_dir(&self.dir) {
+            self.failed = Some(e.to_string());
+            return Err(SpoolError::Failed { why: e.to_string() });
+        }
+        self.segments.push(Segment {
+            first_seq: self.next_seq,
+            records: 0,
+            bytes: segment::HEADER_LEN as u64,
+            path,
+        });
+        self.active = Some(f);
+        Ok(())
+    }
+
+    /// Up to `max` records from sequence `from` on (within one segment),
+    /// read back from disk.
+    pub fn read_from(&self, from: u64, max: usize) -> Result<Vec<(u64, Vec<u8>)>, SpoolError> {
+        let Some(seg) = self
+            .segments
+            .iter()
+            .find(|s| s.first_seq <= from && from < s.end_seq())
+        else {
+            return Ok(Vec::new());
+        };
+        let mut bytes = read_all(&seg.path)?;
+        bytes.truncate(seg.bytes as usize);
+        let scan = segment::scan(&bytes, seg.first_seq);
+        if scan.records.len() as u64 != seg.records {
+            return Err(SpoolError::Corrupt {
+                file: seg.path.clone(),
+                offset: scan.valid_len as u64,
+                what: format!("{:?} while reading back", scan.end),
+            });
+        }
+        Ok(scan
+            .records
+            .into_iter()
+            .filter(|(s, _)| *s >= from)
+            .take(max)
+            .map(|(s, r)| (s, bytes[r].to_vec()))
+            .collect())
+    }
+
+    /// Every record below `cursor` was delivered: checkpoint it (durably),
+    /// then remove the segments it covers.
+    pub fn checkpoint(&mut self, cursor: u64) -> Result<usize, SpoolError> {
+        if cursor <= self.cursor {
+            return Ok(0);
+        }
+        let cursor = cursor.min(self.next_seq);
+        let path = self.dir.join("cursor");
+        let created = !path.exists();
+        let f = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|e| SpoolError::io(format!("opening {}", path.display()), e))?;
+        if created {
+            f.set_len(checkpoint::FILE_LEN as u64)
+                .and(f.sync_all())
+                .map_err(|e| SpoolError::io(format!("creating {}", path.display()), e))?;
+            sync_dir(&self.dir)?;
+        }
+        let generation = self.generation + 1;
+        let (at, slot) = checkpoint::slot(generation, cursor);
+        f.write_all_at(&slot, at as u64)
+            .map_err(|e| SpoolError::io(format!("writing {}", path.display()), e))?;
+        if let Err(e) = f.sync_data() {
+            let why = format!("fdatasync of {} failed: {e}", path.display());
+            self.failed = Some(why.clone());
+            return Err(SpoolError::Failed { why });
+        }
+        self.generation = generation;
+        self.cursor = cursor;
+        self.remove_delivered()
+    }
+
+    /// Remove the sealed segments every record of which is below the
+    /// cursor (never the active one), then sync the directory.
+    fn remove_delivered(&mut self) -> Result<usize, SpoolError> {
+        let keep_from = self
+            .segments
+            .iter()
+            .position(|s| s.end_seq() > self.cursor)
+            .unwrap_or(self.segments.len())
+            .min(self.segments.len().saturating_sub(1));
+        let gone: Vec<Segment> = self.segments.drain(..keep_from).collect();
+        for s in &gone {
+            std::fs::remove_file(&s.path)
+                .map_err(|e| SpoolError::io(format!("removing {}", s.path.display()), e))?;
+        }
+        if !gone.is_empty() {
+            sync_dir(&self.dir)?;
+        }
+        Ok(gone.len())
+    }
+}

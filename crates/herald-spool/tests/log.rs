@@ -1,0 +1,158 @@
+//! The on-disk log against a real directory: what comes back after a
+//! reopen, torn tails, damage, checkpoints, the lock. (The simulated
+//! filesystem with power losses, kill -9 loops and FUSE are issue 13's
+//! next steps.)
+
+use std::io::Write;
+use std::path::Path;
+
+use herald_spool::{Log, LogConfig, SpoolError};
+
+fn small() -> LogConfig {
+    LogConfig { segment_bytes: 300 }
+}
+
+fn payload(i: u64) -> Vec<u8> {
+    format!("record {i} {}", "x".repeat((i % 7) as usize)).into_bytes()
+}
+
+/// Append `n` records in groups of 3 (from the log's next sequence).
+fn fill(log: &mut Log, n: u64) {
+    let mut i = log.bounds().end;
+    let end = i + n;
+    while i < end {
+        let group: Vec<Vec<u8>> = (i..end.min(i + 3)).map(payload).collect();
+        let r = log.append(&group).unwrap();
+        assert_eq!(r.start, i);
+        i = r.end;
+    }
+}
+
+fn all(log: &Log) -> Vec<(u64, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut at = log.bounds().start;
+    loop {
+        let got = log.read_from(at, 1000).unwrap();
+        let Some(last) = got.last() else { break };
+        at = last.0 + 1;
+        out.extend(got);
+    }
+    out
+}
+
+fn segments(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut v: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "seg"))
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn appended_records_come_back_in_order_after_a_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let (mut log, rec) = Log::open(dir.path(), small()).unwrap();
+        assert_eq!(rec, Default::default());
+        fill(&mut log, 40);
+    }
+    assert!(segments(dir.path()).len() > 3, "small segments roll");
+    let (log, rec) = Log::open(dir.path(), small()).unwrap();
+    assert_eq!(rec.truncated, None);
+    assert_eq!(log.bounds(), 0..40);
+    let got = all(&log);
+    assert_eq!(got.len(), 40);
+    for (i, (seq, p)) in got.into_iter().enumerate() {
+        assert_eq!((seq, p), (i as u64, payload(i as u64)));
+    }
+}
+
+#[test]
+fn a_torn_tail_is_cut_off_and_appends_continue_after_it() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let (mut log, _) = Log::open(dir.path(), LogConfig::default()).unwrap();
+        fill(&mut log, 10);
+    }
+    let seg = segments(dir.path()).pop().unwrap();
+    let len = std::fs::metadata(&seg).unwrap().len();
+    // An 11th frame written halfway, then garbage: never acknowledged.
+    let mut f = std::fs::OpenOptions::new().append(true).open(&seg).unwrap();
+    f.write_all(&[0, 0, 0, 40, 0, 0, 0, 0, 0, 0, 0, 10, 1, 2])
+        .unwrap();
+    drop(f);
+    let (mut log, rec) = Log::open(dir.path(), LogConfig::default()).unwrap();
+    let (file, at, _) = rec.truncated.expect("the torn tail was cut");
+    assert_eq!((file, at), (seg.clone(), len));
+    assert_eq!(std::fs::metadata(&seg).unwrap().len(), len);
+    assert_eq!(log.bounds(), 0..10);
+    fill(&mut log, 5);
+    drop(log);
+    let (log, _) = Log::open(dir.path(), LogConfig::default()).unwrap();
+    assert_eq!(all(&log).len(), 15);
+}
+
+#[test]
+fn damage_before_good_records_refuses_to_open_and_names_the_place() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let (mut log, _) = Log::open(dir.path(), small()).unwrap();
+        fill(&mut log, 40);
+    }
+    let segs = segments(dir.path());
+    for (which, seg) in [("sealed", &segs[0]), ("last", segs.last().unwrap())] {
+        let good = std::fs::read(seg).unwrap();
+        let mut bad = good.clone();
+        // Inside the first record's payload (header 20 + frame 16).
+        bad[40] ^= 0x01;
+        std::fs::write(seg, &bad).unwrap();
+        let err = Log::open(dir.path(), small()).unwrap_err();
+        match &err {
+            SpoolError::Corrupt { file, offset, .. } => {
+                assert_eq!((file, *offset), (seg, 20), "{which}: {err}")
+            }
+            other => panic!("{which}: {other}"),
+        }
+        let text = err.to_string();
+        assert!(text.contains("repair") && text.contains(".seg"), "{text}");
+        std::fs::write(seg, &good).unwrap();
+    }
+    assert_eq!(all(&Log::open(dir.path(), small()).unwrap().0).len(), 40);
+}
+
+#[test]
+fn a_checkpoint_removes_delivered_segments_and_survives_a_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut log, _) = Log::open(dir.path(), small()).unwrap();
+    fill(&mut log, 40);
+    let before = segments(dir.path()).len();
+    let removed = log.checkpoint(25).unwrap();
+    assert!(removed > 0);
+    assert_eq!(segments(dir.path()).len(), before - removed);
+    drop(log);
+    let (log, _) = Log::open(dir.path(), small()).unwrap();
+    assert_eq!(log.bounds(), 25..40);
+    let got = all(&log);
+    assert_eq!(got.first().unwrap().0, 25);
+    assert_eq!(got.len(), 15);
+    // Everything delivered: only the active segment stays.
+    let mut log = log;
+    log.checkpoint(40).unwrap();
+    assert_eq!(segments(dir.path()).len(), 1);
+    drop(log);
+    let (mut log, _) = Log::open(dir.path(), small()).unwrap();
+    assert_eq!(log.bounds(), 40..40);
+    fill(&mut log, 2);
+    assert_eq!(log.bounds(), 40..42);
+}
+
+#[test]
+fn a_second_opener_is_refused_with_the_directory_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_log, _) = Log::open(dir.path(), small()).unwrap();
+    let err = Log::open(dir.path(), small()).unwrap_err();
+    assert!(matches!(err, SpoolError::Locked { .. }), "{err}");
+    assert!(err.to_string().contains("in use"), "{err}");
+}
