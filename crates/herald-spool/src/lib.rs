@@ -2,15 +2,17 @@
 //!
 //! Work in progress (issue 13). What exists: the on-disk log with its
 //! recovery rules (`log`), the segment format (`segment`), the checkpoint
-//! (`checkpoint`) and the record encoding (`codec`). Not yet: the group
-//! commit thread, forwarding through a `Producer`, dead letters, the
-//! `herald spool` commands. See DESIGN.md, "The spool".
+//! (`checkpoint`), the record encoding (`codec`) and the group-commit thread
+//! (`writer`). Not yet: forwarding through a `Producer`, `max.bytes`,
+//! dead letters, the `herald spool` commands. See DESIGN.md, "The spool".
 
 pub mod checkpoint;
 pub mod codec;
 mod error;
 pub mod log;
 pub mod segment;
+pub mod writer;
 
 pub use error::SpoolError;
 pub use log::{Log, LogConfig, Recovery};
+pub use writer::Writer;

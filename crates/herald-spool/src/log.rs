@@ -255,24 +255,37 @@ impl Log {
         self.segments.iter().map(|s| s.bytes).sum()
     }
 
-    /// Append one group of record payloads: one write, one `fdatasync`.
-    /// Returns their sequences once durable.
-    pub fn append(&mut self, payloads: &[Vec<u8>]) -> Result<Range<u64>, SpoolError> {
+    /// Append one group of atomic batches of record payloads: one write,
+    /// one `fdatasync`. Returns each batch's sequences once durable. Each
+    /// batch comes back whole after a crash, or not at all.
+    pub fn append(&mut self, batches: &[Vec<Vec<u8>>]) -> Result<Vec<Range<u64>>, SpoolError> {
         if let Some(why) = &self.failed {
             return Err(SpoolError::Failed { why: why.clone() });
         }
         let first = self.next_seq;
-        let mut buf =
-            Vec::with_capacity(payloads.iter().map(|p| p.len() + segment::FRAME_LEN).sum());
-        for (i, p) in payloads.iter().enumerate() {
-            if p.len() > segment::MAX_PAYLOAD {
-                return Err(SpoolError::Invalid(format!(
-                    "a record of {} bytes (at most {})",
-                    p.len(),
-                    segment::MAX_PAYLOAD
-                )));
+        let mut buf = Vec::with_capacity(
+            batches
+                .iter()
+                .flatten()
+                .map(|p| p.len() + segment::FRAME_LEN)
+                .sum(),
+        );
+        let mut ranges = Vec::with_capacity(batches.len());
+        let mut seq = first;
+        for batch in batches {
+            let start = seq;
+            for (i, p) in batch.iter().enumerate() {
+                if p.len() > segment::MAX_PAYLOAD {
+                    return Err(SpoolError::Invalid(format!(
+                        "a record of {} bytes (at most {})",
+                        p.len(),
+                        segment::MAX_PAYLOAD
+                    )));
+                }
+                segment::put_frame(&mut buf, seq, p, i + 1 < batch.len());
+                seq += 1;
             }
-            segment::put_frame(&mut buf, first + i as u64, p);
+            ranges.push(start..seq);
         }
         let full = self.segments.last().is_none_or(|s| {
             self.active.is_none()
@@ -306,9 +319,9 @@ impl Log {
             return Err(SpoolError::Failed { why });
         }
         seg.bytes += buf.len() as u64;
-        seg.records += payloads.len() as u64;
-        self.next_seq += payloads.len() as u64;
-        Ok(first..self.next_seq)
+        seg.records += seq - first;
+        self.next_seq = seq;
+        Ok(ranges)
     }
 
     /// Start a new segment at `next_seq`: header written and synced, then

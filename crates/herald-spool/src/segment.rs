@@ -3,11 +3,14 @@
 //!
 //! ```text
 //! header  (20 bytes): magic "HSPL" | version u32 = 1 | first sequence u64 | CRC-32C u32 of the 16 before
-//! frame   (16 bytes + payload): payload length u32 | sequence u64 | CRC-32C u32 of sequence and payload | payload
+//! frame   (16 bytes + payload): more (1 bit) + payload length (31 bits) u32 | sequence u64 |
+//!                                CRC-32C u32 of the length word, sequence and payload | payload
 //! ```
 //! All integers big-endian. The CRC covers the sequence, so stale bytes
 //! (an older frame left where a new one was being written) cannot pass as
-//! the record expected at that place.
+//! the record expected at that place. "More" marks a frame of an atomic
+//! batch with more frames after it: a scan keeps a batch whole or not at
+//! all (the frames of a batch cut short are part of the torn tail).
 
 use std::ops::Range;
 
@@ -50,15 +53,20 @@ pub fn parse_header(b: &[u8]) -> Result<u64, String> {
     Ok(u64::from_be_bytes(b[8..16].try_into().expect("8 bytes")))
 }
 
-fn frame_crc(seq: u64, payload: &[u8]) -> u32 {
-    crc32c::crc32c_append(crc32c::crc32c(&seq.to_be_bytes()), payload)
+const MORE: u32 = 1 << 31;
+
+fn frame_crc(word: u32, seq: u64, payload: &[u8]) -> u32 {
+    let head = crc32c::crc32c_append(crc32c::crc32c(&word.to_be_bytes()), &seq.to_be_bytes());
+    crc32c::crc32c_append(head, payload)
 }
 
-/// Append record `seq`'s frame to `out`.
-pub fn put_frame(out: &mut Vec<u8>, seq: u64, payload: &[u8]) {
-    out.extend_from_slice(&(payload.len() as u32).to_be_bytes());
+/// Append record `seq`'s frame to `out`; `more`: a frame of an atomic
+/// batch that is not its last.
+pub fn put_frame(out: &mut Vec<u8>, seq: u64, payload: &[u8], more: bool) {
+    let word = payload.len() as u32 | if more { MORE } else { 0 };
+    out.extend_from_slice(&word.to_be_bytes());
     out.extend_from_slice(&seq.to_be_bytes());
-    out.extend_from_slice(&frame_crc(seq, payload).to_be_bytes());
+    out.extend_from_slice(&frame_crc(word, seq, payload).to_be_bytes());
     out.extend_from_slice(payload);
 }
 
@@ -92,12 +100,14 @@ enum Bad {
     OutOfOrder(String),
 }
 
-/// The frame at `at`, if it is whole, checks, and is record `seq`.
-fn frame_at(b: &[u8], at: usize, seq: u64) -> Result<Range<usize>, Bad> {
+/// The frame at `at`, if it is whole, checks, and is record `seq`: its
+/// payload and its "more" flag.
+fn frame_at(b: &[u8], at: usize, seq: u64) -> Result<(Range<usize>, bool), Bad> {
     if b.len() - at < FRAME_LEN {
         return Err(Bad::Broken("a frame header cut short".into()));
     }
-    let len = u32::from_be_bytes(b[at..at + 4].try_into().expect("4 bytes")) as usize;
+    let word = u32::from_be_bytes(b[at..at + 4].try_into().expect("4 bytes"));
+    let len = (word & !MORE) as usize;
     let found = u64::from_be_bytes(b[at + 4..at + 12].try_into().expect("8 bytes"));
     let crc = u32::from_be_bytes(b[at + 12..at + 16].try_into().expect("4 bytes"));
     let start = at + FRAME_LEN;
@@ -106,7 +116,7 @@ fn frame_at(b: &[u8], at: usize, seq: u64) -> Result<Range<usize>, Bad> {
             "a frame of {len} bytes that does not fit"
         )));
     }
-    if crc != frame_crc(found, &b[start..start + len]) {
+    if crc != frame_crc(word, found, &b[start..start + len]) {
         return Err(Bad::Broken("a frame that fails its checksum".into()));
     }
     if found != seq {
@@ -114,7 +124,7 @@ fn frame_at(b: &[u8], at: usize, seq: u64) -> Result<Range<usize>, Bad> {
             "record {found} where record {seq} was expected"
         )));
     }
-    Ok(start..start + len)
+    Ok((start..start + len, word & MORE != 0))
 }
 
 /// Scan a segment's bytes (header included) whose first record is
@@ -126,43 +136,57 @@ pub fn scan(b: &[u8], first_seq: u64) -> Scan {
     let mut records = Vec::new();
     let mut at = HEADER_LEN.min(b.len());
     let mut seq = first_seq;
-    loop {
+    // Where the last whole batch ends, and its record count.
+    let (mut whole_len, mut whole_records) = (at, 0);
+    let end = loop {
         if at == b.len() {
-            return Scan {
-                records,
-                valid_len: at,
-                end: End::Clean,
-            };
+            break End::Clean;
         }
         match frame_at(b, at, seq) {
-            Ok(payload) => {
+            Ok((payload, more)) => {
                 at = payload.end;
                 records.push((seq, payload));
                 seq += 1;
-            }
-            Err(Bad::OutOfOrder(why)) => {
-                return Scan {
-                    records,
-                    valid_len: at,
-                    end: End::Corrupt { at, why },
+                if !more {
+                    (whole_len, whole_records) = (at, records.len());
                 }
             }
+            Err(Bad::OutOfOrder(why)) => break End::Corrupt { at, why },
             Err(Bad::Broken(why)) => {
                 let next = (seq + 1).to_be_bytes();
                 let later = (at + 1..b.len().saturating_sub(FRAME_LEN - 1))
                     .any(|o| b[o + 4..o + 12] == next && frame_at(b, o, seq + 1).is_ok());
-                let end = if later {
+                break if later {
                     End::Corrupt { at, why }
                 } else {
                     End::Torn { at, why }
                 };
-                return Scan {
-                    records,
-                    valid_len: at,
-                    end,
-                };
             }
         }
+    };
+    match end {
+        // The frames of a batch cut short go with the torn tail.
+        End::Clean | End::Torn { .. } if whole_records < records.len() => {
+            records.truncate(whole_records);
+            Scan {
+                records,
+                valid_len: whole_len,
+                end: End::Torn {
+                    at: whole_len,
+                    why: "an atomic batch cut short".into(),
+                },
+            }
+        }
+        End::Corrupt { at, why } => Scan {
+            records,
+            valid_len: at,
+            end: End::Corrupt { at, why },
+        },
+        end => Scan {
+            records,
+            valid_len: whole_len,
+            end,
+        },
     }
 }
 
@@ -175,7 +199,7 @@ mod tests {
         let mut starts = Vec::new();
         for (i, p) in payloads.iter().enumerate() {
             starts.push(b.len());
-            put_frame(&mut b, first + i as u64, p);
+            put_frame(&mut b, first + i as u64, p, false);
         }
         (b, starts)
     }
@@ -235,9 +259,9 @@ mod tests {
     #[test]
     fn a_gap_in_sequences_is_corruption() {
         let mut b = header(0).to_vec();
-        put_frame(&mut b, 0, b"a");
-        put_frame(&mut b, 2, b"c");
-        put_frame(&mut b, 3, b"d");
+        put_frame(&mut b, 0, b"a", false);
+        put_frame(&mut b, 2, b"c", false);
+        put_frame(&mut b, 3, b"d", false);
         let s = scan(&b, 0);
         assert!(
             matches!(s.end, End::Corrupt { ref why, .. } if why.contains("record 2 where record 1")),
@@ -245,6 +269,25 @@ mod tests {
             s.end
         );
         assert_eq!(s.records.len(), 1);
+    }
+
+    /// A batch is kept whole or not at all: cut anywhere inside it, its
+    /// first frames go with the torn tail.
+    #[test]
+    fn an_atomic_batch_cut_short_is_dropped_whole() {
+        let mut b = header(0).to_vec();
+        put_frame(&mut b, 0, b"alone", false);
+        let batch_at = b.len();
+        put_frame(&mut b, 1, b"one", true);
+        put_frame(&mut b, 2, b"two", true);
+        put_frame(&mut b, 3, b"three", false);
+        assert_eq!(scan(&b, 0).records.len(), 4);
+        for cut in batch_at + 1..b.len() {
+            let s = scan(&b[..cut], 0);
+            assert_eq!(s.records.len(), 1, "cut at {cut}");
+            assert_eq!(s.valid_len, batch_at);
+            assert!(matches!(s.end, End::Torn { at, .. } if at == batch_at));
+        }
     }
 
     #[test]

@@ -22,7 +22,7 @@ fn fill(log: &mut Log, n: u64) {
     let end = i + n;
     while i < end {
         let group: Vec<Vec<u8>> = (i..end.min(i + 3)).map(payload).collect();
-        let r = log.append(&group).unwrap();
+        let r = log.append(&[group]).unwrap().remove(0);
         assert_eq!(r.start, i);
         i = r.end;
     }
