@@ -1,0 +1,343 @@
+//! The spool: appends made durable on disk (the log thread, `writer`),
+//! then forwarded to Kafka in append order through an idempotent producer
+//! that never gives up on a record while Kafka is down; a record leaves the
+//! spool only once Kafka acknowledged it (or it was set aside as a dead
+//! letter because no resend can deliver it).
+
+use std::collections::VecDeque;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use herald::{Error as KafkaError, Producer, ProducerConfig, Record};
+use tokio::sync::Notify;
+
+use crate::codec;
+use crate::error::SpoolError;
+use crate::log::{Log, LogConfig, Recovery};
+use crate::segment;
+use crate::writer::Writer;
+
+/// The spool's settings.
+#[derive(Debug, Clone)]
+pub struct SpoolConfig {
+    pub log: LogConfig,
+    /// `max.bytes`: the bytes the segments may hold; an append that does not
+    /// fit fails with `SpoolError::Full` (nothing in the spool is dropped).
+    pub max_bytes: u64,
+    /// Records sent to Kafka and not yet acknowledged, at most (read back
+    /// from disk as they go: memory does not grow with the backlog).
+    pub window: usize,
+    /// How often the delivered cursor is checkpointed: after a crash, the
+    /// records Kafka acknowledged in the last interval are sent again.
+    pub checkpoint_interval: Duration,
+}
+
+impl Default for SpoolConfig {
+    fn default() -> Self {
+        SpoolConfig {
+            log: LogConfig::default(),
+            max_bytes: 1 << 30,
+            window: 10_000,
+            checkpoint_interval: Duration::from_secs(1),
+        }
+    }
+}
+
+/// What the spool holds and has done.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SpoolStats {
+    /// Records appended and not yet delivered (nor dead-lettered).
+    pub backlog_records: u64,
+    /// Bytes of segments on disk.
+    pub disk_bytes: u64,
+    /// Records Kafka acknowledged since the spool was opened.
+    pub delivered: u64,
+    /// Records set aside as dead letters since the spool was opened.
+    pub dead_letters: u64,
+}
+
+#[derive(Debug, Default)]
+struct Shared {
+    delivered: AtomicU64,
+    dead_letters: AtomicU64,
+    /// The first record not yet delivered or dead-lettered.
+    cursor: AtomicU64,
+    appended: Notify,
+    stop: AtomicBool,
+    stopped: Notify,
+}
+
+/// A durable queue in front of a Kafka producer. Create it inside a tokio
+/// runtime (its forwarding task runs there).
+#[derive(Debug)]
+pub struct Spool {
+    writer: Arc<Writer>,
+    shared: Arc<Shared>,
+    cfg: SpoolConfig,
+    task: Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+/// The forwarding producer's settings: the caller's, made to hold records
+/// as long as Kafka is away (the spool, not a timeout, decides when a
+/// record is given up) and idempotent (no repeats while the process lives).
+pub fn forwarding_config(mut cfg: ProducerConfig) -> ProducerConfig {
+    cfg.delivery_timeout = Duration::from_millis(i32::MAX as u64);
+    cfg.enable_idempotence = true;
+    cfg
+}
+
+impl Spool {
+    /// Open (recovering) the spool in `dir` and start forwarding what it
+    /// holds through a producer made with `producer` (see
+    /// [`forwarding_config`]).
+    pub fn open(
+        dir: &Path,
+        cfg: SpoolConfig,
+        producer: ProducerConfig,
+    ) -> Result<(Spool, Recovery), SpoolError> {
+        let producer = Producer::new(forwarding_config(producer))
+            .map_err(|e| SpoolError::Invalid(format!("the forwarding producer's settings: {e}")))?;
+        let (log, recovery) = Log::open(dir, cfg.log.clone())?;
+        let writer = Arc::new(Writer::start(log));
+        let shared = Arc::new(Shared::default());
+        shared.cursor.store(
+            writer.stats.cursor.load(Ordering::Relaxed),
+            Ordering::Relaxed,
+        );
+        let task = tokio::spawn(forward(
+            writer.clone(),
+            shared.clone(),
+            producer,
+            cfg.clone(),
+            dir.join("dead-letters"),
+        ));
+        Ok((
+            Spool {
+                writer,
+                shared,
+                cfg,
+                task: Mutex::new(Some(task)),
+            },
+            recovery,
+        ))
+    }
+
+    /// Append one record; returns its sequence once it is durable.
+    pub async fn append(&self, record: &Record) -> Result<u64, SpoolError> {
+        self.append_batch(std::slice::from_ref(record))
+            .await
+            .map(|r| r.start)
+    }
+
+    /// Append records atomically: all durable, or none (after a crash too).
+    pub async fn append_batch(&self, records: &[Record]) -> Result<Range<u64>, SpoolError> {
+        let mut batch = Vec::with_capacity(records.len());
+        for r in records {
+            let mut b = Vec::new();
+            codec::encode(r, &mut b).map_err(SpoolError::Invalid)?;
+            batch.push(b);
+        }
+        let needed: u64 = batch
+            .iter()
+            .map(|b| (b.len() + segment::FRAME_LEN) as u64)
+            .sum();
+        let used = self.writer.stats.disk_bytes.load(Ordering::Relaxed);
+        if used + needed > self.cfg.max_bytes {
+            return Err(SpoolError::Full {
+                needed,
+                backlog: used,
+                max_bytes: self.cfg.max_bytes,
+            });
+        }
+        let r = self.writer.append(batch).await?;
+        self.shared.appended.notify_one();
+        Ok(r)
+    }
+
+    pub fn stats(&self) -> SpoolStats {
+        let next = self.writer.stats.next_seq.load(Ordering::Relaxed);
+        SpoolStats {
+            backlog_records: next.saturating_sub(self.shared.cursor.load(Ordering::Relaxed)),
+            disk_bytes: self.writer.stats.disk_bytes.load(Ordering::Relaxed),
+            delivered: self.shared.delivered.load(Ordering::Relaxed),
+            dead_letters: self.shared.dead_letters.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Stop forwarding (what Kafka has not acknowledged stays on disk for
+    /// the next open), checkpoint what was delivered, and release the
+    /// directory. Waits up to `timeout` for the forwarding task.
+    pub async fn close(&self, timeout: Duration) -> Result<(), SpoolError> {
+        self.shared.stop.store(true, Ordering::Relaxed);
+        self.shared.appended.notify_one();
+        self.shared.stopped.notify_one();
+        let task = self.task.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(t) = task {
+            if tokio::time::timeout(timeout, t).await.is_err() {
+                return Err(SpoolError::Io {
+                    what: "closing the spool".into(),
+                    error: format!("forwarding did not stop within {timeout:?}"),
+                });
+            }
+        }
+        let writer = self.writer.clone();
+        tokio::task::spawn_blocking(move || writer.close())
+            .await
+            .map_err(|e| SpoolError::io("closing the spool", std::io::Error::other(e)))
+    }
+}
+
+/// Whether no resend can deliver a record that failed with `e` (it goes
+/// to the dead letters); otherwise the spool holds back and tries again.
+fn never_deliverable(e: &KafkaError) -> bool {
+    matches!(
+        e.reason(),
+        KafkaError::RecordTooLarge { .. }
+            | KafkaError::InvalidRecord(_)
+            | KafkaError::InvalidPartition { .. }
+            | KafkaError::Serialization(_)
+    ) || (matches!(e.reason(), KafkaError::Broker { .. }) && !e.is_retriable())
+}
+
+/// Append a dead letter (the reason, then the record's spooled bytes) as a
+/// frame of `DIR/dead-letters`, synced before the cursor may pass it.
+fn dead_letter(path: &PathBuf, seq: u64, payload: &[u8], why: &str) -> Result<(), SpoolError> {
+    use std::io::Write;
+    let mut body = (why.len() as u32).to_be_bytes().to_vec();
+    body.extend_from_slice(why.as_bytes());
+    body.extend_from_slice(payload);
+    let mut frame = Vec::new();
+    segment::put_frame(&mut frame, seq, &body, false);
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(|e| SpoolError::io(format!("opening {}", path.display()), e))?;
+    f.write_all(&frame)
+        .and(f.sync_data())
+        .map_err(|e| SpoolError::io(format!("writing {}", path.display()), e))
+}
+
+/// A record sent and not yet answered.
+enum InFlight {
+    Sent(herald::DeliveryFuture, Vec<u8>),
+    Dead,
+}
+
+async fn forward(
+    writer: Arc<Writer>,
+    shared: Arc<Shared>,
+    producer: Producer,
+    cfg: SpoolConfig,
+    dead_path: PathBuf,
+) {
+    let mut cursor = shared.cursor.load(Ordering::Relaxed);
+    let mut next_read = cursor;
+    let mut window: VecDeque<(u64, InFlight)> = VecDeque::new();
+    let mut checkpointed = cursor;
+    let mut last_checkpoint = Instant::now();
+    let mut backoff = Duration::from_millis(50);
+    'run: loop {
+        // Fill the window from disk, in order.
+        while window.len() < cfg.window && !shared.stop.load(Ordering::Relaxed) {
+            if next_read >= writer.stats.next_seq.load(Ordering::Relaxed) {
+                break;
+            }
+            let want = (cfg.window - window.len()).min(1000);
+            let Ok(records) = writer.read(next_read, want).await else {
+                break 'run;
+            };
+            if records.is_empty() {
+                break;
+            }
+            for (seq, payload) in records {
+                let entry = match codec::decode(&payload) {
+                    Err(why) => {
+                        if dead_letter(&dead_path, seq, &payload, &why).is_err() {
+                            break 'run;
+                        }
+                        InFlight::Dead
+                    }
+                    Ok(rec) => loop {
+                        match producer.send(rec.clone()).await {
+                            Ok(h) => {
+                                backoff = Duration::from_millis(50);
+                                break InFlight::Sent(h, payload);
+                            }
+                            Err(e) if never_deliverable(&e) => {
+                                if dead_letter(&dead_path, seq, &payload, &e.to_string()).is_err() {
+                                    break 'run;
+                                }
+                                break InFlight::Dead;
+                            }
+                            // Kafka away, buffer full, no metadata yet: hold
+                            // back and try the same record again.
+                            Err(_) => {
+                                if shared.stop.load(Ordering::Relaxed) {
+                                    break 'run;
+                                }
+                                tokio::time::sleep(backoff).await;
+                                backoff = (backoff * 2).min(Duration::from_secs(5));
+                            }
+                        }
+                    },
+                };
+                window.push_back((seq, entry));
+                next_read = seq + 1;
+            }
+        }
+        // Answers, oldest first: the cursor moves over a record only once
+        // it and every record before it are settled.
+        let Some((seq, entry)) = window.pop_front() else {
+            if shared.stop.load(Ordering::Relaxed) {
+                break;
+            }
+            let _ = tokio::time::timeout(cfg.checkpoint_interval, shared.appended.notified()).await;
+            if cursor > checkpointed && writer.checkpoint(cursor).await.is_ok() {
+                checkpointed = cursor;
+                last_checkpoint = Instant::now();
+            }
+            continue;
+        };
+        match entry {
+            InFlight::Dead => {
+                shared.dead_letters.fetch_add(1, Ordering::Relaxed);
+            }
+            InFlight::Sent(h, payload) => {
+                let outcome = tokio::select! {
+                    r = h => r,
+                    _ = shared.stopped.notified() => break,
+                };
+                match outcome {
+                    Ok(_) => {
+                        shared.delivered.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Err(e) if never_deliverable(&e) => {
+                        if dead_letter(&dead_path, seq, &payload, &e.to_string()).is_err() {
+                            break;
+                        }
+                        shared.dead_letters.fetch_add(1, Ordering::Relaxed);
+                    }
+                    // The producer gave up (closed, or its tasks died): the
+                    // record stays on disk for the next open.
+                    Err(_) => break,
+                }
+            }
+        }
+        cursor = seq + 1;
+        shared.cursor.store(cursor, Ordering::Relaxed);
+        if last_checkpoint.elapsed() >= cfg.checkpoint_interval
+            && writer.checkpoint(cursor).await.is_ok()
+        {
+            checkpointed = cursor;
+            last_checkpoint = Instant::now();
+        }
+    }
+    if cursor > checkpointed {
+        let _ = writer.checkpoint(cursor).await;
+    }
+    let _ = producer.close(Duration::from_secs(1)).await;
+}

@@ -1,0 +1,220 @@
+//! Forwarding against the mock broker: everything appended reaches Kafka
+//! in append order per partition, leaves the disk once acknowledged, and a
+//! record no resend can deliver goes to the dead letters without blocking
+//! the rest.
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use herald::{ProducerConfig, Record};
+use herald_spool::{LogConfig, Spool, SpoolConfig, SpoolError};
+use herald_test_support::MockBroker;
+
+async fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !done() {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn cfg() -> SpoolConfig {
+    SpoolConfig {
+        log: LogConfig {
+            segment_bytes: 4096,
+        },
+        checkpoint_interval: Duration::from_millis(50),
+        ..SpoolConfig::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn appended_records_reach_kafka_in_order_and_leave_the_disk() {
+    let mock = MockBroker::start();
+    mock.create_topic("events", 3);
+    let dir = tempfile::tempdir().unwrap();
+    let (spool, _) =
+        Spool::open(dir.path(), cfg(), ProducerConfig::new(&mock.bootstrap())).unwrap();
+    const N: u64 = 600;
+    for i in 0..N {
+        let r = Record::new("events", Bytes::from(format!("{i}")))
+            .key(Bytes::from(format!("key-{}", i % 7)))
+            .partition((i % 3) as i32);
+        if i % 50 == 0 {
+            // Some atomic batches among single appends.
+            let batch = [r.clone(), r.clone().partition(((i + 1) % 3) as i32)];
+            let got = spool.append_batch(&batch).await.unwrap();
+            assert_eq!(got.end - got.start, 2);
+        } else {
+            spool.append(&r).await.unwrap();
+        }
+    }
+    let total = N + N / 50;
+    wait_until("every record delivered", || {
+        spool.stats().delivered == total
+    })
+    .await;
+    // Per partition, the values are in append order.
+    let mut seen = 0;
+    for p in 0..3 {
+        let log = mock.log("events", p);
+        let values: Vec<u64> = log
+            .iter()
+            .map(|(_, v)| {
+                std::str::from_utf8(v.as_ref().unwrap())
+                    .unwrap()
+                    .parse()
+                    .unwrap()
+            })
+            .collect();
+        assert!(
+            values.windows(2).all(|w| w[0] <= w[1]),
+            "partition {p}: {values:?}"
+        );
+        seen += values.len() as u64;
+    }
+    assert_eq!(seen, total, "each record once");
+    wait_until("the backlog checkpointed away", || {
+        let s = spool.stats();
+        s.backlog_records == 0 && s.disk_bytes < 4096 + 2048
+    })
+    .await;
+    spool.close(Duration::from_secs(10)).await.unwrap();
+    let (spool, _) =
+        Spool::open(dir.path(), cfg(), ProducerConfig::new(&mock.bootstrap())).unwrap();
+    assert_eq!(spool.stats().backlog_records, 0, "nothing to send again");
+    spool.close(Duration::from_secs(10)).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_record_no_resend_can_deliver_is_a_dead_letter_and_the_rest_go_on() {
+    let mock = MockBroker::start();
+    mock.create_topic("events", 1);
+    let dir = tempfile::tempdir().unwrap();
+    let mut producer = ProducerConfig::new(&mock.bootstrap());
+    producer.set("max.request.size", "1000").unwrap();
+    let (spool, _) = Spool::open(dir.path(), cfg(), producer).unwrap();
+    spool
+        .append(&Record::new("events", Bytes::from_static(b"before")))
+        .await
+        .unwrap();
+    spool
+        .append(&Record::new("events", Bytes::from(vec![b'x'; 5000])))
+        .await
+        .unwrap();
+    spool
+        .append(&Record::new("events", Bytes::from_static(b"after")))
+        .await
+        .unwrap();
+    wait_until("two delivered, one dead letter", || {
+        let s = spool.stats();
+        s.delivered == 2 && s.dead_letters == 1
+    })
+    .await;
+    let values: Vec<_> = mock
+        .log("events", 0)
+        .into_iter()
+        .map(|(_, v)| v.unwrap())
+        .collect();
+    assert_eq!(
+        values,
+        [Bytes::from_static(b"before"), Bytes::from_static(b"after")]
+    );
+    let dead = std::fs::read(dir.path().join("dead-letters")).unwrap();
+    assert!(
+        String::from_utf8_lossy(&dead).contains("max.request.size"),
+        "the reason is kept with the record"
+    );
+    spool.close(Duration::from_secs(10)).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_spool_refuses_the_append_and_keeps_what_it_has() {
+    // No broker: nothing leaves the spool.
+    let dir = tempfile::tempdir().unwrap();
+    let small = SpoolConfig {
+        max_bytes: 2000,
+        ..cfg()
+    };
+    let mut producer = ProducerConfig::new("127.0.0.1:1");
+    producer.set("max.block.ms", "100").unwrap();
+    let (spool, _) = Spool::open(dir.path(), small.clone(), producer.clone()).unwrap();
+    let rec = Record::new("events", Bytes::from(vec![b'v'; 200]));
+    let mut kept = 0;
+    let err = loop {
+        match spool.append(&rec).await {
+            Ok(_) => kept += 1,
+            Err(e) => break e,
+        }
+        assert!(kept < 100, "the bound was never reached");
+    };
+    assert!(
+        matches!(
+            err,
+            SpoolError::Full {
+                max_bytes: 2000,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(
+        err.to_string().contains("full") && err.to_string().contains("nothing in it was dropped")
+    );
+    assert_eq!(spool.stats().backlog_records, kept);
+    spool.close(Duration::from_secs(10)).await.unwrap();
+    let (spool, _) = Spool::open(dir.path(), small, producer).unwrap();
+    assert_eq!(spool.stats().backlog_records, kept, "kept across a reopen");
+    spool.close(Duration::from_secs(10)).await.unwrap();
+}
+
+/// Kafka (Tansu) away for longer than the caller's `delivery.timeout.ms`:
+/// the spool keeps every record on disk and holds back, and delivers them
+/// all, in order, once Kafka answers again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_wait_out_an_outage_and_are_delivered_after_it() {
+    let (tansu, proxy) = herald_test_support::Tansu::start_behind_proxy();
+    tansu.create_topic("held", 1);
+    let dir = tempfile::tempdir().unwrap();
+    let mut producer = ProducerConfig::new(&proxy.addr());
+    // What a caller might set: the spool overrides it, so that a record
+    // is never given up while Kafka is away.
+    producer.set("delivery.timeout.ms", "1500").unwrap();
+    producer.set("request.timeout.ms", "500").unwrap();
+    producer.set("linger.ms", "0").unwrap();
+    let (spool, _) = Spool::open(dir.path(), cfg(), producer).unwrap();
+    spool
+        .append(&Record::new("held", Bytes::from_static(b"0")))
+        .await
+        .unwrap();
+    wait_until("the first record delivered", || {
+        spool.stats().delivered == 1
+    })
+    .await;
+    proxy.set_down(true);
+    for i in 1..=100u32 {
+        spool
+            .append(&Record::new("held", Bytes::from(i.to_string())))
+            .await
+            .unwrap();
+    }
+    // Twice the caller's delivery timeout with Kafka away.
+    tokio::time::sleep(Duration::from_millis(3000)).await;
+    let s = spool.stats();
+    assert_eq!(
+        (s.delivered, s.dead_letters),
+        (1, 0),
+        "nothing given up: {s:?}"
+    );
+    assert_eq!(s.backlog_records, 100);
+    proxy.set_down(false);
+    wait_until("the held records delivered", || {
+        spool.stats().delivered == 101
+    })
+    .await;
+    assert_eq!(spool.stats().dead_letters, 0);
+    spool.close(Duration::from_secs(10)).await.unwrap();
+}
