@@ -6,8 +6,8 @@
 //! (`writer`), and [`Spool`]: durable appends (`max.bytes` enforced),
 //! forwarding to Kafka in append order through an idempotent producer that
 //! never gives a record up while Kafka is away, removal only after Kafka's
-//! acknowledgement, dead letters. Not yet: the record id header, the
-//! `herald spool` commands, the crash tests (simulated filesystem, kill -9,
+//! acknowledgement, dead letters, the record id header ([`ID_HEADER`]). Not
+//! yet: the `herald spool` commands, the crash tests (simulated filesystem, kill -9,
 //! FUSE, ENOSPC) and the benchmark. See DESIGN.md, "The spool".
 //!
 //! ```no_run
@@ -36,5 +36,5 @@ pub mod writer;
 
 pub use error::SpoolError;
 pub use log::{Log, LogConfig, Recovery};
-pub use spool::{forwarding_config, Spool, SpoolConfig, SpoolStats};
+pub use spool::{forwarding_config, spool_id, with_id, Spool, SpoolConfig, SpoolStats, ID_HEADER};
 pub use writer::Writer;

@@ -80,6 +80,47 @@ pub struct Spool {
     task: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
+/// The header each forwarded record carries: the spool's id and the
+/// record's sequence in it (`ID:SEQ`), unique per record and the same on a
+/// resend, so a consumer drops repeats (records sent again after a crash,
+/// for the last checkpoint interval) by remembering the highest sequence
+/// seen per spool id.
+pub const ID_HEADER: &str = "herald.spool.id";
+
+/// `record` as forwarded: with its [`ID_HEADER`].
+pub fn with_id(mut record: Record, spool_id: &str, seq: u64) -> Record {
+    record.headers.push(herald::record::Header {
+        key: ID_HEADER.into(),
+        value: Some(bytes::Bytes::from(format!("{spool_id}:{seq}"))),
+    });
+    record
+}
+
+/// The spool's id, made at its first open and kept in `DIR/id` (written
+/// to a temporary file, synced, renamed, and the directory synced, so it
+/// never changes once a record may carry it).
+pub fn spool_id(dir: &Path) -> Result<String, SpoolError> {
+    let path = dir.join("id");
+    match std::fs::read_to_string(&path) {
+        Ok(id) if !id.trim().is_empty() => return Ok(id.trim().to_string()),
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(SpoolError::io(format!("reading {}", path.display()), e)),
+    }
+    let id = format!("{:032x}", rand::random::<u128>());
+    let tmp = dir.join("id.tmp");
+    let written = std::fs::File::create(&tmp).and_then(|mut f| {
+        use std::io::Write;
+        f.write_all(id.as_bytes())?;
+        f.sync_all()
+    });
+    written
+        .and_then(|()| std::fs::rename(&tmp, &path))
+        .and_then(|()| std::fs::File::open(dir)?.sync_all())
+        .map_err(|e| SpoolError::io(format!("writing {}", path.display()), e))?;
+    Ok(id)
+}
+
 /// The forwarding producer's settings: the caller's, made to hold records
 /// as long as Kafka is away (the spool, not a timeout, decides when a
 /// record is given up) and idempotent (no repeats while the process lives).
@@ -101,6 +142,7 @@ impl Spool {
         let producer = Producer::new(forwarding_config(producer))
             .map_err(|e| SpoolError::Invalid(format!("the forwarding producer's settings: {e}")))?;
         let (log, recovery) = Log::open(dir, cfg.log.clone())?;
+        let id = spool_id(dir)?;
         let writer = Arc::new(Writer::start(log));
         let shared = Arc::new(Shared::default());
         shared.cursor.store(
@@ -112,7 +154,7 @@ impl Spool {
             shared.clone(),
             producer,
             cfg.clone(),
-            dir.join("dead-letters"),
+            (id, dir.join("dead-letters")),
         ));
         Ok((
             Spool {
@@ -232,7 +274,7 @@ async fn forward(
     shared: Arc<Shared>,
     producer: Producer,
     cfg: SpoolConfig,
-    dead_path: PathBuf,
+    (id, dead_path): (String, PathBuf),
 ) {
     let mut cursor = shared.cursor.load(Ordering::Relaxed);
     let mut next_read = cursor;
@@ -262,7 +304,7 @@ async fn forward(
                         InFlight::Dead
                     }
                     Ok(rec) => loop {
-                        match producer.send(rec.clone()).await {
+                        match producer.send(with_id(rec.clone(), &id, seq)).await {
                             Ok(h) => {
                                 backoff = Duration::from_millis(50);
                                 break InFlight::Sent(h, payload);

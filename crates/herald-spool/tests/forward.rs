@@ -218,3 +218,23 @@ async fn records_wait_out_an_outage_and_are_delivered_after_it() {
     assert_eq!(spool.stats().dead_letters, 0);
     spool.close(Duration::from_secs(10)).await.unwrap();
 }
+
+/// Every forwarded record carries `herald.spool.id` = the spool's id and
+/// its sequence; the id is made once and kept across reopens.
+#[test]
+fn records_carry_the_spool_id_and_their_sequence_and_the_id_is_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let id = herald_spool::spool_id(dir.path()).unwrap();
+    assert_eq!(id.len(), 32);
+    assert_eq!(
+        herald_spool::spool_id(dir.path()).unwrap(),
+        id,
+        "the same on reopen"
+    );
+    let other = tempfile::tempdir().unwrap();
+    assert_ne!(herald_spool::spool_id(other.path()).unwrap(), id);
+    let r = herald_spool::with_id(Record::new("t", Bytes::from_static(b"v")), &id, 42);
+    let h = r.headers.last().unwrap();
+    assert_eq!(h.key, herald_spool::ID_HEADER);
+    assert_eq!(h.value.as_deref(), Some(format!("{id}:42").as_bytes()));
+}
