@@ -1,7 +1,9 @@
-//! `herald`: produce records, inspect metadata and administer topics from
+//! `herald`: produce records, inspect metadata, administer topics and look
+//! into spools from
 //! the command line, in the spirit of kcat. Argument parsing only; the work is in `commands`.
 
 mod commands;
+mod spool;
 mod topic;
 
 use std::process::ExitCode;
@@ -26,6 +28,9 @@ enum Command {
     /// Create, list, describe or delete topics.
     #[command(subcommand)]
     Topic(topic::TopicCommand),
+    /// Look into a spool directory (herald-spool).
+    #[command(subcommand)]
+    Spool(spool::SpoolCommand),
 }
 
 fn main() -> ExitCode {
@@ -52,6 +57,7 @@ fn main() -> ExitCode {
             Command::Produce(args) => commands::produce(args).await,
             Command::Metadata(args) => commands::metadata(args).await,
             Command::Topic(cmd) => topic::run(cmd).await,
+            Command::Spool(cmd) => spool::run(cmd),
         }
     })
 }

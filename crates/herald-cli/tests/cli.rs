@@ -381,3 +381,48 @@ fn readme_oauthbearer_and_aws_msk_iam_examples() {
         "{err}"
     );
 }
+
+/// `herald spool inspect DIR` shows the backlog and exits 0 on a sound
+/// spool; on a damaged one it says where and exits 1.
+#[test]
+fn spool_inspect_shows_the_backlog_and_the_damage() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let cfg = herald_spool::LogConfig {
+            segment_bytes: 1 << 20,
+        };
+        let (mut log, _) = herald_spool::Log::open(dir.path(), cfg).unwrap();
+        log.append(&[
+            vec![b"one".to_vec(), b"two".to_vec()],
+            vec![b"three".to_vec()],
+        ])
+        .unwrap();
+        log.checkpoint(1).unwrap();
+    }
+    let path = dir.path().to_str().unwrap();
+    let out = herald(&["spool", "inspect", path], None);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("backlog: 2 records") && text.contains("cursor: 1"),
+        "{text}"
+    );
+    let seg = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "seg"))
+        .unwrap();
+    let mut b = std::fs::read(&seg).unwrap();
+    b[37] ^= 1; // inside the first payload ("one"), good records after it
+    std::fs::write(&seg, &b).unwrap();
+    let out = herald(&["spool", "inspect", path], None);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("damaged at byte 20") && text.contains("DAMAGED"),
+        "{text}"
+    );
+    let out = herald(&["spool", "inspect", "/nonexistent/spool"], None);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not a directory"));
+}

@@ -29,12 +29,14 @@
 pub mod checkpoint;
 pub mod codec;
 mod error;
+pub mod inspect;
 pub mod log;
 pub mod segment;
 mod spool;
 pub mod writer;
 
 pub use error::SpoolError;
+pub use inspect::{inspect, Report};
 pub use log::{Log, LogConfig, Recovery};
 pub use spool::{forwarding_config, spool_id, with_id, Spool, SpoolConfig, SpoolStats, ID_HEADER};
 pub use writer::Writer;

@@ -70,6 +70,24 @@ pub fn put_frame(out: &mut Vec<u8>, seq: u64, payload: &[u8], more: bool) {
     out.extend_from_slice(payload);
 }
 
+/// The whole frames at the start of `b` (a file of frames without a
+/// header, such as the dead letters), each checked: their count.
+pub fn count_frames(b: &[u8]) -> usize {
+    let (mut at, mut n) = (0, 0);
+    while b.len() - at >= FRAME_LEN {
+        let word = u32::from_be_bytes(b[at..at + 4].try_into().expect("4 bytes"));
+        let seq = u64::from_be_bytes(b[at + 4..at + 12].try_into().expect("8 bytes"));
+        match frame_at(b, at, seq) {
+            Ok((payload, _)) if word & !MORE == payload.len() as u32 => {
+                at = payload.end;
+                n += 1;
+            }
+            _ => break,
+        }
+    }
+    n
+}
+
 /// How a scan ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum End {

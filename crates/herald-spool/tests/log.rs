@@ -156,3 +156,35 @@ fn a_second_opener_is_refused_with_the_directory_named() {
     assert!(matches!(err, SpoolError::Locked { .. }), "{err}");
     assert!(err.to_string().contains("in use"), "{err}");
 }
+
+/// `inspect` reads a spool without opening it: segments, cursor, backlog,
+/// and where the damage is when there is some.
+#[test]
+fn inspect_reports_segments_cursor_backlog_and_damage() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let (mut log, _) = Log::open(dir.path(), small()).unwrap();
+        fill(&mut log, 40);
+        log.checkpoint(10).unwrap();
+    }
+    let r = herald_spool::inspect(dir.path()).unwrap();
+    assert_eq!(r.checkpoint.map(|c| c.1), Some(10));
+    assert_eq!(r.backlog, 30);
+    assert!(!r.damaged());
+    let text = r.to_string();
+    assert!(
+        text.contains("backlog: 30 records") && text.contains("clean"),
+        "{text}"
+    );
+    let seg = segments(dir.path()).remove(1);
+    let mut b = std::fs::read(&seg).unwrap();
+    b[40] ^= 1;
+    std::fs::write(&seg, &b).unwrap();
+    let r = herald_spool::inspect(dir.path()).unwrap();
+    assert!(r.damaged());
+    let text = r.to_string();
+    assert!(
+        text.contains("damaged at byte 20") && text.contains("DAMAGED"),
+        "{text}"
+    );
+}

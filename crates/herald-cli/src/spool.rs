@@ -1,0 +1,36 @@
+//! `herald spool inspect DIR`: what a spool directory holds (segments,
+//! cursor, backlog, dead letters, damage), read without opening it.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Subcommand;
+
+#[derive(Subcommand, Debug)]
+pub(crate) enum SpoolCommand {
+    /// Show a spool's segments, cursor, backlog and dead letters, and where
+    /// it is damaged; exits 1 if it is (it would not open).
+    Inspect {
+        /// The spool directory.
+        dir: PathBuf,
+    },
+}
+
+pub(crate) fn run(cmd: SpoolCommand) -> ExitCode {
+    match cmd {
+        SpoolCommand::Inspect { dir } => match herald_spool::inspect(&dir) {
+            Ok(report) => {
+                print!("{report}");
+                if report.damaged() {
+                    ExitCode::from(1)
+                } else {
+                    ExitCode::SUCCESS
+                }
+            }
+            Err(e) => {
+                eprintln!("herald: {e}");
+                ExitCode::from(1)
+            }
+        },
+    }
+}
