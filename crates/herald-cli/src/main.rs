@@ -1,6 +1,6 @@
 //! `herald`: produce records, inspect metadata, administer topics and look
-//! into spools from
-//! the command line, in the spirit of kcat. Argument parsing only; the work is in `commands`.
+//! into spools from the command line, in the spirit of kcat. Argument
+//! parsing only; the work is in `commands`, `topic` and `spool`.
 
 mod commands;
 mod spool;

@@ -97,6 +97,17 @@ fn sync_dir(dir: &Path) -> Result<(), SpoolError> {
         .map_err(|e| SpoolError::io(format!("syncing directory {}", dir.display()), e))
 }
 
+/// Open `path` for writing, creating it empty if it is missing (never
+/// truncating it).
+fn open_or_create(path: &Path) -> Result<File, SpoolError> {
+    OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .map_err(|e| SpoolError::io(format!("opening {}", path.display()), e))
+}
+
 fn read_all(path: &Path) -> Result<Vec<u8>, SpoolError> {
     let mut b = Vec::new();
     File::open(path)
@@ -111,12 +122,7 @@ impl Log {
         std::fs::create_dir_all(dir)
             .map_err(|e| SpoolError::io(format!("creating {}", dir.display()), e))?;
         let lock_path = dir.join("lock");
-        let lock = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lock_path)
-            .map_err(|e| SpoolError::io(format!("opening {}", lock_path.display()), e))?;
+        let lock = open_or_create(&lock_path)?;
         match lock.try_lock() {
             Ok(()) => {}
             Err(std::fs::TryLockError::WouldBlock) => {
@@ -391,12 +397,7 @@ impl Log {
         let cursor = cursor.min(self.next_seq);
         let path = self.dir.join("cursor");
         let created = !path.exists();
-        let f = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .map_err(|e| SpoolError::io(format!("opening {}", path.display()), e))?;
+        let f = open_or_create(&path)?;
         if created {
             f.set_len(checkpoint::FILE_LEN as u64)
                 .and(f.sync_all())

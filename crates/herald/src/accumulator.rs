@@ -67,7 +67,7 @@ pub(crate) struct PartitionQueue {
     /// `metadata.max.idle.ms`: a topic with a batch queued or in flight is
     /// in use anyway, so this is when it was last used, to within the life
     /// of a batch, without a clock read per record).
-    last_append: Option<Instant>,
+    newest_batch_at: Option<Instant>,
 }
 
 /// Batching limits, from the config.
@@ -233,7 +233,7 @@ impl Accumulator {
         let mut wake = false;
         if !Self::has_room(q, None, size, batch_size) {
             let now = now.unwrap_or_else(Instant::now);
-            q.last_append = Some(now);
+            q.newest_batch_at = Some(now);
             if let Some(b) = q.batches.back_mut() {
                 // Full (the record does not fit): ready to go now.
                 wake |= !b.sealed;
@@ -347,7 +347,7 @@ impl Accumulator {
         for (tp, q) in &self.queues {
             let e = out.entry(&*tp.topic).or_default();
             e.0 |= !q.batches.is_empty() || q.busy > 0;
-            e.1 = e.1.max(q.last_append);
+            e.1 = e.1.max(q.newest_batch_at);
         }
         out
     }
