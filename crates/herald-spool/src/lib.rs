@@ -29,14 +29,18 @@
 pub mod checkpoint;
 pub mod codec;
 mod error;
+pub mod fs;
 pub mod inspect;
 pub mod log;
+pub mod reader;
 pub mod segment;
 mod spool;
 pub mod writer;
 
 pub use error::SpoolError;
+pub use fs::{Fs, FsFile, OpenHow, RealFs};
 pub use inspect::{inspect, Report};
 pub use log::{Log, LogConfig, Recovery};
+pub use reader::Reader;
 pub use spool::{forwarding_config, spool_id, with_id, Spool, SpoolConfig, SpoolStats, ID_HEADER};
 pub use writer::Writer;

@@ -22,14 +22,15 @@
 //!   kernel may have dropped the pages, so retrying would claim durability
 //!   for data that may be gone.
 
-use std::fs::{File, OpenOptions};
-use std::io::{Read, Write};
+use std::any::Any;
 use std::ops::Range;
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use crate::checkpoint;
 use crate::error::SpoolError;
+use crate::fs::{Fs, FsFile, OpenHow, RealFs};
+use crate::reader::Reader;
 use crate::segment::{self, End};
 
 /// Settings of the on-disk log.
@@ -75,12 +76,13 @@ pub struct Recovery {
 /// The open log of one spool directory.
 #[derive(Debug)]
 pub struct Log {
+    fs: Arc<dyn Fs>,
     dir: PathBuf,
     cfg: LogConfig,
-    _lock: File,
+    _lock: Box<dyn Any + Send + Sync>,
     segments: Vec<Segment>,
     /// The last segment, open for appending.
-    active: Option<File>,
+    active: Option<Box<dyn FsFile>>,
     next_seq: u64,
     cursor: u64,
     generation: u64,
@@ -91,65 +93,56 @@ fn segment_path(dir: &Path, first_seq: u64) -> PathBuf {
     dir.join(format!("{first_seq:020}.seg"))
 }
 
-fn sync_dir(dir: &Path) -> Result<(), SpoolError> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
+fn sync_dir(fs: &dyn Fs, dir: &Path) -> Result<(), SpoolError> {
+    fs.sync_dir(dir)
         .map_err(|e| SpoolError::io(format!("syncing directory {}", dir.display()), e))
 }
 
-/// Open `path` for writing, creating it empty if it is missing (never
-/// truncating it).
-fn open_or_create(path: &Path) -> Result<File, SpoolError> {
-    OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(path)
+fn open(fs: &dyn Fs, path: &Path, how: OpenHow) -> Result<Box<dyn FsFile>, SpoolError> {
+    fs.open(path, how)
         .map_err(|e| SpoolError::io(format!("opening {}", path.display()), e))
 }
 
-fn read_all(path: &Path) -> Result<Vec<u8>, SpoolError> {
-    let mut b = Vec::new();
-    File::open(path)
-        .and_then(|mut f| f.read_to_end(&mut b))
-        .map_err(|e| SpoolError::io(format!("reading {}", path.display()), e))?;
-    Ok(b)
+fn read_all(fs: &dyn Fs, path: &Path) -> Result<Vec<u8>, SpoolError> {
+    fs.read(path)
+        .map_err(|e| SpoolError::io(format!("reading {}", path.display()), e))
 }
 
 impl Log {
     /// Open (creating it if needed) and recover the log in `dir`.
     pub fn open(dir: &Path, cfg: LogConfig) -> Result<(Log, Recovery), SpoolError> {
-        std::fs::create_dir_all(dir)
+        Log::open_on(Arc::new(RealFs), dir, cfg)
+    }
+
+    /// [`Log::open`] on a given filesystem (the tests' simulated one).
+    pub fn open_on(
+        fs: Arc<dyn Fs>,
+        dir: &Path,
+        cfg: LogConfig,
+    ) -> Result<(Log, Recovery), SpoolError> {
+        let f = &*fs;
+        f.create_dir_all(dir)
             .map_err(|e| SpoolError::io(format!("creating {}", dir.display()), e))?;
         let lock_path = dir.join("lock");
-        let lock = open_or_create(&lock_path)?;
-        match lock.try_lock() {
-            Ok(()) => {}
-            Err(std::fs::TryLockError::WouldBlock) => {
-                return Err(SpoolError::Locked {
-                    dir: dir.to_path_buf(),
-                })
-            }
-            Err(std::fs::TryLockError::Error(e)) => {
-                return Err(SpoolError::io(
-                    format!("locking {}", lock_path.display()),
-                    e,
-                ))
-            }
-        }
+        let lock = f
+            .try_lock(&lock_path)
+            .map_err(|e| SpoolError::io(format!("locking {}", lock_path.display()), e))?
+            .ok_or_else(|| SpoolError::Locked {
+                dir: dir.to_path_buf(),
+            })?;
         let cursor_path = dir.join("cursor");
-        let (generation, cursor) = if cursor_path.exists() {
-            checkpoint::newest(&read_all(&cursor_path)?).unwrap_or((0, 0))
+        let (generation, cursor) = if f.exists(&cursor_path) {
+            checkpoint::newest(&read_all(f, &cursor_path)?).unwrap_or((0, 0))
         } else {
             (0, 0)
         };
-        let mut names: Vec<(u64, PathBuf)> = std::fs::read_dir(dir)
+        let mut names: Vec<(u64, PathBuf)> = f
+            .list(dir)
             .map_err(|e| SpoolError::io(format!("listing {}", dir.display()), e))?
-            .filter_map(|e| e.ok())
-            .filter_map(|e| {
-                let name = e.file_name().into_string().ok()?;
+            .into_iter()
+            .filter_map(|name| {
                 let seq = name.strip_suffix(".seg")?.parse().ok()?;
-                Some((seq, e.path()))
+                Some((seq, dir.join(name)))
             })
             .collect();
         names.sort();
@@ -158,7 +151,7 @@ impl Log {
         let count = names.len();
         for (i, (first_seq, path)) in names.into_iter().enumerate() {
             let last = i + 1 == count;
-            let bytes = read_all(&path)?;
+            let bytes = read_all(f, &path)?;
             let corrupt = |offset: u64, what: String| SpoolError::Corrupt {
                 file: path.clone(),
                 offset,
@@ -167,9 +160,9 @@ impl Log {
             if last && bytes.len() < segment::HEADER_LEN {
                 // A new segment is synced before anything in it is
                 // acknowledged: a torn header holds nothing acknowledged.
-                std::fs::remove_file(&path)
+                f.remove(&path)
                     .map_err(|e| SpoolError::io(format!("removing {}", path.display()), e))?;
-                sync_dir(dir)?;
+                sync_dir(f, dir)?;
                 recovery.truncated = Some((path, 0, "a segment header cut short".into()));
                 continue;
             }
@@ -195,12 +188,10 @@ impl Log {
             match scan.end {
                 End::Clean => {}
                 End::Torn { at, why } if last => {
-                    let f = OpenOptions::new()
-                        .write(true)
-                        .open(&path)
-                        .and_then(|f| f.set_len(at as u64).and(f.sync_data()))
-                        .map_err(|e| SpoolError::io(format!("truncating {}", path.display()), e));
-                    f?;
+                    let file = open(f, &path, OpenHow::Write)?;
+                    file.set_len(at as u64)
+                        .and_then(|()| file.sync_data())
+                        .map_err(|e| SpoolError::io(format!("truncating {}", path.display()), e))?;
                     recovery.truncated = Some((path.clone(), at as u64, why));
                 }
                 End::Torn { at, why } | End::Corrupt { at, why } => {
@@ -226,6 +217,7 @@ impl Log {
             });
         }
         let mut log = Log {
+            fs,
             dir: dir.to_path_buf(),
             cfg,
             _lock: lock,
@@ -239,12 +231,7 @@ impl Log {
         recovery.removed = log.remove_delivered()?;
         if let Some(s) = log.segments.last() {
             if s.bytes < log.cfg.segment_bytes {
-                log.active = Some(
-                    OpenOptions::new()
-                        .append(true)
-                        .open(&s.path)
-                        .map_err(|e| SpoolError::io(format!("opening {}", s.path.display()), e))?,
-                );
+                log.active = Some(open(&*log.fs, &s.path, OpenHow::Write)?);
             }
         }
         Ok((log, recovery))
@@ -304,11 +291,11 @@ impl Log {
             .segments
             .last_mut()
             .expect("a segment was just ensured");
-        let file = self.active.as_mut().expect("the active segment is open");
-        if let Err(e) = file.write_all(&buf) {
+        let file = self.active.as_ref().expect("the active segment is open");
+        if let Err(e) = file.write_at(seg.bytes, &buf) {
             // Out of space, say: cut the partial group off again so the
             // segment stays a whole number of frames, and fail this group.
-            let undo = file.set_len(seg.bytes).and(file.sync_data());
+            let undo = file.set_len(seg.bytes).and_then(|()| file.sync_data());
             if let Err(u) = undo {
                 let why = format!(
                     "writing {} failed ({e}) and undoing the partial write failed ({u})",
@@ -334,18 +321,16 @@ impl Log {
     /// the directory entry synced.
     fn roll(&mut self) -> Result<(), SpoolError> {
         let path = segment_path(&self.dir, self.next_seq);
-        let mut f = OpenOptions::new()
-            .create_new(true)
-            .append(true)
-            .open(&path)
+        let f = self
+            .fs
+            .open(&path, OpenHow::New)
             .map_err(|e| SpoolError::io(format!("creating {}", path.display()), e))?;
         let header = segment::header(self.next_seq);
-        let written = f.write_all(&header).and(f.sync_data());
-        if let Err(e) = written {
-            let _ = std::fs::remove_file(&path);
+        if let Err(e) = f.write_at(0, &header).and_then(|()| f.sync_data()) {
+            let _ = self.fs.remove(&path);
             return Err(SpoolError::io(format!("writing {}", path.display()), e));
         }
-        if let Err(e) = sync_dir(&self.dir) {
+        if let Err(e) = sync_dir(&*self.fs, &self.dir) {
             self.failed = Some(e.to_string());
             return Err(SpoolError::Failed { why: e.to_string() });
         }
@@ -359,33 +344,15 @@ impl Log {
         Ok(())
     }
 
-    /// Up to `max` records from sequence `from` on (within one segment),
-    /// read back from disk.
+    /// A reader of the records from sequence `from` on. It reads the files
+    /// itself (not through the log), so it can run on another thread.
+    pub fn reader(&self, from: u64) -> Reader {
+        Reader::new(self.fs.clone(), self.dir.clone(), from)
+    }
+
+    /// Up to `max` records from sequence `from` on, read back from disk.
     pub fn read_from(&self, from: u64, max: usize) -> Result<Vec<(u64, Vec<u8>)>, SpoolError> {
-        let Some(seg) = self
-            .segments
-            .iter()
-            .find(|s| s.first_seq <= from && from < s.end_seq())
-        else {
-            return Ok(Vec::new());
-        };
-        let mut bytes = read_all(&seg.path)?;
-        bytes.truncate(seg.bytes as usize);
-        let scan = segment::scan(&bytes, seg.first_seq);
-        if scan.records.len() as u64 != seg.records {
-            return Err(SpoolError::Corrupt {
-                file: seg.path.clone(),
-                offset: scan.valid_len as u64,
-                what: format!("{:?} while reading back", scan.end),
-            });
-        }
-        Ok(scan
-            .records
-            .into_iter()
-            .filter(|(s, _)| *s >= from)
-            .take(max)
-            .map(|(s, r)| (s, bytes[r].to_vec()))
-            .collect())
+        self.reader(from).read(self.next_seq, max, usize::MAX)
     }
 
     /// Every record below `cursor` was delivered: checkpoint it (durably),
@@ -396,17 +363,18 @@ impl Log {
         }
         let cursor = cursor.min(self.next_seq);
         let path = self.dir.join("cursor");
-        let created = !path.exists();
-        let f = open_or_create(&path)?;
+        let fs = &*self.fs;
+        let created = !fs.exists(&path);
+        let f = open(fs, &path, OpenHow::OrCreate)?;
         if created {
             f.set_len(checkpoint::FILE_LEN as u64)
-                .and(f.sync_all())
+                .and_then(|()| f.sync_data())
                 .map_err(|e| SpoolError::io(format!("creating {}", path.display()), e))?;
-            sync_dir(&self.dir)?;
+            sync_dir(fs, &self.dir)?;
         }
         let generation = self.generation + 1;
         let (at, slot) = checkpoint::slot(generation, cursor);
-        f.write_all_at(&slot, at as u64)
+        f.write_at(at as u64, &slot)
             .map_err(|e| SpoolError::io(format!("writing {}", path.display()), e))?;
         if let Err(e) = f.sync_data() {
             let why = format!("fdatasync of {} failed: {e}", path.display());
@@ -429,11 +397,12 @@ impl Log {
             .min(self.segments.len().saturating_sub(1));
         let gone: Vec<Segment> = self.segments.drain(..keep_from).collect();
         for s in &gone {
-            std::fs::remove_file(&s.path)
+            self.fs
+                .remove(&s.path)
                 .map_err(|e| SpoolError::io(format!("removing {}", s.path.display()), e))?;
         }
         if !gone.is_empty() {
-            sync_dir(&self.dir)?;
+            sync_dir(&*self.fs, &self.dir)?;
         }
         Ok(gone.len())
     }

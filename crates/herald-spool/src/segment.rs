@@ -145,6 +145,21 @@ fn frame_at(b: &[u8], at: usize, seq: u64) -> Result<(Range<usize>, bool), Bad> 
     Ok((start..start + len, word & MORE != 0))
 }
 
+/// The length a frame starting at `b[0..4]` declares, header included.
+pub fn frame_len(b: &[u8]) -> Option<usize> {
+    let word = u32::from_be_bytes(b.get(..4)?.try_into().ok()?);
+    Some(FRAME_LEN + (word & !MORE) as usize)
+}
+
+/// The payload range of the frame at `at`, which must be whole, check,
+/// and be record `seq`; or what is wrong with it.
+pub fn frame(b: &[u8], at: usize, seq: u64) -> Result<Range<usize>, String> {
+    match frame_at(b, at, seq) {
+        Ok((payload, _)) => Ok(payload),
+        Err(Bad::Broken(why) | Bad::OutOfOrder(why)) => Err(why),
+    }
+}
+
 /// Scan a segment's bytes (header included) whose first record is
 /// `first_seq`. A bad frame is damage if record after it (the next
 /// sequence) is found intact anywhere after it; otherwise it is a torn

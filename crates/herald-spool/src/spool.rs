@@ -17,6 +17,7 @@ use tokio::sync::Notify;
 use crate::codec;
 use crate::error::SpoolError;
 use crate::log::{Log, LogConfig, Recovery};
+use crate::reader::Reader;
 use crate::segment;
 use crate::writer::Writer;
 
@@ -143,6 +144,7 @@ impl Spool {
             .map_err(|e| SpoolError::Invalid(format!("the forwarding producer's settings: {e}")))?;
         let (log, recovery) = Log::open(dir, cfg.log.clone())?;
         let id = spool_id(dir)?;
+        let reader = log.reader(log.bounds().start);
         let writer = Arc::new(Writer::start(log));
         let shared = Arc::new(Shared::default());
         shared.cursor.store(
@@ -155,6 +157,7 @@ impl Spool {
             producer,
             cfg.clone(),
             (id, dir.join("dead-letters")),
+            reader,
         ));
         Ok((
             Spool {
@@ -275,6 +278,7 @@ async fn forward(
     producer: Producer,
     cfg: SpoolConfig,
     (id, dead_path): (String, PathBuf),
+    mut reader: Reader,
 ) {
     let mut cursor = shared.cursor.load(Ordering::Relaxed);
     let mut next_read = cursor;
@@ -289,7 +293,19 @@ async fn forward(
                 break;
             }
             let want = (cfg.window - window.len()).min(1000);
-            let Ok(records) = writer.read(next_read, want).await else {
+            let limit = writer.stats.next_seq.load(Ordering::Acquire);
+            // Disk reads off the runtime's threads.
+            let mut r = reader;
+            let Ok((back, records)) = tokio::task::spawn_blocking(move || {
+                let got = r.read(limit, want, 4 << 20);
+                (r, got)
+            })
+            .await
+            else {
+                break 'run;
+            };
+            reader = back;
+            let Ok(records) = records else {
                 break 'run;
             };
             if records.is_empty() {

@@ -25,11 +25,6 @@ enum Request {
         batch: Vec<Vec<u8>>,
         reply: Reply<Range<u64>>,
     },
-    Read {
-        from: u64,
-        max: usize,
-        reply: Reply<Vec<(u64, Vec<u8>)>>,
-    },
     Checkpoint {
         cursor: u64,
         reply: Reply<usize>,
@@ -91,13 +86,6 @@ impl Writer {
         rx.await.unwrap_or(Err(SpoolError::Closed))
     }
 
-    /// Up to `max` records from `from` on.
-    pub async fn read(&self, from: u64, max: usize) -> Result<Vec<(u64, Vec<u8>)>, SpoolError> {
-        let (reply, rx) = oneshot::channel();
-        self.send(Request::Read { from, max, reply })?;
-        rx.await.unwrap_or(Err(SpoolError::Closed))
-    }
-
     /// Checkpoint: every record below `cursor` was delivered.
     pub async fn checkpoint(&self, cursor: u64) -> Result<usize, SpoolError> {
         let (reply, rx) = oneshot::channel();
@@ -124,7 +112,8 @@ impl Drop for Writer {
 fn publish(log: &Log, stats: &WriterStats) {
     let b = log.bounds();
     stats.cursor.store(b.start, Ordering::Relaxed);
-    stats.next_seq.store(b.end, Ordering::Relaxed);
+    // Release: a reader that sees this limit sees the synced bytes below it.
+    stats.next_seq.store(b.end, Ordering::Release);
     stats.disk_bytes.store(log.disk_bytes(), Ordering::Relaxed);
 }
 
@@ -161,9 +150,6 @@ fn run(mut log: Log, rx: mpsc::Receiver<Request>, stats: Arc<WriterStats>) {
         }
         for r in others {
             match r {
-                Request::Read { from, max, reply } => {
-                    let _ = reply.send(log.read_from(from, max));
-                }
                 Request::Checkpoint { cursor, reply } => {
                     let _ = reply.send(log.checkpoint(cursor));
                     publish(&log, &stats);
