@@ -35,7 +35,7 @@ pub trait FsFile: Send + Sync + Debug {
     fn set_len(&self, len: u64) -> io::Result<()>;
     /// `fdatasync`: the data written (and the size) is durable on return.
     fn sync_data(&self) -> io::Result<()>;
-    fn len(&self) -> io::Result<u64>;
+    fn size(&self) -> io::Result<u64>;
 }
 
 /// A filesystem.
@@ -57,7 +57,7 @@ pub trait Fs: Send + Sync + Debug {
     /// The whole content of `path`.
     fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
         let f = self.open(path, OpenHow::Read)?;
-        let mut out = vec![0; f.len()? as usize];
+        let mut out = vec![0; f.size()? as usize];
         let mut at = 0;
         while at < out.len() {
             match f.read_at(at as u64, &mut out[at..])? {
@@ -90,7 +90,7 @@ impl FsFile for RealFile {
     fn sync_data(&self) -> io::Result<()> {
         self.0.sync_data()
     }
-    fn len(&self) -> io::Result<u64> {
+    fn size(&self) -> io::Result<u64> {
         Ok(self.0.metadata()?.len())
     }
 }

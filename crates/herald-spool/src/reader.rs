@@ -104,7 +104,7 @@ impl Reader {
                 // The segment ends here: the record is the first of the next.
                 self.file = None;
                 self.open_segment(self.next)?;
-            } else if !segment::frame_len(&self.chunk).is_some_and(|l| l <= got) {
+            } else if segment::frame_len(&self.chunk).is_none_or(|l| l > got) {
                 let (_, path) = self.file.as_ref().expect("located");
                 return Err(SpoolError::Corrupt {
                     file: path.clone(),
