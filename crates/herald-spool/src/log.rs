@@ -103,6 +103,12 @@ fn open(fs: &dyn Fs, path: &Path, how: OpenHow) -> Result<Box<dyn FsFile>, Spool
         .map_err(|e| SpoolError::io(format!("opening {}", path.display()), e))
 }
 
+fn sync_file(fs: &dyn Fs, path: &Path) -> Result<(), SpoolError> {
+    open(fs, path, OpenHow::Write)?
+        .sync_data()
+        .map_err(|e| SpoolError::io(format!("syncing {}", path.display()), e))
+}
+
 fn read_all(fs: &dyn Fs, path: &Path) -> Result<Vec<u8>, SpoolError> {
     fs.read(path)
         .map_err(|e| SpoolError::io(format!("reading {}", path.display()), e))
@@ -132,6 +138,10 @@ impl Log {
             })?;
         let cursor_path = dir.join("cursor");
         let (generation, cursor) = if f.exists(&cursor_path) {
+            // What recovery reads may be a write whose sync failed before a
+            // restart, still in the page cache: make it durable before
+            // relying on it (and likewise the last segment, below).
+            sync_file(f, &cursor_path)?;
             checkpoint::newest(&read_all(f, &cursor_path)?).unwrap_or((0, 0))
         } else {
             (0, 0)
@@ -186,6 +196,7 @@ impl Log {
             }
             let scan = segment::scan(&bytes, first_seq);
             match scan.end {
+                End::Clean if last => sync_file(f, &path)?,
                 End::Clean => {}
                 End::Torn { at, why } if last => {
                     let file = open(f, &path, OpenHow::Write)?;
@@ -229,6 +240,10 @@ impl Log {
             failed: None,
         };
         recovery.removed = log.remove_delivered()?;
+        // Entries made before a crash whose directory sync never happened
+        // (a segment rolled, the cursor file created, then a failed sync or
+        // a kill): recovery relies on them now, so make them durable.
+        sync_dir(&*log.fs, dir)?;
         if let Some(s) = log.segments.last() {
             if s.bytes < log.cfg.segment_bytes {
                 log.active = Some(open(&*log.fs, &s.path, OpenHow::Write)?);
@@ -358,6 +373,9 @@ impl Log {
     /// Every record below `cursor` was delivered: checkpoint it (durably),
     /// then remove the segments it covers.
     pub fn checkpoint(&mut self, cursor: u64) -> Result<usize, SpoolError> {
+        if let Some(why) = &self.failed {
+            return Err(SpoolError::Failed { why: why.clone() });
+        }
         if cursor <= self.cursor {
             return Ok(0);
         }
