@@ -28,7 +28,7 @@ enum Command {
     /// Create, list, describe or delete topics.
     #[command(subcommand)]
     Topic(topic::TopicCommand),
-    /// Look into a spool directory (herald-spool).
+    /// Look into a spool directory, or repair a damaged one (herald-spool).
     #[command(subcommand)]
     Spool(spool::SpoolCommand),
 }

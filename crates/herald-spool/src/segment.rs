@@ -223,6 +223,76 @@ pub fn scan(b: &[u8], first_seq: u64) -> Scan {
     }
 }
 
+/// The payload of a record that `herald spool repair` put in place of a
+/// damaged one, so sequences stay contiguous: the forwarder makes it a
+/// dead letter with the text after the marker as the reason.
+pub const HOLE: &[u8] = b"\0herald-spool-hole\0";
+
+/// A hole's payload.
+pub fn hole(why: &str) -> Vec<u8> {
+    let mut p = HOLE.to_vec();
+    p.extend_from_slice(why.as_bytes());
+    p
+}
+
+/// If `payload` is a hole, why.
+pub fn hole_reason(payload: &[u8]) -> Option<String> {
+    payload
+        .strip_prefix(HOLE)
+        .map(|w| String::from_utf8_lossy(w).into_owned())
+}
+
+/// What a damaged segment still holds: its good frames (sequence, payload
+/// range, "more" flag), the sequences lost, and the byte ranges that are
+/// no good frame.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Salvage {
+    pub frames: Vec<(u64, Range<usize>, bool)>,
+    pub lost: Vec<Range<u64>>,
+    pub damaged: Vec<Range<usize>>,
+}
+
+/// Read every good frame of a segment past its damage. After a bad frame
+/// the next good one is searched for (a checked frame of a later sequence,
+/// below `end_seq` when the segment is followed by another starting
+/// there); the sequences in between are lost. Past the last good frame, a
+/// sealed segment (`end_seq` given) has lost the sequences up to `end_seq`.
+pub fn salvage(b: &[u8], first_seq: u64, end_seq: Option<u64>) -> Salvage {
+    let mut out = Salvage::default();
+    let mut at = HEADER_LEN.min(b.len());
+    let mut seq = first_seq;
+    while at < b.len() {
+        if let Ok((payload, more)) = frame_at(b, at, seq) {
+            at = payload.end;
+            out.frames.push((seq, payload, more));
+            seq += 1;
+            continue;
+        }
+        // The next checked frame of a later sequence.
+        let found = (at + 1..b.len().saturating_sub(FRAME_LEN - 1)).find_map(|o| {
+            let s = u64::from_be_bytes(b[o + 4..o + 12].try_into().expect("8 bytes"));
+            let plausible = s > seq && end_seq.is_none_or(|e| s < e);
+            (plausible && frame_at(b, o, s).is_ok()).then_some((o, s))
+        });
+        match found {
+            Some((o, s)) => {
+                out.damaged.push(at..o);
+                out.lost.push(seq..s);
+                at = o;
+                seq = s;
+            }
+            None => {
+                out.damaged.push(at..b.len());
+                at = b.len();
+            }
+        }
+    }
+    if let Some(end) = end_seq.filter(|e| *e > seq) {
+        out.lost.push(seq..end);
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -312,7 +312,11 @@ async fn forward(
                 break;
             }
             for (seq, payload) in records {
-                let entry = match codec::decode(&payload) {
+                let decoded = match segment::hole_reason(&payload) {
+                    Some(why) => Err(why),
+                    None => codec::decode(&payload),
+                };
+                let entry = match decoded {
                     Err(why) => {
                         if dead_letter(&dead_path, seq, &payload, &why).is_err() {
                             break 'run;

@@ -238,3 +238,43 @@ fn records_carry_the_spool_id_and_their_sequence_and_the_id_is_kept() {
     assert_eq!(h.key, herald_spool::ID_HEADER);
     assert_eq!(h.value.as_deref(), Some(format!("{id}:42").as_bytes()));
 }
+
+/// A hole that `herald spool repair` left for a lost record becomes a dead
+/// letter with its reason; the records around it are delivered in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_repaired_hole_becomes_a_dead_letter_and_the_rest_is_delivered() {
+    let mock = MockBroker::start();
+    mock.create_topic("events", 1);
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let (mut log, _) = herald_spool::Log::open(dir.path(), cfg().log).unwrap();
+        let mut batch = Vec::new();
+        for i in 0..10 {
+            if i == 4 {
+                batch.push(herald_spool::segment::hole("damaged on disk (test)"));
+                continue;
+            }
+            let mut b = Vec::new();
+            let r = Record::new("events", Bytes::from(format!("{i}"))).partition(0);
+            herald_spool::codec::encode(&r, &mut b).unwrap();
+            batch.push(b);
+        }
+        log.append(&[batch]).unwrap();
+    }
+    let (spool, _) =
+        Spool::open(dir.path(), cfg(), ProducerConfig::new(&mock.bootstrap())).unwrap();
+    wait_until("9 delivered and 1 dead letter", || {
+        let s = spool.stats();
+        s.delivered == 9 && s.dead_letters == 1
+    })
+    .await;
+    let values: Vec<String> = mock
+        .log("events", 0)
+        .iter()
+        .map(|(_, v)| String::from_utf8(v.as_ref().unwrap().to_vec()).unwrap())
+        .collect();
+    assert_eq!(values, ["0", "1", "2", "3", "5", "6", "7", "8", "9"]);
+    spool.close(Duration::from_secs(5)).await.unwrap();
+    let report = herald_spool::inspect(dir.path()).unwrap().to_string();
+    assert!(report.contains("dead letters: 1"), "{report}");
+}

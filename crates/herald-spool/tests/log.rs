@@ -188,3 +188,92 @@ fn inspect_reports_segments_cursor_backlog_and_damage() {
         "{text}"
     );
 }
+
+/// `repair` after a flipped bit in a sealed segment and in the middle of
+/// the last one, and after a sealed segment's header is damaged: the spool
+/// opens again, every good record at its sequence, each lost one a hole
+/// (which forwarding makes a dead letter), the damaged bytes kept aside.
+#[test]
+fn repair_sets_the_damage_aside_and_keeps_every_good_record() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let (mut log, _) = Log::open(dir.path(), small()).unwrap();
+        fill(&mut log, 40);
+    }
+    let segs = segments(dir.path());
+    assert!(segs.len() >= 4);
+    let flip = |seg: &Path, at: usize| {
+        let mut b = std::fs::read(seg).unwrap();
+        b[at] ^= 0x01;
+        std::fs::write(seg, &b).unwrap();
+    };
+    // A payload byte of the first record of the first segment, and of the
+    // second record of the last one (a third follows it), then the header
+    // of the second segment.
+    let last = segs.last().unwrap();
+    let last_first: u64 = last.file_stem().unwrap().to_str().unwrap().parse().unwrap();
+    {
+        let (log, _) = Log::open(dir.path(), small()).unwrap();
+        assert!(
+            log.bounds().end - last_first >= 3,
+            "the last segment has 3 records"
+        );
+    }
+    let second_len = 20 + 16 + payload(last_first).len();
+    flip(&segs[0], 40);
+    flip(last, second_len + 16 + 2);
+    flip(&segs[1], 9);
+    assert!(matches!(
+        Log::open(dir.path(), small()),
+        Err(SpoolError::Corrupt { .. })
+    ));
+    let second_first: u64 = segs[1]
+        .file_stem()
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let third_first: u64 = segs[2]
+        .file_stem()
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+
+    let report = herald_spool::repair(dir.path()).unwrap();
+    let text = report.to_string();
+    let lost_expected = 1 + (third_first - second_first) + 1;
+    assert_eq!(report.lost, lost_expected, "{text}");
+    assert!(text.contains("damaged header"), "{text}");
+
+    let (log, _) = Log::open(dir.path(), small()).expect("opens after repair");
+    assert_eq!(log.bounds(), 0..40);
+    let got = all(&log);
+    assert_eq!(got.len(), 40);
+    let mut holes = Vec::new();
+    for (seq, p) in got {
+        match herald_spool::segment::hole_reason(&p) {
+            Some(why) => {
+                assert!(why.contains("herald spool repair"), "{why}");
+                holes.push(seq);
+            }
+            None => assert_eq!(p, payload(seq), "record {seq}"),
+        }
+    }
+    let mut want = vec![0];
+    want.extend(second_first..third_first);
+    want.push(last_first + 1);
+    assert_eq!(holes, want);
+    let aside: Vec<_> = std::fs::read_dir(dir.path().join("damaged"))
+        .unwrap()
+        .collect();
+    assert_eq!(aside.len(), 3, "the damaged bytes of the three places");
+    drop(log);
+    // Nothing left to repair; appends go on after it.
+    assert_eq!(herald_spool::repair(dir.path()).unwrap().lost, 0);
+    let (mut log, _) = Log::open(dir.path(), small()).unwrap();
+    fill(&mut log, 5);
+    assert_eq!(all(&log).len(), 45);
+}
