@@ -29,6 +29,11 @@ pub enum SpoolError {
         backlog: u64,
         max_bytes: u64,
     },
+    /// The filesystem holding the spool is out of space (ENOSPC): the
+    /// appends in flight failed and were cut off again; everything
+    /// acknowledged before is intact, and appends work again once space is
+    /// freed.
+    DiskFull { file: PathBuf },
     /// A record cannot be spooled as it is (e.g. a field over its limit).
     Invalid(String),
     /// The spool is closed.
@@ -36,6 +41,12 @@ pub enum SpoolError {
 }
 
 impl SpoolError {
+    /// Whether retrying later can succeed without a restart (full spool or
+    /// full disk).
+    pub fn is_retriable(&self) -> bool {
+        matches!(self, SpoolError::Full { .. } | SpoolError::DiskFull { .. })
+    }
+
     pub(crate) fn io(what: impl Into<String>, e: std::io::Error) -> SpoolError {
         SpoolError::Io {
             what: what.into(),
@@ -75,6 +86,13 @@ impl fmt::Display for SpoolError {
                 "the spool is full: {needed} more bytes do not fit ({backlog} of max.bytes \
                  {max_bytes} in use); nothing in it was dropped. Retry once Kafka has taken \
                  some of the backlog, or raise max.bytes"
+            ),
+            SpoolError::DiskFull { file } => write!(
+                f,
+                "the disk holding the spool is full (writing {} failed with ENOSPC); this \
+                 append was not stored, nothing stored before was lost. Free space on that \
+                 filesystem (or lower max.bytes below it) and retry",
+                file.display()
             ),
             SpoolError::Invalid(why) => write!(f, "cannot spool this record: {why}"),
             SpoolError::Closed => write!(f, "the spool is closed"),

@@ -319,6 +319,11 @@ impl Log {
                 self.failed = Some(why.clone());
                 return Err(SpoolError::Failed { why });
             }
+            if e.kind() == std::io::ErrorKind::StorageFull {
+                return Err(SpoolError::DiskFull {
+                    file: seg.path.clone(),
+                });
+            }
             return Err(SpoolError::io(format!("writing {}", seg.path.display()), e));
         }
         if let Err(e) = file.sync_data() {
@@ -336,13 +341,19 @@ impl Log {
     /// the directory entry synced.
     fn roll(&mut self) -> Result<(), SpoolError> {
         let path = segment_path(&self.dir, self.next_seq);
-        let f = self
-            .fs
-            .open(&path, OpenHow::New)
-            .map_err(|e| SpoolError::io(format!("creating {}", path.display()), e))?;
+        let f = self.fs.open(&path, OpenHow::New).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::StorageFull {
+                SpoolError::DiskFull { file: path.clone() }
+            } else {
+                SpoolError::io(format!("creating {}", path.display()), e)
+            }
+        })?;
         let header = segment::header(self.next_seq);
         if let Err(e) = f.write_at(0, &header).and_then(|()| f.sync_data()) {
             let _ = self.fs.remove(&path);
+            if e.kind() == std::io::ErrorKind::StorageFull {
+                return Err(SpoolError::DiskFull { file: path });
+            }
             return Err(SpoolError::io(format!("writing {}", path.display()), e));
         }
         if let Err(e) = sync_dir(&*self.fs, &self.dir) {

@@ -324,7 +324,13 @@ async fn forward(
                         InFlight::Dead
                     }
                     Ok(rec) => loop {
-                        match producer.send(with_id(rec.clone(), &id, seq)).await {
+                        // A send may wait for metadata (up to max.block.ms)
+                        // while Kafka is away: close must not wait for it.
+                        let sent = tokio::select! {
+                            r = producer.send(with_id(rec.clone(), &id, seq)) => r,
+                            _ = shared.stopped.notified() => break 'run,
+                        };
+                        match sent {
                             Ok(h) => {
                                 backoff = Duration::from_millis(50);
                                 break InFlight::Sent(h, payload);
@@ -341,7 +347,10 @@ async fn forward(
                                 if shared.stop.load(Ordering::Relaxed) {
                                     break 'run;
                                 }
-                                tokio::time::sleep(backoff).await;
+                                tokio::select! {
+                                    _ = tokio::time::sleep(backoff) => {}
+                                    _ = shared.stopped.notified() => break 'run,
+                                }
                                 backoff = (backoff * 2).min(Duration::from_secs(5));
                             }
                         }

@@ -136,6 +136,7 @@ fn run(steps: Vec<Step>, segment_bytes: u64) {
     let mut log = open(&fs, &cfg);
     let mut tag = 0u64;
     let mut failed = false;
+    let (mut disk_full, mut syncs_failing) = (false, false);
     for s in steps {
         tag += 1;
         match s {
@@ -165,6 +166,11 @@ fn run(steps: Vec<Step>, segment_bytes: u64) {
                     Err(e) => {
                         if matches!(e, SpoolError::Failed { .. }) {
                             failed = true;
+                        } else if disk_full && !syncs_failing {
+                            assert!(
+                                matches!(e, SpoolError::DiskFull { .. }),
+                                "out of space, the append failed with: {e}"
+                            );
                         }
                         // Later attempts at these sequences replace it.
                         m.tentative.retain(|s, _| *s < first);
@@ -201,6 +207,7 @@ fn run(steps: Vec<Step>, segment_bytes: u64) {
                 fs.power_loss(loss);
                 log = recover(&fs, &cfg, &mut m);
                 failed = false;
+                (disk_full, syncs_failing) = (false, false);
             }
             Step::Reopen => {
                 drop(log);
@@ -208,10 +215,20 @@ fn run(steps: Vec<Step>, segment_bytes: u64) {
                 fs.limit_space(None);
                 log = recover(&fs, &cfg, &mut m);
                 failed = false;
+                (disk_full, syncs_failing) = (false, false);
             }
-            Step::SyncFails => fs.fail_syncs(true),
-            Step::DiskFull(room) => fs.limit_space(Some(room)),
-            Step::Free => fs.limit_space(None),
+            Step::SyncFails => {
+                fs.fail_syncs(true);
+                syncs_failing = true;
+            }
+            Step::DiskFull(room) => {
+                fs.limit_space(Some(room));
+                disk_full = true;
+            }
+            Step::Free => {
+                fs.limit_space(None);
+                disk_full = false;
+            }
         }
     }
     drop(log);
