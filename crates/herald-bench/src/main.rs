@@ -5,12 +5,14 @@
 //! each run in a fresh process of its own (so CPU and peak RSS are the
 //! client's alone), and prints each figure for both with the ratio
 //! herald/librdkafka of the medians. `--json` prints the same as one object.
-//! See BENCHMARKS.md.
+//! `herald-bench spool appends|forward|rss` measures the spool. See
+//! BENCHMARKS.md.
 
 mod client;
 mod herald_run;
 mod rdkafka_run;
 mod sink;
+mod spool_bench;
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, Command, Stdio};
@@ -99,6 +101,11 @@ enum Cmd {
         #[command(flatten)]
         workload: Workload,
     },
+    /// The spool's figures: appends against the raw write+fdatasync
+    /// ceiling, forwarding a backlog against the producer direct, peak RSS
+    /// with a large backlog (BENCHMARKS.md, "The spool").
+    #[command(subcommand)]
+    Spool(spool_bench::SpoolBench),
     /// Serve a sink until standard input closes (used by `compare`).
     Sink {
         #[arg(long, value_enum)]
@@ -125,6 +132,7 @@ enum Cmd {
 fn main() {
     let cli = Cli::parse();
     let result = match cli.cmd {
+        Cmd::Spool(cmd) => spool_bench::run(cmd),
         Cmd::Sink {
             kind,
             topic,

@@ -6,6 +6,8 @@
 //! value (i32 length, -1: null, then bytes); header count (u32), then per
 //! header its name (u16 length, UTF-8) and value (i32 length, -1: null).
 
+use std::sync::Arc;
+
 use bytes::Bytes;
 use herald::record::Header;
 use herald::Record;
@@ -57,15 +59,19 @@ fn put_opt(out: &mut Vec<u8>, b: Option<&[u8]>) -> Result<(), String> {
 /// Reads fields off the front of a payload.
 struct Reader<'a> {
     b: &'a [u8],
+    pos: usize,
+    /// The buffer `b` is, when the fields may be slices of it (no copy).
+    shared: Option<&'a Bytes>,
 }
 
 impl<'a> Reader<'a> {
     fn take(&mut self, n: usize) -> Result<&'a [u8], String> {
-        if self.b.len() < n {
-            return Err(format!("{n} bytes wanted, {} left", self.b.len()));
+        let left = self.b.len() - self.pos;
+        if left < n {
+            return Err(format!("{n} bytes wanted, {left} left"));
         }
-        let (head, rest) = self.b.split_at(n);
-        self.b = rest;
+        let head = &self.b[self.pos..self.pos + n];
+        self.pos += n;
         Ok(head)
     }
 
@@ -78,19 +84,51 @@ impl<'a> Reader<'a> {
         match n {
             -1 => Ok(None),
             n if n < 0 => Err(format!("length {n}")),
-            n => Ok(Some(Bytes::copy_from_slice(self.take(n as usize)?))),
+            n => {
+                let at = self.pos;
+                let b = self.take(n as usize)?;
+                Ok(Some(match self.shared {
+                    Some(whole) => whole.slice(at..at + b.len()),
+                    None => Bytes::copy_from_slice(b),
+                }))
+            }
         }
     }
 
-    fn text(&mut self) -> Result<String, String> {
+    fn text(&mut self) -> Result<&'a str, String> {
         let n = u16::from_be_bytes(self.array()?) as usize;
-        String::from_utf8(self.take(n)?.to_vec()).map_err(|_| "a name that is not UTF-8".into())
+        std::str::from_utf8(self.take(n)?).map_err(|_| "a name that is not UTF-8".into())
     }
 }
 
-/// Decode a payload written by [`encode`].
+/// A record back from its spooled bytes (copied out of them).
 pub fn decode(b: &[u8]) -> Result<Record, String> {
-    let mut r = Reader { b };
+    decode_from(
+        Reader {
+            b,
+            pos: 0,
+            shared: None,
+        },
+        &mut None,
+    )
+}
+
+/// As [`decode`], with the key and values as slices of `b` (no copy) and
+/// the topic's name shared with the last record's when it is the same (the
+/// forwarder decodes every record it sends: this keeps it to the
+/// allocations the record's header needs).
+pub fn decode_shared(b: &Bytes, topic: &mut Option<Arc<str>>) -> Result<Record, String> {
+    decode_from(
+        Reader {
+            b,
+            pos: 0,
+            shared: Some(b),
+        },
+        topic,
+    )
+}
+
+fn decode_from(mut r: Reader<'_>, last_topic: &mut Option<Arc<str>>) -> Result<Record, String> {
     let [version] = r.array::<1>()?;
     if version != VERSION {
         return Err(format!(
@@ -99,18 +137,27 @@ pub fn decode(b: &[u8]) -> Result<Record, String> {
     }
     let timestamp = i64::from_be_bytes(r.array()?);
     let partition = i32::from_be_bytes(r.array()?);
-    let topic = r.text()?;
+    let name = r.text()?;
+    let topic = match last_topic {
+        Some(t) if &**t == name => t.clone(),
+        _ => {
+            let t: Arc<str> = Arc::from(name);
+            *last_topic = Some(t.clone());
+            t
+        }
+    };
     let key = r.opt()?;
     let value = r.opt()?;
     let count = u32::from_be_bytes(r.array()?);
-    let mut headers = Vec::new();
+    // One more: the forwarder adds the record's id header.
+    let mut headers = Vec::with_capacity(count.min(1024) as usize + 1);
     for _ in 0..count {
-        let key = r.text()?;
+        let key = r.text()?.to_string();
         let value = r.opt()?;
         headers.push(Header { key, value });
     }
-    if !r.b.is_empty() {
-        return Err(format!("{} bytes after the record", r.b.len()));
+    if r.pos != r.b.len() {
+        return Err(format!("{} bytes after the record", r.b.len() - r.pos));
     }
     let mut rec = Record::new(topic, Bytes::new());
     rec.value = value;

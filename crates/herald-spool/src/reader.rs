@@ -8,6 +8,8 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use bytes::Bytes;
+
 use crate::error::SpoolError;
 use crate::fs::{Fs, FsFile, OpenHow};
 use crate::segment;
@@ -26,8 +28,8 @@ pub struct Reader {
     file: Option<(Box<dyn FsFile>, PathBuf)>,
     /// The file offset of the next record's frame.
     pos: u64,
-    /// Bytes read from the file at `chunk_at`.
-    chunk: Vec<u8>,
+    /// Bytes read from the file at `chunk_at`; records are slices of it.
+    chunk: Bytes,
     chunk_at: u64,
     /// The limit when the chunk was read: its frames below it are final.
     chunk_limit: u64,
@@ -41,7 +43,7 @@ impl Reader {
             next: from,
             file: None,
             pos: 0,
-            chunk: Vec::new(),
+            chunk: Bytes::new(),
             chunk_at: 0,
             chunk_limit: 0,
         }
@@ -59,7 +61,7 @@ impl Reader {
         limit: u64,
         max: usize,
         max_bytes: usize,
-    ) -> Result<Vec<(u64, Vec<u8>)>, SpoolError> {
+    ) -> Result<Vec<(u64, Bytes)>, SpoolError> {
         let mut out = Vec::new();
         let mut bytes = 0;
         while self.next < limit && out.len() < max && bytes < max_bytes {
@@ -72,7 +74,7 @@ impl Reader {
     }
 
     /// The record at `self.next`, which is below `limit` (so on disk).
-    fn one(&mut self, limit: u64) -> Result<Vec<u8>, SpoolError> {
+    fn one(&mut self, limit: u64) -> Result<Bytes, SpoolError> {
         if self.file.is_none() {
             self.locate(limit)?;
         }
@@ -94,7 +96,7 @@ impl Reader {
                         offset: self.pos,
                         what: format!("{why} while reading back"),
                     })?;
-                let payload = have[range].to_vec();
+                let payload = self.chunk.slice(at + range.start..at + range.end);
                 self.pos += len as u64;
                 return Ok(payload);
             }
@@ -118,18 +120,20 @@ impl Reader {
     /// Read up to `want` bytes at `pos` into the chunk: the bytes read.
     fn fill(&mut self, want: usize, limit: u64) -> Result<usize, SpoolError> {
         let (file, path) = self.file.as_ref().expect("located");
-        self.chunk.resize(want, 0);
+        // A new buffer each time: records handed out hold the old one.
+        let mut buf = vec![0; want];
         let mut got = 0;
         while got < want {
             let n = file
-                .read_at(self.pos + got as u64, &mut self.chunk[got..])
+                .read_at(self.pos + got as u64, &mut buf[got..])
                 .map_err(|e| SpoolError::io(format!("reading {}", path.display()), e))?;
             if n == 0 {
                 break;
             }
             got += n;
         }
-        self.chunk.truncate(got);
+        buf.truncate(got);
+        self.chunk = Bytes::from(buf);
         self.chunk_at = self.pos;
         self.chunk_limit = limit;
         Ok(got)
@@ -166,7 +170,7 @@ impl Reader {
         }
         self.file = Some((file, path));
         self.pos = segment::HEADER_LEN as u64;
-        self.chunk.clear();
+        self.chunk = Bytes::new();
         self.chunk_at = self.pos;
         self.chunk_limit = 0;
         Ok(())

@@ -151,6 +151,11 @@ pub fn frame_len(b: &[u8]) -> Option<usize> {
     Some(FRAME_LEN + (word & !MORE) as usize)
 }
 
+/// As [`frame`], with the frame's "more" flag (a batch goes on after it).
+pub fn frame_more(b: &[u8], at: usize, seq: u64) -> Result<(Range<usize>, bool), String> {
+    frame_at(b, at, seq).map_err(|(Bad::Broken(why) | Bad::OutOfOrder(why))| why)
+}
+
 /// The payload range of the frame at `at`, which must be whole, check,
 /// and be record `seq`; or what is wrong with it.
 pub fn frame(b: &[u8], at: usize, seq: u64) -> Result<Range<usize>, String> {
