@@ -383,7 +383,8 @@ fn readme_oauthbearer_and_aws_msk_iam_examples() {
 }
 
 /// `herald spool inspect DIR` shows the backlog and exits 0 on a sound
-/// spool; on a damaged one it says where and exits 1.
+/// spool; on a damaged one it says where and exits 1; `herald spool repair`
+/// sets the damage aside.
 #[test]
 fn spool_inspect_shows_the_backlog_and_the_damage() {
     let dir = tempfile::tempdir().unwrap();
@@ -421,6 +422,20 @@ fn spool_inspect_shows_the_backlog_and_the_damage() {
     assert!(
         text.contains("damaged at byte 20") && text.contains("DAMAGED"),
         "{text}"
+    );
+    // `repair` sets the damaged record aside; inspect is clean again.
+    let out = herald(&["spool", "repair", path], None);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("1 record(s) lost") && text.contains("damaged"),
+        "{text}"
+    );
+    let out = herald(&["spool", "inspect", path], None);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
     );
     let out = herald(&["spool", "inspect", "/nonexistent/spool"], None);
     assert_eq!(out.status.code(), Some(1));

@@ -1,14 +1,16 @@
 //! # herald-spool: a durable on-disk queue in front of a herald producer
 //!
-//! Work in progress (issue 13). What exists: the on-disk log with its
-//! recovery rules (`log`), the segment format (`segment`), the checkpoint
-//! (`checkpoint`), the record encoding (`codec`), the group-commit thread
-//! (`writer`), and [`Spool`]: durable appends (`max.bytes` enforced),
-//! forwarding to Kafka in append order through an idempotent producer that
-//! never gives a record up while Kafka is away, removal only after Kafka's
-//! acknowledgement, dead letters, the record id header ([`ID_HEADER`]). Not
-//! yet: the `herald spool` commands, the crash tests (simulated filesystem, kill -9,
-//! FUSE, ENOSPC) and the benchmark. See DESIGN.md, "The spool".
+//! Appends are durable when they return (group commit: one `write` and one
+//! `fdatasync` per group); records go to Kafka in append order through an
+//! idempotent producer that never gives a record up while Kafka is away,
+//! and leave the disk only once Kafka acknowledged them; records no resend
+//! can deliver become dead letters; each carries [`ID_HEADER`] so consumers
+//! can drop the repeats a crash causes. Modules, one stage each: `segment`
+//! (the on-disk frames), `checkpoint`, `codec`, `fs` (the filesystem calls,
+//! simulated in the tests), `log` (recovery, append, checkpoint), `reader`,
+//! `writer` (group commit), [`Spool`], [`repair`](repair()), [`inspect`](inspect()).
+//! README "The spool" has the promises; DESIGN.md "The spool" the format,
+//! the sync order and the recovery rules.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), herald_spool::SpoolError> {
