@@ -151,9 +151,8 @@ impl fmt::Display for Report {
         if self.damaged() {
             writeln!(
                 f,
-                "  DAMAGED: the spool will not open; `herald spool repair DIR` will set the \
-                 damaged part aside (not yet built: move the damaged segment out of the \
-                 directory by hand, after keeping a copy)"
+                "  DAMAGED: the spool will not open; `herald spool repair DIR` (with the spool \
+                 closed) copies the damaged bytes to DIR/damaged/ and keeps every good record"
             )?;
         }
         Ok(())

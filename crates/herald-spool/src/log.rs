@@ -149,8 +149,11 @@ fn scan_clean(fs: &dyn Fs, path: &Path, first_seq: u64) -> Result<Option<(u64, u
             seq += 1;
         }
         if at == 0 {
-            // A frame longer than a chunk, or bytes cut short at the end.
-            let Some(len) = segment::frame_len(&chunk) else {
+            // A frame longer than a chunk, or bytes cut short at the end
+            // (a length past the largest payload is damage: not read).
+            let Some(len) = segment::frame_len(&chunk)
+                .filter(|l| *l <= segment::MAX_PAYLOAD + segment::FRAME_LEN)
+            else {
                 return Ok(None);
             };
             let whole = read(pos, len)?;
@@ -300,6 +303,17 @@ impl Log {
             });
         }
         let next_seq = segments.last().map_or(cursor, Segment::end_seq);
+        if let Some(first) = segments.first().filter(|s| s.first_seq > cursor) {
+            return Err(SpoolError::Corrupt {
+                file: cursor_path,
+                offset: 0,
+                what: format!(
+                    "the checkpoint says records from {cursor} on are not yet delivered, but the \
+                     first segment starts at {}: the checkpoint is lost or records are missing",
+                    first.first_seq
+                ),
+            });
+        }
         if cursor > next_seq {
             return Err(SpoolError::Corrupt {
                 file: cursor_path,
@@ -432,12 +446,17 @@ impl Log {
             }
         })?;
         let header = segment::header(self.next_seq);
-        if let Err(e) = f.write_at(0, &header).and_then(|()| f.sync_data()) {
+        if let Err(e) = f.write_at(0, &header) {
             let _ = self.fs.remove(&path);
             if e.kind() == std::io::ErrorKind::StorageFull {
                 return Err(SpoolError::DiskFull { file: path });
             }
             return Err(SpoolError::io(format!("writing {}", path.display()), e));
+        }
+        if let Err(e) = f.sync_data() {
+            let why = format!("fdatasync of {} failed: {e}", path.display());
+            self.failed = Some(why.clone());
+            return Err(SpoolError::Failed { why });
         }
         if let Err(e) = sync_dir(&*self.fs, &self.dir) {
             self.failed = Some(e.to_string());
@@ -477,10 +496,17 @@ impl Log {
         let cursor = cursor.min(self.next_seq);
         let path = self.dir.join("cursor");
         let fs = &*self.fs;
-        let created = !fs.exists(&path);
         let f = open(fs, &path, OpenHow::OrCreate)?;
-        if created {
-            f.set_len(checkpoint::FILE_LEN as u64)
+        // Not yet set up (new, or its setup failed part way, e.g. on a full
+        // disk): zeros, synced, and its name synced, before a slot counts.
+        let size = f
+            .size()
+            .map_err(|e| SpoolError::io(format!("reading {}", path.display()), e))?;
+        if size < checkpoint::FILE_LEN as u64 {
+            // Zeros written, not a sparse `set_len`: a later slot write must
+            // not need a new block (it would fail on a full disk, and the
+            // checkpoint is what frees the disk).
+            f.write_at(0, &[0; checkpoint::FILE_LEN])
                 .and_then(|()| f.sync_data())
                 .map_err(|e| SpoolError::io(format!("creating {}", path.display()), e))?;
             sync_dir(fs, &self.dir)?;

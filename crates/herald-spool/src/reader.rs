@@ -101,6 +101,14 @@ impl Reader {
                 return Ok(payload);
             }
             let need = segment::frame_len(have).unwrap_or(segment::FRAME_LEN);
+            if need > segment::MAX_PAYLOAD + segment::FRAME_LEN {
+                let (_, path) = self.file.as_ref().expect("located");
+                return Err(SpoolError::Corrupt {
+                    file: path.clone(),
+                    offset: self.pos,
+                    what: format!("record {} declares {need} bytes", self.next),
+                });
+            }
             let got = self.fill(need.max(CHUNK), limit)?;
             if got == 0 {
                 // The segment ends here: the record is the first of the next.
@@ -133,6 +141,12 @@ impl Reader {
             got += n;
         }
         buf.truncate(got);
+        // Records handed out keep their chunk alive: a chunk mostly empty
+        // (a trickle of appends) is shrunk, or each in-flight record could
+        // pin a whole chunk.
+        if got < want / 2 {
+            buf.shrink_to_fit();
+        }
         self.chunk = Bytes::from(buf);
         self.chunk_at = self.pos;
         self.chunk_limit = limit;

@@ -75,7 +75,14 @@ pub fn repair(dir: &Path) -> Result<RepairReport, SpoolError> {
     let save = |name: String, bytes: &[u8]| -> Result<PathBuf, SpoolError> {
         std::fs::create_dir_all(&aside).map_err(io(format!("creating {}", aside.display())))?;
         let to = aside.join(name);
-        std::fs::write(&to, bytes).map_err(io(format!("writing {}", to.display())))?;
+        // Synced (file and directory) before the original is replaced.
+        std::fs::File::create(&to)
+            .and_then(|mut f| {
+                std::io::Write::write_all(&mut f, bytes)?;
+                f.sync_all()
+            })
+            .and_then(|()| RealFs.sync_dir(&aside))
+            .map_err(io(format!("writing {}", to.display())))?;
         Ok(to)
     };
     // Where the previous segment's records end (a gap after it is lost).
@@ -125,12 +132,33 @@ pub fn repair(dir: &Path) -> Result<RepairReport, SpoolError> {
                     prev_end = Some(next);
                 }
                 None => {
-                    report.actions.push(format!(
-                        "{file}: damaged header (the last segment); moved to {}, its records \
-                         could not be counted",
+                    // The last segment: its records are found by their own
+                    // checked frames (their sequences start at its name),
+                    // so none of its sequences is ever handed out again.
+                    let s = segment::salvage(&bytes, first, None);
+                    let why = format!(
+                        "record in {file}, whose header was damaged; `herald spool repair` \
+                         copied it to {}",
                         to.display()
+                    );
+                    let mut out: Vec<(u64, Vec<u8>, bool)> = s
+                        .frames
+                        .iter()
+                        .map(|(seq, r, more)| (*seq, bytes[r.clone()].to_vec(), *more))
+                        .collect();
+                    for r in &s.lost {
+                        out.extend(holes(r.clone(), &why));
+                        report.lost += r.end - r.start;
+                    }
+                    out.sort_by_key(|(seq, _, _)| *seq);
+                    write_segment(dir, first, &out)?;
+                    report.actions.push(format!(
+                        "{file}: damaged header (the last segment); copied to {}, {} good \
+                         records kept",
+                        to.display(),
+                        s.frames.len()
                     ));
-                    prev_end = Some(first);
+                    prev_end = Some(out.last().map_or(first, |(seq, _, _)| seq + 1));
                 }
             }
             continue;

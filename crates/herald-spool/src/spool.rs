@@ -72,6 +72,14 @@ struct Shared {
     appended: Notify,
     stop: AtomicBool,
     stopped: Notify,
+    /// Why forwarding stopped before `close`, if it did.
+    halted: Mutex<Option<String>>,
+}
+
+impl Shared {
+    fn halt(&self, why: String) {
+        *self.halted.lock().unwrap_or_else(|e| e.into_inner()) = Some(why);
+    }
 }
 
 /// A durable queue in front of a Kafka producer. Create it inside a tokio
@@ -130,7 +138,12 @@ pub fn spool_id(dir: &Path) -> Result<String, SpoolError> {
 /// record is given up) and idempotent (no repeats while the process lives).
 pub fn forwarding_config(mut cfg: ProducerConfig) -> ProducerConfig {
     cfg.delivery_timeout = Duration::from_millis(i32::MAX as u64);
-    cfg.enable_idempotence = true;
+    cfg.retries = i32::MAX as u32;
+    // Set as a property, so it is explicit: settings that would turn it off
+    // quietly (acks other than all, more than 5 requests in flight) are
+    // refused when the producer is made, naming the key.
+    cfg.set("enable.idempotence", "true")
+        .expect("enable.idempotence=true is a valid property");
     cfg
 }
 
@@ -143,6 +156,14 @@ impl Spool {
         cfg: SpoolConfig,
         producer: ProducerConfig,
     ) -> Result<(Spool, Recovery), SpoolError> {
+        if cfg.max_bytes < 2 * cfg.log.segment_bytes {
+            return Err(SpoolError::Invalid(format!(
+                "max.bytes ({}) must be at least twice the segment size ({}): the active \
+                 segment stays on disk once delivered, so a smaller limit could refuse every \
+                 append",
+                cfg.max_bytes, cfg.log.segment_bytes
+            )));
+        }
         let producer = Producer::new(forwarding_config(producer))
             .map_err(|e| SpoolError::Invalid(format!("the forwarding producer's settings: {e}")))?;
         let (log, recovery) = Log::open(dir, cfg.log.clone())?;
@@ -186,6 +207,15 @@ impl Spool {
         for r in records {
             let mut b = Vec::new();
             codec::encode(r, &mut b).map_err(SpoolError::Invalid)?;
+            // Checked here, not in the group: one record too large must not
+            // fail the other appenders' batches written with it.
+            if b.len() > segment::MAX_PAYLOAD {
+                return Err(SpoolError::Invalid(format!(
+                    "a record of {} bytes spooled (at most {})",
+                    b.len(),
+                    segment::MAX_PAYLOAD
+                )));
+            }
             batch.push(b);
         }
         let needed: u64 = batch
@@ -203,6 +233,18 @@ impl Spool {
         let r = self.writer.append(batch).await?;
         self.shared.appended.notify_one();
         Ok(r)
+    }
+
+    /// Why forwarding stopped, if it stopped before `close` (a read of the
+    /// spool failed, a dead letter could not be written, or the producer
+    /// gave a record up): appends still land on disk, and the records are
+    /// forwarded again by the next `open`. Monitor it beside `stats()`.
+    pub fn forwarding_halted(&self) -> Option<String> {
+        self.shared
+            .halted
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     pub fn stats(&self) -> SpoolStats {
@@ -242,6 +284,13 @@ impl Spool {
 /// Whether no resend can deliver a record that failed with `e` (it goes
 /// to the dead letters); otherwise the spool holds back and tries again.
 fn never_deliverable(e: &KafkaError) -> bool {
+    // Refusals of the producer itself, not of the record (the cluster does
+    // not let it write idempotently): every record would fail the same way,
+    // so hold back instead of dead-lettering the whole backlog.
+    const CLUSTER_AUTHORIZATION_FAILED: i16 = 31;
+    if e.kafka_code() == Some(CLUSTER_AUTHORIZATION_FAILED) {
+        return false;
+    }
     matches!(
         e.reason(),
         KafkaError::RecordTooLarge { .. }
@@ -260,6 +309,7 @@ fn dead_letter(path: &PathBuf, seq: u64, payload: &[u8], why: &str) -> Result<()
     body.extend_from_slice(payload);
     let mut frame = Vec::new();
     segment::put_frame(&mut frame, seq, &body, false);
+    let created = !path.exists();
     let mut f = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -267,7 +317,16 @@ fn dead_letter(path: &PathBuf, seq: u64, payload: &[u8], why: &str) -> Result<()
         .map_err(|e| SpoolError::io(format!("opening {}", path.display()), e))?;
     f.write_all(&frame)
         .and(f.sync_data())
-        .map_err(|e| SpoolError::io(format!("writing {}", path.display()), e))
+        .map_err(|e| SpoolError::io(format!("writing {}", path.display()), e))?;
+    // A new file's name must survive too before the cursor passes it.
+    if created {
+        if let Some(dir) = path.parent() {
+            std::fs::File::open(dir)
+                .and_then(|d| d.sync_all())
+                .map_err(|e| SpoolError::io(format!("syncing {}", dir.display()), e))?;
+        }
+    }
+    Ok(())
 }
 
 /// A record sent and not yet answered.
@@ -309,11 +368,16 @@ async fn forward(
             })
             .await
             else {
+                shared.halt("the spool's read-back task panicked".into());
                 break 'run;
             };
             reader = back;
-            let Ok(records) = records else {
-                break 'run;
+            let records = match records {
+                Ok(r) => r,
+                Err(e) => {
+                    shared.halt(format!("reading the spool back failed: {e}"));
+                    break 'run;
+                }
             };
             if records.is_empty() {
                 break;
@@ -330,7 +394,8 @@ async fn forward(
                     let rec = match decoded {
                         Ok(rec) => rec,
                         Err(why) => {
-                            if dead_letter(&dead_path, seq, &payload, &why).is_err() {
+                            if let Err(e) = dead_letter(&dead_path, seq, &payload, &why) {
+                                shared.halt(format!("writing a dead letter failed: {e}"));
                                 break 'run;
                             }
                             break InFlight::Dead;
@@ -351,7 +416,8 @@ async fn forward(
                             break InFlight::Sent(h, payload);
                         }
                         Err(e) if never_deliverable(&e) => {
-                            if dead_letter(&dead_path, seq, &payload, &e.to_string()).is_err() {
+                            if let Err(d) = dead_letter(&dead_path, seq, &payload, &e.to_string()) {
+                                shared.halt(format!("writing a dead letter failed: {d}"));
                                 break 'run;
                             }
                             break InFlight::Dead;
@@ -402,14 +468,21 @@ async fn forward(
                         shared.delivered.fetch_add(1, Ordering::Relaxed);
                     }
                     Err(e) if never_deliverable(&e) => {
-                        if dead_letter(&dead_path, seq, &payload, &e.to_string()).is_err() {
+                        if let Err(d) = dead_letter(&dead_path, seq, &payload, &e.to_string()) {
+                            shared.halt(format!("writing a dead letter failed: {d}"));
                             break;
                         }
                         shared.dead_letters.fetch_add(1, Ordering::Relaxed);
                     }
-                    // The producer gave up (closed, or its tasks died): the
-                    // record stays on disk for the next open.
-                    Err(_) => break,
+                    // The producer gave up (closed, its tasks died, or a
+                    // limit it was given ran out): the record stays on disk
+                    // for the next open.
+                    Err(e) => {
+                        if !shared.stop.load(Ordering::Relaxed) {
+                            shared.halt(format!("the producer gave record {seq} up: {e}"));
+                        }
+                        break;
+                    }
                 }
             }
         }

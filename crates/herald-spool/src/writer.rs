@@ -1,8 +1,9 @@
 //! Group commit: one thread owns the log; appenders hand it their batches
 //! and wait. The thread takes every batch waiting, writes them with one
 //! `write` and one `fdatasync`, then answers them all; the batches that
-//! arrive meanwhile make the next group. With `fdatasync` at about 4 ms on
-//! these machines (BENCHMARKS.md), grouping is where appends/s come from.
+//! arrive meanwhile make the next group. Grouping is where appends/s come
+//! from: one `fdatasync` per group (0.1-0.4 ms on this VM's disk, about
+//! 4 ms on others; BENCHMARKS.md, "The spool").
 
 use std::ops::Range;
 use std::sync::atomic::{AtomicU64, Ordering};

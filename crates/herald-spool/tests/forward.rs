@@ -135,12 +135,30 @@ async fn a_record_no_resend_can_deliver_is_a_dead_letter_and_the_rest_go_on() {
 async fn a_full_spool_refuses_the_append_and_keeps_what_it_has() {
     // No broker: nothing leaves the spool.
     let dir = tempfile::tempdir().unwrap();
-    let small = SpoolConfig {
-        max_bytes: 2000,
-        ..cfg()
-    };
     let mut producer = ProducerConfig::new("127.0.0.1:1");
     producer.set("max.block.ms", "100").unwrap();
+    // A bound below two segments could refuse every append once all is
+    // delivered (the active segment stays): refused at open, both named.
+    let err = Spool::open(
+        dir.path(),
+        SpoolConfig {
+            max_bytes: 2000,
+            ..cfg()
+        },
+        producer.clone(),
+    )
+    .unwrap_err();
+    assert!(
+        err.to_string().contains("max.bytes (2000)") && err.to_string().contains("(4096)"),
+        "{err}"
+    );
+    let small = SpoolConfig {
+        max_bytes: 2000,
+        log: LogConfig {
+            segment_bytes: 1000,
+        },
+        ..cfg()
+    };
     let (spool, _) = Spool::open(dir.path(), small.clone(), producer.clone()).unwrap();
     let rec = Record::new("events", Bytes::from(vec![b'v'; 200]));
     let mut kept = 0;
@@ -277,4 +295,27 @@ async fn a_repaired_hole_becomes_a_dead_letter_and_the_rest_is_delivered() {
     spool.close(Duration::from_secs(5)).await.unwrap();
     let report = herald_spool::inspect(dir.path()).unwrap().to_string();
     assert!(report.contains("dead letters: 1"), "{report}");
+}
+
+/// The forwarding producer is idempotent for certain: settings that would
+/// turn idempotence off without a word (acks=1, more than 5 requests in
+/// flight) are refused at open, naming the key, instead of letting a
+/// retried batch land after a later one.
+#[tokio::test]
+async fn settings_that_would_turn_idempotence_off_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    for (key, value) in [
+        ("acks", "1"),
+        ("max.in.flight.requests.per.connection", "10"),
+    ] {
+        let mut producer = ProducerConfig::new("127.0.0.1:1");
+        producer.set(key, value).unwrap();
+        let err = Spool::open(dir.path(), cfg(), producer).unwrap_err();
+        assert!(
+            matches!(err, SpoolError::Invalid(_)) && err.to_string().contains(key),
+            "{key}={value}: {err}"
+        );
+    }
+    let cfg = herald_spool::forwarding_config(ProducerConfig::new("x"));
+    assert!(cfg.idempotence());
 }

@@ -277,3 +277,55 @@ fn repair_sets_the_damage_aside_and_keeps_every_good_record() {
     fill(&mut log, 5);
     assert_eq!(all(&log).len(), 45);
 }
+
+/// A checkpoint lost (both slots unreadable) while the delivered segments
+/// are gone: open refuses, naming the cursor file, instead of starting
+/// from record 0 and failing later.
+#[test]
+fn a_lost_checkpoint_is_refused_at_open() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let (mut log, _) = Log::open(dir.path(), small()).unwrap();
+        fill(&mut log, 40);
+        assert!(
+            log.checkpoint(25).unwrap() > 0,
+            "delivered segments removed"
+        );
+    }
+    let cursor = dir.path().join("cursor");
+    std::fs::write(&cursor, vec![0u8; 1024]).unwrap();
+    match Log::open(dir.path(), small()) {
+        Err(SpoolError::Corrupt { file, what, .. }) => {
+            assert_eq!(file, cursor);
+            assert!(what.contains("checkpoint is lost"), "{what}");
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+/// `repair` of the last segment's damaged header keeps its records at
+/// their sequences (found by their own checked frames), so no sequence is
+/// handed out twice.
+#[test]
+fn repair_of_the_last_segments_header_keeps_its_sequences() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let (mut log, _) = Log::open(dir.path(), small()).unwrap();
+        fill(&mut log, 40);
+    }
+    let last = segments(dir.path()).pop().unwrap();
+    let mut b = std::fs::read(&last).unwrap();
+    b[9] ^= 1; // in the header's first sequence
+    std::fs::write(&last, &b).unwrap();
+    assert!(matches!(
+        Log::open(dir.path(), small()),
+        Err(SpoolError::Corrupt { .. })
+    ));
+    let report = herald_spool::repair(dir.path()).unwrap();
+    assert_eq!(report.lost, 0, "{report}");
+    let (mut log, _) = Log::open(dir.path(), small()).unwrap();
+    assert_eq!(log.bounds(), 0..40);
+    assert_eq!(all(&log).len(), 40);
+    fill(&mut log, 1);
+    assert_eq!(log.bounds().end, 41);
+}
