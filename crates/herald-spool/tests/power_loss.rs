@@ -1,6 +1,7 @@
 //! The log on a simulated filesystem that loses power (`simfs`): random
 //! sequences of appends (atomic batches), checkpoints, segment rolls,
-//! failing `fdatasync`s, a full disk and power losses. After each recovery:
+//! failing `fdatasync`s, a full disk, the process dying before any given
+//! filesystem call, restarts and power losses. After each recovery:
 //! every acknowledged append is there, in order, once; an append that was
 //! not acknowledged is there whole or not at all (never garbled); the
 //! cursor is the last checkpoint acknowledged (or the one being written);
@@ -33,6 +34,9 @@ enum Step {
     /// The disk has this much room left (until `Free` or a power loss).
     DiskFull(usize),
     Free,
+    /// The process dies before its Nth changing filesystem call from now
+    /// (a crash between any write, sync, unlink and directory sync).
+    CrashAfter(u64),
 }
 
 fn step() -> impl Strategy<Value = Step> {
@@ -46,6 +50,7 @@ fn step() -> impl Strategy<Value = Step> {
         1 => Just(Step::SyncFails),
         1 => (0usize..400).prop_map(Step::DiskFull),
         1 => Just(Step::Free),
+        2 => (0u64..12).prop_map(Step::CrashAfter),
     ]
 }
 
@@ -65,10 +70,10 @@ struct Model {
     /// Appends not acknowledged, by first sequence: their batches. They
     /// may come back after a crash, whole batches only, in order.
     tentative: BTreeMap<u64, Vec<Vec<u8>>>,
-    /// The last checkpoint acknowledged, and one that failed (it may or
-    /// may not have reached the disk).
+    /// The last checkpoint acknowledged, and those that failed since (each
+    /// may or may not have reached the disk).
     cursor: u64,
-    cursor_tried: Option<u64>,
+    cursor_tried: Vec<u64>,
 }
 
 fn open(fs: &SimFs, cfg: &LogConfig) -> Log {
@@ -84,16 +89,15 @@ fn open(fs: &SimFs, cfg: &LogConfig) -> Log {
 fn recover(fs: &SimFs, cfg: &LogConfig, m: &mut Model) -> Log {
     let log = open(fs, cfg);
     let b = log.bounds();
-    let allowed = [Some(m.cursor), m.cursor_tried];
     assert!(
-        allowed.contains(&Some(b.start)),
+        b.start == m.cursor || m.cursor_tried.contains(&b.start),
         "cursor {} after recovery; the last checkpoints were {} (acknowledged) and {:?} (tried)",
         b.start,
         m.cursor,
         m.cursor_tried
     );
     m.cursor = b.start;
-    m.cursor_tried = None;
+    m.cursor_tried.clear();
     let acked = m.acked.len() as u64;
     assert!(
         b.end >= acked,
@@ -136,7 +140,7 @@ fn run(steps: Vec<Step>, segment_bytes: u64) {
     let mut log = open(&fs, &cfg);
     let mut tag = 0u64;
     let mut failed = false;
-    let (mut disk_full, mut syncs_failing) = (false, false);
+    let (mut disk_full, mut syncs_failing, mut crashing) = (false, false, false);
     for s in steps {
         tag += 1;
         match s {
@@ -166,7 +170,7 @@ fn run(steps: Vec<Step>, segment_bytes: u64) {
                     Err(e) => {
                         if matches!(e, SpoolError::Failed { .. }) {
                             failed = true;
-                        } else if disk_full && !syncs_failing {
+                        } else if disk_full && !syncs_failing && !crashing {
                             assert!(
                                 matches!(e, SpoolError::DiskFull { .. }),
                                 "out of space, the append failed with: {e}"
@@ -189,7 +193,10 @@ fn run(steps: Vec<Step>, segment_bytes: u64) {
                 match log.checkpoint(c) {
                     Ok(_) => {
                         m.cursor = m.cursor.max(c);
-                        m.cursor_tried = None;
+                        // A failed checkpoint beyond this one may still
+                        // have reached the disk.
+                        let c = m.cursor;
+                        m.cursor_tried.retain(|t| *t > c);
                     }
                     Err(SpoolError::Failed { .. }) if failed => {}
                     Err(e) => {
@@ -197,7 +204,7 @@ fn run(steps: Vec<Step>, segment_bytes: u64) {
                             failed = true;
                         }
                         if c > m.cursor {
-                            m.cursor_tried = Some(c);
+                            m.cursor_tried.push(c);
                         }
                     }
                 }
@@ -207,15 +214,14 @@ fn run(steps: Vec<Step>, segment_bytes: u64) {
                 fs.power_loss(loss);
                 log = recover(&fs, &cfg, &mut m);
                 failed = false;
-                (disk_full, syncs_failing) = (false, false);
+                (disk_full, syncs_failing, crashing) = (false, false, false);
             }
             Step::Reopen => {
                 drop(log);
-                fs.fail_syncs(false);
-                fs.limit_space(None);
+                fs.restart();
                 log = recover(&fs, &cfg, &mut m);
                 failed = false;
-                (disk_full, syncs_failing) = (false, false);
+                (disk_full, syncs_failing, crashing) = (false, false, false);
             }
             Step::SyncFails => {
                 fs.fail_syncs(true);
@@ -228,6 +234,10 @@ fn run(steps: Vec<Step>, segment_bytes: u64) {
             Step::Free => {
                 fs.limit_space(None);
                 disk_full = false;
+            }
+            Step::CrashAfter(n) => {
+                fs.crash_after(n);
+                crashing = true;
             }
         }
     }

@@ -6,7 +6,8 @@
 //! torn at a 512- or 4096-byte boundary of the file, may leave garbage
 //! after the tail, and forgets every directory change not synced (a file
 //! created and not synced into the directory is gone; one removed comes
-//! back). Faults: `fdatasync` failing, and a disk that runs out of space.
+//! back). Faults: `fdatasync` failing, a disk that runs out of space, and
+//! the process dying before its Nth changing call (every call after fails).
 
 #![allow(dead_code)]
 
@@ -59,9 +60,30 @@ struct State {
     /// Counters: data syncs and directory syncs.
     pub data_syncs: u64,
     pub dir_syncs: u64,
+    /// The process dies before this many more changing calls: every call
+    /// from then on fails (nothing more reaches the disk) until a power
+    /// loss or a restart.
+    crash_in: Option<u64>,
+    dead: bool,
 }
 
 impl State {
+    /// Count a changing call: fails once the process is "dead".
+    fn step(&mut self) -> io::Result<()> {
+        if let Some(n) = self.crash_in {
+            if n == 0 {
+                self.dead = true;
+                self.crash_in = None;
+            } else {
+                self.crash_in = Some(n - 1);
+            }
+        }
+        if self.dead {
+            return Err(io::Error::other("the process died here (simulated crash)"));
+        }
+        Ok(())
+    }
+
     fn used(&self) -> usize {
         self.current
             .values()
@@ -104,6 +126,22 @@ impl SimFs {
         SimFs::default()
     }
 
+    /// The process dies before the `n`th changing call from now (0: the
+    /// next one): a crash at any point between a write, a sync, an unlink
+    /// and a directory sync.
+    pub fn crash_after(&self, n: u64) {
+        self.state.lock().unwrap().crash_in = Some(n);
+    }
+
+    /// A restart: the process runs again on what the page cache holds.
+    pub fn restart(&self) {
+        let mut s = self.state.lock().unwrap();
+        s.dead = false;
+        s.crash_in = None;
+        s.failing_syncs = false;
+        s.space = None;
+    }
+
     pub fn fail_syncs(&self, on: bool) {
         self.state.lock().unwrap().failing_syncs = on;
     }
@@ -136,6 +174,8 @@ impl SimFs {
         s.current = s.synced.clone();
         s.failing_syncs = false;
         s.space = None;
+        s.dead = false;
+        s.crash_in = None;
         let mut inos: Vec<u64> = s.inodes.keys().copied().collect();
         inos.sort();
         for ino in inos {
@@ -188,6 +228,7 @@ struct SimFile {
 impl FsFile for SimFile {
     fn write_at(&self, at: u64, buf: &[u8]) -> io::Result<()> {
         let mut s = self.state.lock().unwrap();
+        s.step()?;
         let cur_len = s.inodes[&self.ino].current.len();
         let mut take = buf.len();
         if let Some(space) = s.space {
@@ -220,6 +261,7 @@ impl FsFile for SimFile {
     }
     fn set_len(&self, len: u64) -> io::Result<()> {
         let mut s = self.state.lock().unwrap();
+        s.step()?;
         let node = s.inodes.get_mut(&self.ino).unwrap();
         let op = Op::SetLen(len);
         apply(&mut node.current, &op);
@@ -228,6 +270,7 @@ impl FsFile for SimFile {
     }
     fn sync_data(&self) -> io::Result<()> {
         let mut s = self.state.lock().unwrap();
+        s.step()?;
         if s.failing_syncs {
             return Err(io::Error::other(
                 "Input/output error (simulated fdatasync failure)",
@@ -256,6 +299,9 @@ impl Fs for SimFs {
     }
     fn open(&self, path: &Path, how: OpenHow) -> io::Result<Box<dyn FsFile>> {
         let mut s = self.state.lock().unwrap();
+        if matches!(how, OpenHow::New | OpenHow::OrCreate) {
+            s.step()?;
+        }
         let n = name(path);
         let ino = match (s.current.get(&n).copied(), how) {
             (Some(_), OpenHow::New) => {
@@ -278,6 +324,7 @@ impl Fs for SimFs {
     }
     fn remove(&self, path: &Path) -> io::Result<()> {
         let mut s = self.state.lock().unwrap();
+        s.step()?;
         s.current
             .remove(&name(path))
             .map(|_| ())
@@ -285,6 +332,7 @@ impl Fs for SimFs {
     }
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
         let mut s = self.state.lock().unwrap();
+        s.step()?;
         let ino = s
             .current
             .remove(&name(from))
@@ -294,6 +342,7 @@ impl Fs for SimFs {
     }
     fn sync_dir(&self, _dir: &Path) -> io::Result<()> {
         let mut s = self.state.lock().unwrap();
+        s.step()?;
         s.dir_syncs += 1;
         s.synced = s.current.clone();
         Ok(())
