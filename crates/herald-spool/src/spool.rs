@@ -100,10 +100,14 @@ pub struct Spool {
 pub const ID_HEADER: &str = "herald.spool.id";
 
 /// `record` as forwarded: with its [`ID_HEADER`].
-pub fn with_id(mut record: Record, spool_id: &str, seq: u64) -> Record {
+pub fn with_id(record: Record, spool_id: &str, seq: u64) -> Record {
+    with_id_value(record, bytes::Bytes::from(format!("{spool_id}:{seq}")))
+}
+
+fn with_id_value(mut record: Record, value: bytes::Bytes) -> Record {
     record.headers.push(herald::record::Header {
         key: ID_HEADER.into(),
-        value: Some(bytes::Bytes::from(format!("{spool_id}:{seq}"))),
+        value: Some(value),
     });
     record
 }
@@ -329,6 +333,15 @@ fn dead_letter(path: &PathBuf, seq: u64, payload: &[u8], why: &str) -> Result<()
     Ok(())
 }
 
+/// A spooled record back, or why it cannot be (a hole left by repair, or
+/// bytes that do not decode): then it becomes a dead letter.
+fn decode(payload: &bytes::Bytes, topic: &mut Option<Arc<str>>) -> Result<Record, String> {
+    match segment::hole_reason(payload) {
+        Some(why) => Err(why),
+        None => codec::decode_shared(payload, topic),
+    }
+}
+
 /// A record sent and not yet answered.
 enum InFlight {
     Sent(herald::DeliveryFuture, bytes::Bytes),
@@ -361,17 +374,43 @@ async fn forward(
             let want = (cfg.window - window.len()).min(4096);
             let limit = writer.stats.next_seq.load(Ordering::Acquire);
             // Disk reads off the runtime's threads.
-            let mut r = reader;
-            let Ok((back, records)) = tokio::task::spawn_blocking(move || {
-                let got = r.read(limit, want, 4 << 20);
-                (r, got)
+            // Read and decoded (with the id header) on a blocking thread,
+            // beside this task's sending: the forwarder only sends.
+            let (mut r, mut t, sid) = (reader, topic, id.clone());
+            let Ok((back, back_topic, records)) = tokio::task::spawn_blocking(move || {
+                let got = r.read(limit, want, 4 << 20).map(|records| {
+                    // The id header values of the whole read in one buffer,
+                    // each record's a slice of it: one allocation per read
+                    // instead of one per record.
+                    let mut ids = Vec::with_capacity(records.len() * (sid.len() + 21));
+                    let mut at = Vec::with_capacity(records.len());
+                    for (seq, _) in &records {
+                        let start = ids.len();
+                        ids.extend_from_slice(sid.as_bytes());
+                        ids.push(b':');
+                        std::io::Write::write_fmt(&mut ids, format_args!("{seq}"))
+                            .expect("writing to a Vec");
+                        at.push(start..ids.len());
+                    }
+                    let ids = bytes::Bytes::from(ids);
+                    records
+                        .into_iter()
+                        .zip(at)
+                        .map(|((seq, payload), range)| {
+                            let rec = decode(&payload, &mut t)
+                                .map(|rec| with_id_value(rec, ids.slice(range)));
+                            (seq, payload, rec)
+                        })
+                        .collect::<Vec<_>>()
+                });
+                (r, t, got)
             })
             .await
             else {
                 shared.halt("the spool's read-back task panicked".into());
                 break 'run;
             };
-            reader = back;
+            (reader, topic) = (back, back_topic);
             let records = match records {
                 Ok(r) => r,
                 Err(e) => {
@@ -382,14 +421,14 @@ async fn forward(
             if records.is_empty() {
                 break;
             }
-            for (seq, payload) in records {
-                // Decoded again for each attempt (the key and value are
-                // slices of the chunk read: nothing is copied), so the first
-                // attempt moves the record into the producer uncloned.
+            for (seq, payload, first) in records {
+                // A resend decodes again (the key and value are slices of
+                // the chunk read: nothing is copied).
+                let mut prepared = Some(first);
                 let entry = loop {
-                    let decoded = match segment::hole_reason(&payload) {
-                        Some(why) => Err(why),
-                        None => codec::decode_shared(&payload, &mut topic),
+                    let decoded = match prepared.take() {
+                        Some(r) => r,
+                        None => decode(&payload, &mut topic).map(|rec| with_id(rec, &id, seq)),
                     };
                     let rec = match decoded {
                         Ok(rec) => rec,
@@ -407,7 +446,7 @@ async fn forward(
                     // close signal is not even registered.
                     let sent = tokio::select! {
                         biased;
-                        r = producer.send(with_id(rec, &id, seq)) => r,
+                        r = producer.send(rec) => r,
                         _ = shared.stopped.notified() => break 'run,
                     };
                     match sent {
