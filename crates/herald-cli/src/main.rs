@@ -1,8 +1,10 @@
-//! `herald`: produce records, inspect metadata, administer topics and look
-//! into spools from the command line, in the spirit of kcat. Argument
-//! parsing only; the work is in `commands`, `topic` and `spool`.
+//! `herald`: produce records, inspect metadata, administer topics, look
+//! into spools and check gateway configurations from the command line, in
+//! the spirit of kcat. Argument parsing only; the work is in `commands`,
+//! `topic`, `spool` and `gateway`.
 
 mod commands;
+mod gateway;
 mod spool;
 mod topic;
 
@@ -31,6 +33,9 @@ enum Command {
     /// Look into a spool directory, or repair a damaged one (herald-spool).
     #[command(subcommand)]
     Spool(spool::SpoolCommand),
+    /// The event gateway's configuration: check a file, make a token.
+    #[command(subcommand)]
+    Gateway(gateway::GatewayCommand),
 }
 
 fn main() -> ExitCode {
@@ -58,6 +63,7 @@ fn main() -> ExitCode {
             Command::Metadata(args) => commands::metadata(args).await,
             Command::Topic(cmd) => topic::run(cmd).await,
             Command::Spool(cmd) => spool::run(cmd),
+            Command::Gateway(cmd) => gateway::run(cmd),
         }
     })
 }

@@ -441,3 +441,57 @@ fn spool_inspect_shows_the_backlog_and_the_damage() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("not a directory"));
 }
+
+/// `herald gateway token` prints a token and lines holding only its hash;
+/// `herald gateway check` accepts a file using them and names the line and
+/// key of a mistake.
+#[test]
+fn gateway_token_and_check() {
+    let out = herald(&["gateway", "token", "--name", "billing"], None);
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let token = text
+        .lines()
+        .next()
+        .and_then(|l| l.rsplit(' ').next())
+        .unwrap()
+        .to_string();
+    assert_eq!(token.len(), 64, "{text}");
+    let lines: String = text.lines().skip(2).collect::<Vec<_>>().join("\n");
+    assert!(
+        !lines.contains(&token),
+        "the token itself is not in the config lines"
+    );
+    let lines = lines.replace("INSTANCE/TOPIC", "main/orders");
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("gw.toml");
+    let good = format!(
+        "listen = \"0.0.0.0:8080\"\n[spool]\ndir = \"/tmp/s\"\n[instances.main]\n\"bootstrap.servers\" = \"127.0.0.1:9092\"\n[instances.main.topics.orders]\n{lines}\n"
+    );
+    std::fs::write(&cfg, &good).unwrap();
+    let path = cfg.to_str().unwrap();
+    let out = herald(&["gateway", "check", "--config", path], None);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("instance main: 1 topic(s) [orders]") && stdout.contains("1 token(s)"),
+        "{stdout}"
+    );
+    std::fs::write(
+        &cfg,
+        good.replace("[instances.main]", "[instances.Main]")
+            .replace("instances.main.topics", "instances.Main.topics"),
+    )
+    .unwrap();
+    let out = herald(&["gateway", "check", "--config", path], None);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr.contains("gw.toml:4: instances.Main: `Main`: an instance name is lowercase letters and digits only"),
+        "{stderr}"
+    );
+}
