@@ -276,24 +276,10 @@ fn join(path: &str, key: &str) -> String {
 fn closest<'a>(k: &str, allowed: &[&'a str]) -> Option<&'a str> {
     allowed
         .iter()
-        .map(|a| (distance(k, a), *a))
+        .map(|a| (strsim::levenshtein(k, a), *a))
         .filter(|(d, _)| *d <= 2)
         .min()
         .map(|(_, a)| a)
-}
-
-fn distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut cur = vec![i + 1];
-        for (j, cb) in b.iter().enumerate() {
-            let sub = prev[j] + usize::from(ca != *cb);
-            cur.push(sub.min(prev[j + 1] + 1).min(cur[j] + 1));
-        }
-        prev = cur;
-    }
-    prev[b.len()]
 }
 
 /// An instance name: lowercase letters and digits (seed 001).
@@ -302,17 +288,6 @@ fn valid_instance(name: &str) -> bool {
         && name
             .bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
-}
-
-/// A Kafka topic name: 1 to 249 of `[a-zA-Z0-9._-]`, not `.` or `..`.
-fn valid_topic(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 249
-        && name != "."
-        && name != ".."
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-')
 }
 
 impl GatewayConfig {
@@ -574,12 +549,8 @@ fn instance(
     for (topic, item) in topics_t.iter() {
         let p = join(&tpath, topic);
         let at = Ctx::at(topics_t, topic);
-        if !valid_topic(topic) {
-            return Err(cx.err(
-                at,
-                &p,
-                format!("`{topic}` is not a Kafka topic name (1 to 249 of a-z A-Z 0-9 . _ -)"),
-            ));
+        if let Err(why) = herald::metadata::check_topic_name(topic) {
+            return Err(cx.err(at, &p, why));
         }
         let tt = item.as_table_like().ok_or_else(|| {
             cx.err(

@@ -109,7 +109,7 @@ pub(crate) struct Metadata {
 /// Kafka's rules for a topic name (`org.apache.kafka.common.internals.Topic`):
 /// 1 to 249 characters of ASCII letters, digits, `.`, `_` and `-`, and not
 /// `.` or `..`. A name that breaks them can never be created or written.
-pub(crate) fn check_topic_name(name: &str) -> Result<(), String> {
+pub fn check_topic_name(name: &str) -> Result<(), String> {
     let problem = if name.is_empty() {
         Some("is empty".to_string())
     } else if name == "." || name == ".." {

@@ -142,7 +142,7 @@ fn wrong_values_say_what_is_allowed() {
                 "[instances.main.topics.\"a b\"]",
             ),
             17,
-            "not a Kafka topic name",
+            "not a valid Kafka topic name",
         ),
         (
             with(
