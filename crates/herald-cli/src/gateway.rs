@@ -1,13 +1,24 @@
 //! `herald gateway check --config FILE`: read and check a gateway
 //! configuration without starting anything; `herald gateway token --name
 //! NAME`: a new random token and the configuration lines that allow it
-//! (which hold only its SHA-256). The HTTP server itself is issue 14's next
-//! step.
+//! (which hold only its SHA-256); `herald gateway --config FILE`: run it.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::Subcommand;
+use clap::{Args, Subcommand};
+
+/// `herald gateway --config FILE` runs it; the subcommands check a file or
+/// make a token.
+#[derive(Args, Debug)]
+#[command(args_conflicts_with_subcommands = true)]
+pub(crate) struct GatewayArgs {
+    #[command(subcommand)]
+    command: Option<GatewayCommand>,
+    /// Run the gateway with this TOML configuration (until SIGTERM/SIGINT).
+    #[arg(long)]
+    config: Option<PathBuf>,
+}
 
 #[derive(Subcommand, Debug)]
 pub(crate) enum GatewayCommand {
@@ -27,7 +38,61 @@ pub(crate) enum GatewayCommand {
     },
 }
 
-pub(crate) fn run(cmd: GatewayCommand) -> ExitCode {
+pub(crate) async fn run(args: GatewayArgs) -> ExitCode {
+    match (args.command, args.config) {
+        (Some(cmd), _) => command(cmd),
+        (None, Some(config)) => serve(config).await,
+        (None, None) => {
+            eprintln!(
+                "herald: give --config FILE to run the gateway, or `herald gateway check|token`"
+            );
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Run until SIGTERM or SIGINT; then stop accepting, finish what is in
+/// progress and close the spools (what Kafka has not acknowledged stays on
+/// disk for the next start).
+async fn serve(config: PathBuf) -> ExitCode {
+    let cfg = match herald_gateway::GatewayConfig::load(&config) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("herald: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let listener = match tokio::net::TcpListener::bind(cfg.listen).await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!(
+                "herald: cannot listen on {} (listen in {}): {e}",
+                cfg.listen,
+                config.display()
+            );
+            return ExitCode::from(1);
+        }
+    };
+    eprintln!("herald gateway: listening on {}", cfg.listen);
+    let shutdown = async {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("installing the SIGTERM handler");
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
+        eprintln!("herald gateway: stopping");
+    };
+    match herald_gateway::serve(cfg, listener, shutdown).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("herald: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn command(cmd: GatewayCommand) -> ExitCode {
     match cmd {
         GatewayCommand::Check { config } => match herald_gateway::GatewayConfig::load(&config) {
             Ok(c) => {

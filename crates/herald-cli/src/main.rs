@@ -33,9 +33,9 @@ enum Command {
     /// Look into a spool directory, or repair a damaged one (herald-spool).
     #[command(subcommand)]
     Spool(spool::SpoolCommand),
-    /// The event gateway's configuration: check a file, make a token.
-    #[command(subcommand)]
-    Gateway(gateway::GatewayCommand),
+    /// The event gateway: run it (--config FILE), check a configuration,
+    /// make a token.
+    Gateway(gateway::GatewayArgs),
 }
 
 fn main() -> ExitCode {
@@ -63,7 +63,7 @@ fn main() -> ExitCode {
             Command::Metadata(args) => commands::metadata(args).await,
             Command::Topic(cmd) => topic::run(cmd).await,
             Command::Spool(cmd) => spool::run(cmd),
-            Command::Gateway(cmd) => gateway::run(cmd),
+            Command::Gateway(args) => gateway::run(args).await,
         }
     })
 }

@@ -3,9 +3,18 @@
 //! Work in progress (issue 14). What exists: the configuration
 //! ([`config`]): TOML, every error naming the key and its line, checked by
 //! `herald gateway check --config FILE`; tokens made by `herald gateway
-//! token`. The HTTP server comes next. See DESIGN.md, "The gateway".
+//! token`; and [`serve`]: `POST /v1/instances/{instance}/topics/{topic}/events`
+//! (one event or a batch, 202 once durable in the instance's spool) with
+//! bearer tokens and problem+json errors, and `GET /healthz`. Not yet:
+//! `wait=true`, `Idempotency-Key`, rate limits, `fallback = "none"`,
+//! `/v1/instances`, `/readyz`, `/metrics`, `/openapi.json`. See DESIGN.md,
+//! "The gateway".
 
 pub mod config;
+pub mod request;
+mod server;
 pub mod token;
+
+pub use server::serve;
 
 pub use config::{ConfigError, Fallback, GatewayConfig, Instance, TokenRule, TopicRule};

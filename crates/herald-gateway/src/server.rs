@@ -1,0 +1,247 @@
+//! The HTTP server: the request path is socket → axum → auth → the
+//! instance and topic → the body read within its limit → records
+//! (`request.rs`) → the instance's spool (durable on return) → 202 with the
+//! events' ids; the spool forwards to Kafka. Errors are RFC 9457
+//! `application/problem+json` whose `detail` says what to do.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use herald_spool::{Spool, SpoolConfig, SpoolError};
+
+use crate::config::GatewayConfig;
+use crate::request;
+
+/// An instance's spool and the id its records carry.
+struct Lane {
+    spool: Spool,
+    spool_id: String,
+}
+
+struct Gateway {
+    cfg: GatewayConfig,
+    lanes: BTreeMap<String, Lane>,
+}
+
+/// An RFC 9457 problem.
+fn problem(status: StatusCode, detail: impl Into<String>) -> Response {
+    let body = serde_json::json!({
+        "type": "about:blank",
+        "title": status.canonical_reason().unwrap_or(""),
+        "status": status.as_u16(),
+        "detail": detail.into(),
+    });
+    let mut r = (status, body.to_string()).into_response();
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/problem+json"),
+    );
+    r
+}
+
+fn retry_after(mut r: Response, secs: u32) -> Response {
+    r.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    r
+}
+
+impl Gateway {
+    /// The token's rule, or why it is refused (a 401). `Ok(None)`: no
+    /// tokens are configured.
+    fn authorize(&self, headers: &HeaderMap) -> Result<Option<&crate::TokenRule>, &'static str> {
+        if self.cfg.tokens.is_empty() {
+            return Ok(None);
+        }
+        let presented = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::trim);
+        let Some(token) = presented else {
+            return Err(
+                "no bearer token: send `Authorization: Bearer TOKEN` (tokens are made \
+                        with `herald gateway token`)",
+            );
+        };
+        let digest = crate::token::digest(token);
+        self.cfg
+            .tokens
+            .iter()
+            .find(|t| t.sha256 == digest)
+            .map(Some)
+            .ok_or(
+                "unknown bearer token: check the token, or ask the gateway's administrator \
+                    for one",
+            )
+    }
+
+    /// The `instance/topic` pairs `rule` may publish to.
+    fn allowed(&self, rule: Option<&crate::TokenRule>) -> Vec<String> {
+        let mut out = Vec::new();
+        for (i, inst) in &self.cfg.instances {
+            for t in inst.topics.keys() {
+                if rule.is_none_or(|r| r.allows(i, t)) {
+                    out.push(format!("{i}/{t}"));
+                }
+            }
+        }
+        out
+    }
+}
+
+async fn publish(
+    State(gw): State<Arc<Gateway>>,
+    Path((instance, topic)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let rule = match gw.authorize(&headers) {
+        Ok(r) => r,
+        Err(why) => return problem(StatusCode::UNAUTHORIZED, why),
+    };
+    let Some((inst, lane)) = gw.cfg.instances.get(&instance).zip(gw.lanes.get(&instance)) else {
+        return problem(
+            StatusCode::NOT_FOUND,
+            format!(
+                "no instance `{instance}`; this token may publish to: {}",
+                gw.allowed(rule).join(", ")
+            ),
+        );
+    };
+    let Some(topic_rule) = inst.topics.get(&topic) else {
+        return problem(
+            StatusCode::NOT_FOUND,
+            format!(
+                "instance `{instance}` has no topic `{topic}` open to the gateway; this token may \
+                 publish to: {}",
+                gw.allowed(rule).join(", ")
+            ),
+        );
+    };
+    if let Some(r) = rule {
+        if !r.allows(&instance, &topic) {
+            return problem(
+                StatusCode::FORBIDDEN,
+                format!(
+                    "token `{}` may not publish to {instance}/{topic}; it may publish to: {}",
+                    r.name,
+                    gw.allowed(rule).join(", ")
+                ),
+            );
+        }
+    }
+    let json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase()
+        })
+        .is_some_and(|v| v == "application/json" || v.ends_with("+json"));
+    if !json {
+        return problem(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "send the events as JSON with `Content-Type: application/json`",
+        );
+    }
+    let limit = gw.cfg.max_body_bytes;
+    let bytes: Bytes = match axum::body::to_bytes(body, limit).await {
+        Ok(b) => b,
+        Err(_) => {
+            return problem(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!(
+                    "the body is over {limit} bytes (limits.max_body_bytes): send fewer events per \
+                     request"
+                ),
+            )
+        }
+    };
+    let records = match request::records(&bytes, &topic, topic_rule, gw.cfg.max_events_per_batch) {
+        Ok(r) => r,
+        Err(e) => return problem(StatusCode::BAD_REQUEST, e.0),
+    };
+    match lane.spool.append_batch(&records).await {
+        Ok(seqs) => {
+            let ids: Vec<String> = seqs.map(|s| format!("{}:{s}", lane.spool_id)).collect();
+            (
+                StatusCode::ACCEPTED,
+                [(header::CONTENT_TYPE, "application/json")],
+                serde_json::json!({ "ids": ids }).to_string(),
+            )
+                .into_response()
+        }
+        Err(e @ (SpoolError::Full { .. } | SpoolError::DiskFull { .. })) => retry_after(
+            problem(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("instance `{instance}`: {e}"),
+            ),
+            5,
+        ),
+        Err(SpoolError::Invalid(why)) => problem(StatusCode::BAD_REQUEST, why),
+        Err(e) => problem(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("instance `{instance}`: the events were not stored: {e}"),
+        ),
+    }
+}
+
+async fn fallback() -> Response {
+    problem(
+        StatusCode::NOT_FOUND,
+        "no such endpoint: publish with POST /v1/instances/{instance}/topics/{topic}/events",
+    )
+}
+
+/// Open every instance's spool (in `spool.dir/NAME`), serve on `listener`
+/// until `shutdown` resolves, then close the spools (what Kafka has not
+/// acknowledged stays on disk for the next start).
+pub async fn serve(
+    cfg: GatewayConfig,
+    listener: tokio::net::TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), String> {
+    let mut lanes = BTreeMap::new();
+    for (name, inst) in &cfg.instances {
+        let dir = cfg.spool_dir.join(name);
+        let spool_cfg = SpoolConfig {
+            max_bytes: cfg.spool_max_bytes,
+            ..SpoolConfig::default()
+        };
+        let (spool, _) = Spool::open(&dir, spool_cfg, inst.producer.clone())
+            .map_err(|e| format!("instance `{name}`: {e}"))?;
+        let spool_id = herald_spool::spool_id(&dir).map_err(|e| e.to_string())?;
+        lanes.insert(name.clone(), Lane { spool, spool_id });
+    }
+    let grace = cfg.shutdown_grace;
+    let gw = Arc::new(Gateway { cfg, lanes });
+    let app = Router::new()
+        .route(
+            "/v1/instances/{instance}/topics/{topic}/events",
+            post(publish),
+        )
+        .route("/healthz", get(|| async { "ok\n" }))
+        .fallback(fallback)
+        .with_state(gw.clone());
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+        .map_err(|e| format!("serving: {e}"))?;
+    for (name, lane) in &gw.lanes {
+        if let Err(e) = lane.spool.close(grace.max(Duration::from_secs(1))).await {
+            return Err(format!("instance `{name}`: {e}"));
+        }
+    }
+    Ok(())
+}

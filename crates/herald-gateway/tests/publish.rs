@@ -1,0 +1,300 @@
+//! The gateway against Tansu, with requests written by hand as a new user's
+//! curl would send them, and records read back with librdkafka.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use herald_gateway::{token, GatewayConfig};
+use herald_test_support::Tansu;
+use serde_json::Value;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+struct Answer {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: String,
+}
+
+impl Answer {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("{e}: {}", self.body))
+    }
+
+    /// A problem+json answer's `detail`.
+    fn detail(&self) -> String {
+        assert_eq!(
+            self.header("content-type"),
+            Some("application/problem+json"),
+            "{}",
+            self.body
+        );
+        let j = self.json();
+        assert_eq!(j["status"], self.status);
+        j["detail"].as_str().unwrap().to_string()
+    }
+}
+
+/// One HTTP/1.1 request on its own connection.
+async fn http(addr: SocketAddr, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Answer {
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut req = format!(
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    s.write_all(req.as_bytes()).await.unwrap();
+    // A body over the limit may be refused before it is all read.
+    let _ = s.write_all(body).await;
+    let mut raw = Vec::new();
+    let _ = s.read_to_end(&mut raw).await;
+    let text = String::from_utf8_lossy(&raw).to_string();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .unwrap()
+        .split(' ')
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    let headers = lines
+        .filter_map(|l| l.split_once(": "))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    Answer {
+        status,
+        headers,
+        body: body.to_string(),
+    }
+}
+
+const JSON: (&str, &str) = ("Content-Type", "application/json");
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_are_accepted_delivered_and_every_mistake_gets_its_status() {
+    let tansu = Tansu::start();
+    tansu.create_topic("orders", 3);
+    tansu.create_topic("status", 1);
+    let dir = tempfile::tempdir().unwrap();
+    let (orders_token, status_token) = (token::new_token(), token::new_token());
+    let text = format!(
+        r#"
+[spool]
+dir = "{}"
+
+[instances.main]
+"bootstrap.servers" = "{}"
+"linger.ms" = 0
+
+[instances.main.topics.orders]
+key = "/customer/id"
+headers = {{ source = "gateway" }}
+
+[instances.main.topics.status]
+
+[[tokens]]
+name = "billing"
+sha256 = "{}"
+allow = ["main/orders"]
+
+[[tokens]]
+name = "monitor"
+sha256 = "{}"
+allow = ["main/status"]
+"#,
+        dir.path().display(),
+        tansu.bootstrap(),
+        token::sha256_hex(&orders_token),
+        token::sha256_hex(&status_token),
+    );
+    let mut cfg = GatewayConfig::parse("gw.toml", &text).unwrap();
+    cfg.max_body_bytes = 4096;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(herald_gateway::serve(cfg, listener, async {
+        let _ = stopped.await;
+    }));
+    let bearer = format!("Bearer {orders_token}");
+    let auth = ("Authorization", bearer.as_str());
+    let path = "/v1/instances/main/topics/orders/events";
+
+    // One event (its key from the topic's pointer), then a batch of three.
+    let a = http(
+        addr,
+        path,
+        &[auth, JSON],
+        br#"{"value": {"customer": {"id": "c-42"}, "total": 12.5}, "headers": {"trace": "t1"}}"#,
+    )
+    .await;
+    assert_eq!(a.status, 202, "{}", a.body);
+    assert_eq!(a.json()["ids"].as_array().unwrap().len(), 1);
+    let batch = br#"{"events": [
+        {"value": {"customer": {"id": "c-1"}, "n": 1}},
+        {"value": {"customer": {"id": "c-2"}, "n": 2}, "key": "explicit"},
+        {"value": [1, 2, 3], "key": "k3"}
+    ]}"#;
+    let a = http(addr, path, &[auth, JSON], batch).await;
+    assert_eq!(a.status, 202, "{}", a.body);
+    let ids: Vec<String> = a.json()["ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(ids.len(), 3);
+
+    // Read back with librdkafka: value as sent, key, headers, partition.
+    let read = tokio::task::spawn_blocking({
+        let b = tansu.bootstrap();
+        move || herald_test_support::read_all(&b, "orders", 3, 4, Duration::from_secs(30))
+    })
+    .await
+    .unwrap();
+    let mut by_key: Vec<(String, Value, i32, Vec<(String, String)>)> = read
+        .iter()
+        .map(|r| {
+            (
+                String::from_utf8(r.key.clone().unwrap()).unwrap(),
+                serde_json::from_slice(r.value.as_ref().unwrap()).unwrap(),
+                r.partition,
+                r.headers
+                    .iter()
+                    .map(|(k, v)| (k.clone(), String::from_utf8(v.clone().unwrap()).unwrap()))
+                    .collect(),
+            )
+        })
+        .collect();
+    by_key.sort_by(|a, b| a.0.cmp(&b.0));
+    let keys: Vec<&str> = by_key.iter().map(|r| r.0.as_str()).collect();
+    assert_eq!(keys, ["c-1", "c-42", "explicit", "k3"]);
+    for (key, value, partition, headers) in &by_key {
+        assert_eq!(
+            *partition,
+            herald::partitioner::partition_for_key(key.as_bytes(), 3),
+            "{key}: the partition murmur2 gives"
+        );
+        assert_eq!(headers[0], ("source".to_string(), "gateway".to_string()));
+        assert!(headers.iter().any(|(k, _)| k == "herald.spool.id"));
+        if key == "c-42" {
+            assert_eq!(
+                value,
+                &serde_json::json!({"customer": {"id": "c-42"}, "total": 12.5})
+            );
+            assert!(headers.contains(&("trace".to_string(), "t1".to_string())));
+        }
+    }
+    let explicit = by_key.iter().find(|r| r.0 == "explicit").unwrap();
+    let id = &explicit
+        .3
+        .iter()
+        .find(|(k, _)| k == "herald.spool.id")
+        .unwrap()
+        .1;
+    assert_eq!(id, &ids[1], "the id answered is the id the record carries");
+
+    // Every mistake, with its status and what to do.
+    let cases: Vec<(&str, Vec<(&str, &str)>, Vec<u8>, u16, &str)> = vec![
+        (path, vec![JSON], b"{}".to_vec(), 401, "no bearer token"),
+        (
+            path,
+            vec![("Authorization", "Bearer nope"), JSON],
+            b"{}".to_vec(),
+            401,
+            "unknown bearer token",
+        ),
+        (
+            "/v1/instances/main/topics/status/events",
+            vec![auth, JSON],
+            b"{\"value\": 1}".to_vec(),
+            403,
+            "token `billing` may not publish to main/status; it may publish to: main/orders",
+        ),
+        (
+            "/v1/instances/other/topics/orders/events",
+            vec![auth, JSON],
+            b"{}".to_vec(),
+            404,
+            "no instance `other`; this token may publish to: main/orders",
+        ),
+        (
+            "/v1/instances/main/topics/nope/events",
+            vec![auth, JSON],
+            b"{}".to_vec(),
+            404,
+            "has no topic `nope`",
+        ),
+        (
+            path,
+            vec![auth, ("Content-Type", "text/plain")],
+            b"{}".to_vec(),
+            415,
+            "Content-Type: application/json",
+        ),
+        (
+            path,
+            vec![auth, JSON],
+            vec![b' '; 5000],
+            413,
+            "over 4096 bytes (limits.max_body_bytes)",
+        ),
+        (
+            path,
+            vec![auth, JSON],
+            b"{\"value\": 1,\n \"key\": }".to_vec(),
+            400,
+            "line 2, column 9",
+        ),
+        (
+            path,
+            vec![auth, JSON],
+            b"{\"value\": 1, \"headers\": {\"a\": 2}}".to_vec(),
+            400,
+            "headers.a: a header value is a string",
+        ),
+        (
+            "/v2/nothing",
+            vec![auth, JSON],
+            b"{}".to_vec(),
+            404,
+            "POST /v1/instances/{instance}/topics/{topic}/events",
+        ),
+    ];
+    for (p, headers, body, status, says) in cases {
+        let a = http(addr, p, &headers, &body).await;
+        assert_eq!(a.status, status, "{p}: {}", a.body);
+        let detail = a.detail();
+        assert!(detail.contains(says), "{p} {status}: {detail}");
+        assert!(!a.body.contains(&orders_token), "a token never comes back");
+    }
+    // The other token publishes to its own topic.
+    let bearer2 = format!("Bearer {status_token}");
+    let a = http(
+        addr,
+        "/v1/instances/main/topics/status/events",
+        &[("Authorization", bearer2.as_str()), JSON],
+        b"{\"value\": {\"state\": \"up\"}}",
+    )
+    .await;
+    assert_eq!(a.status, 202, "{}", a.body);
+
+    let _ = stop.send(());
+    let start = Instant::now();
+    server.await.unwrap().unwrap();
+    assert!(
+        start.elapsed() < Duration::from_secs(15),
+        "shutdown took {:?}",
+        start.elapsed()
+    );
+}
