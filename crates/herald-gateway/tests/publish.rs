@@ -81,6 +81,11 @@ async fn http(addr: SocketAddr, path: &str, headers: &[(&str, &str)], body: &[u8
 
 const JSON: (&str, &str) = ("Content-Type", "application/json");
 
+/// A record read back: key, JSON value, partition, headers.
+type Got = (String, Value, i32, Vec<(String, String)>);
+/// A request that must fail: path, headers, body, status, what `detail` says.
+type Case<'a> = (&'a str, Vec<(&'a str, &'a str)>, Vec<u8>, u16, &'a str);
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn events_are_accepted_delivered_and_every_mistake_gets_its_status() {
     let tansu = Tansu::start();
@@ -162,7 +167,7 @@ allow = ["main/status"]
     })
     .await
     .unwrap();
-    let mut by_key: Vec<(String, Value, i32, Vec<(String, String)>)> = read
+    let mut by_key: Vec<Got> = read
         .iter()
         .map(|r| {
             (
@@ -205,7 +210,7 @@ allow = ["main/status"]
     assert_eq!(id, &ids[1], "the id answered is the id the record carries");
 
     // Every mistake, with its status and what to do.
-    let cases: Vec<(&str, Vec<(&str, &str)>, Vec<u8>, u16, &str)> = vec![
+    let cases: Vec<Case> = vec![
         (path, vec![JSON], b"{}".to_vec(), 401, "no bearer token"),
         (
             path,
