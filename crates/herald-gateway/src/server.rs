@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::{Body, Bytes};
-use axum::extract::{Path, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -100,9 +100,25 @@ impl Gateway {
 async fn publish(
     State(gw): State<Arc<Gateway>>,
     Path((instance, topic)): Path<(String, String)>,
+    RawQuery(query): RawQuery,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
+    let wait = match query
+        .as_deref()
+        .map(|q| q.split('&').find_map(|kv| kv.strip_prefix("wait=")))
+    {
+        None | Some(None) | Some(Some("false")) => false,
+        Some(Some("true")) => true,
+        Some(Some(other)) => {
+            return problem(
+                StatusCode::BAD_REQUEST,
+                format!(
+                    "wait={other}: use wait=true (answer once Kafka acknowledged) or leave it out"
+                ),
+            )
+        }
+    };
     let rule = match gw.authorize(&headers) {
         Ok(r) => r,
         Err(why) => return problem(StatusCode::UNAUTHORIZED, why),
@@ -172,6 +188,15 @@ async fn publish(
         Ok(r) => r,
         Err(e) => return problem(StatusCode::BAD_REQUEST, e.0),
     };
+    if wait {
+        return match lane.spool.append_batch_watched(&records).await {
+            Ok((seqs, watches)) => {
+                let ids: Vec<String> = seqs.map(|s| format!("{}:{s}", lane.spool_id)).collect();
+                delivered(&instance, inst.send_timeout, ids, watches).await
+            }
+            Err(e) => refused(&instance, e),
+        };
+    }
     match lane.spool.append_batch(&records).await {
         Ok(seqs) => {
             let ids: Vec<String> = seqs.map(|s| format!("{}:{s}", lane.spool_id)).collect();
@@ -182,19 +207,86 @@ async fn publish(
             )
                 .into_response()
         }
-        Err(e @ (SpoolError::Full { .. } | SpoolError::DiskFull { .. })) => retry_after(
+        Err(e) => refused(&instance, e),
+    }
+}
+
+/// The answer to an append the spool refused.
+fn refused(instance: &str, e: SpoolError) -> Response {
+    match e {
+        e @ (SpoolError::Full { .. } | SpoolError::DiskFull { .. }) => retry_after(
             problem(
                 StatusCode::SERVICE_UNAVAILABLE,
                 format!("instance `{instance}`: {e}"),
             ),
             5,
         ),
-        Err(SpoolError::Invalid(why)) => problem(StatusCode::BAD_REQUEST, why),
-        Err(e) => problem(
+        SpoolError::Invalid(why) => problem(StatusCode::BAD_REQUEST, why),
+        e => problem(
             StatusCode::INTERNAL_SERVER_ERROR,
             format!("instance `{instance}`: the events were not stored: {e}"),
         ),
     }
+}
+
+/// `wait=true`: 200 with where Kafka put each event, once all are
+/// acknowledged; 504 if `send_timeout_ms` passes first (the events stay in
+/// the spool and are still delivered); 422 if Kafka refused one for good
+/// (it is a dead letter).
+async fn delivered(
+    instance: &str,
+    timeout: Duration,
+    ids: Vec<String>,
+    watches: Vec<tokio::sync::oneshot::Receiver<herald_spool::Delivery>>,
+) -> Response {
+    let all = async {
+        let mut out = Vec::with_capacity(watches.len());
+        for w in watches {
+            out.push(w.await);
+        }
+        out
+    };
+    let Ok(outcomes) = tokio::time::timeout(timeout, all).await else {
+        return problem(
+            StatusCode::GATEWAY_TIMEOUT,
+            format!(
+                "Kafka (instance `{instance}`) did not acknowledge within send_timeout_ms ({} ms); \
+                 the events are stored in the gateway's spool and will still be delivered \
+                 (ids: {}). Do not resend them",
+                timeout.as_millis(),
+                ids.join(", ")
+            ),
+        );
+    };
+    let mut events = Vec::with_capacity(ids.len());
+    for (id, o) in ids.iter().zip(outcomes) {
+        match o {
+            Ok(Ok(md)) => events.push(serde_json::json!({
+                "id": id, "partition": md.partition, "offset": md.offset, "timestamp": md.timestamp,
+            })),
+            Ok(Err(why)) => {
+                return problem(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    format!("event {id} was refused by Kafka and will not be delivered: {why}"),
+                )
+            }
+            Err(_) => {
+                return problem(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    format!(
+                        "instance `{instance}`: forwarding stopped before event {id} was \
+                         acknowledged; it is stored and will be delivered after a restart"
+                    ),
+                )
+            }
+        }
+    }
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/json")],
+        serde_json::json!({ "events": events }).to_string(),
+    )
+        .into_response()
 }
 
 async fn fallback() -> Response {

@@ -108,10 +108,16 @@ headers = {{ source = "gateway" }}
 
 [instances.main.topics.status]
 
+[instances.down]
+"bootstrap.servers" = "127.0.0.1:1"
+send_timeout_ms = 700
+
+[instances.down.topics.orders]
+
 [[tokens]]
 name = "billing"
 sha256 = "{}"
-allow = ["main/orders"]
+allow = ["main/orders", "down/orders"]
 
 [[tokens]]
 name = "monitor"
@@ -224,14 +230,14 @@ allow = ["main/status"]
             vec![auth, JSON],
             b"{\"value\": 1}".to_vec(),
             403,
-            "token `billing` may not publish to main/status; it may publish to: main/orders",
+            "token `billing` may not publish to main/status; it may publish to: down/orders, main/orders",
         ),
         (
             "/v1/instances/other/topics/orders/events",
             vec![auth, JSON],
             b"{}".to_vec(),
             404,
-            "no instance `other`; this token may publish to: main/orders",
+            "no instance `other`; this token may publish to: down/orders, main/orders",
         ),
         (
             "/v1/instances/main/topics/nope/events",
@@ -283,6 +289,59 @@ allow = ["main/status"]
         assert!(detail.contains(says), "{p} {status}: {detail}");
         assert!(!a.body.contains(&orders_token), "a token never comes back");
     }
+    // wait=true: 200 once Kafka acknowledged, with where librdkafka finds it.
+    let a = http(
+        addr,
+        &format!("{path}?wait=true"),
+        &[auth, JSON],
+        br#"{"value": {"customer": {"id": "w-1"}}}"#,
+    )
+    .await;
+    assert_eq!(a.status, 200, "{}", a.body);
+    let e = &a.json()["events"][0];
+    let (partition, offset) = (
+        e["partition"].as_i64().unwrap() as i32,
+        e["offset"].as_i64().unwrap(),
+    );
+    let got = tokio::task::spawn_blocking({
+        let b = tansu.bootstrap();
+        move || {
+            herald_test_support::read_partition(&b, "orders", partition, Duration::from_secs(30))
+        }
+    })
+    .await
+    .unwrap();
+    let at = got
+        .iter()
+        .find(|r| r.offset == offset)
+        .expect("the record at the offset answered");
+    assert_eq!(at.key.as_deref(), Some(&b"w-1"[..]));
+    // Kafka unreachable: 504 after send_timeout_ms, the event kept.
+    let started = Instant::now();
+    let a = http(
+        addr,
+        "/v1/instances/down/topics/orders/events?wait=true",
+        &[auth, JSON],
+        b"{\"value\": 1}",
+    )
+    .await;
+    assert_eq!(a.status, 504, "{}", a.body);
+    assert!(started.elapsed() >= Duration::from_millis(700));
+    let d = a.detail();
+    assert!(
+        d.contains("send_timeout_ms (700 ms)") && d.contains("will still be delivered"),
+        "{d}"
+    );
+    let a = http(
+        addr,
+        &format!("{path}?wait=maybe"),
+        &[auth, JSON],
+        b"{\"value\": 1}",
+    )
+    .await;
+    assert_eq!(a.status, 400);
+    assert!(a.detail().contains("wait=maybe"));
+
     // The other token publishes to its own topic.
     let bearer2 = format!("Bearer {status_token}");
     let a = http(

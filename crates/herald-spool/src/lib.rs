@@ -46,5 +46,7 @@ pub use inspect::{inspect, Report};
 pub use log::{Log, LogConfig, Recovery};
 pub use reader::Reader;
 pub use repair::{repair, RepairReport};
-pub use spool::{forwarding_config, spool_id, with_id, Spool, SpoolConfig, SpoolStats, ID_HEADER};
+pub use spool::{
+    forwarding_config, spool_id, with_id, Delivery, Spool, SpoolConfig, SpoolStats, ID_HEADER,
+};
 pub use writer::Writer;

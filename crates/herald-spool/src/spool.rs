@@ -4,7 +4,7 @@
 //! spool only once Kafka acknowledged it (or it was set aside as a dead
 //! letter because no resend can deliver it).
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -74,9 +74,35 @@ struct Shared {
     stopped: Notify,
     /// Why forwarding stopped before `close`, if it did.
     halted: Mutex<Option<String>>,
+    /// Appends waiting for their records' outcomes, by sequence.
+    watchers: Mutex<HashMap<u64, Watcher>>,
+    watching: AtomicBool,
 }
 
+/// What a watched record's delivery came to.
+pub type Delivery = Result<herald::RecordMetadata, String>;
+
+type Watcher = tokio::sync::oneshot::Sender<Delivery>;
+
 impl Shared {
+    /// Tell a watcher of `seq`, if any (cheap when nobody watches).
+    fn settled(&self, seq: u64, outcome: impl FnOnce() -> Delivery) {
+        if !self.watching.load(Ordering::Relaxed) {
+            return;
+        }
+        let w = {
+            let mut m = self.watchers.lock().unwrap_or_else(|e| e.into_inner());
+            let w = m.remove(&seq);
+            if m.is_empty() {
+                self.watching.store(false, Ordering::Relaxed);
+            }
+            w
+        };
+        if let Some(w) = w {
+            let _ = w.send(outcome());
+        }
+    }
+
     fn halt(&self, why: String) {
         *self.halted.lock().unwrap_or_else(|e| e.into_inner()) = Some(why);
     }
@@ -207,6 +233,36 @@ impl Spool {
 
     /// Append records atomically: all durable, or none (after a crash too).
     pub async fn append_batch(&self, records: &[Record]) -> Result<Range<u64>, SpoolError> {
+        self.append_batch_then(records, None).await
+    }
+
+    /// As [`Spool::append_batch`], and a receiver per record for what its
+    /// delivery came to (Kafka's metadata, or why it became a dead letter),
+    /// registered before the forwarder can see the records. A receiver
+    /// dropped early costs nothing; one kept while Kafka is away waits.
+    pub async fn append_batch_watched(
+        &self,
+        records: &[Record],
+    ) -> Result<(Range<u64>, Vec<tokio::sync::oneshot::Receiver<Delivery>>), SpoolError> {
+        let n = records.len();
+        let (txs, rxs): (Vec<_>, Vec<_>) = (0..n).map(|_| tokio::sync::oneshot::channel()).unzip();
+        let shared = self.shared.clone();
+        let on_assigned: crate::writer::OnAssigned = Box::new(move |range: Range<u64>| {
+            let mut m = shared.watchers.lock().unwrap_or_else(|e| e.into_inner());
+            for (seq, tx) in range.zip(txs) {
+                m.insert(seq, tx);
+            }
+            shared.watching.store(true, Ordering::Relaxed);
+        });
+        let range = self.append_batch_then(records, Some(on_assigned)).await?;
+        Ok((range, rxs))
+    }
+
+    async fn append_batch_then(
+        &self,
+        records: &[Record],
+        on_assigned: Option<crate::writer::OnAssigned>,
+    ) -> Result<Range<u64>, SpoolError> {
         let mut batch = Vec::with_capacity(records.len());
         for r in records {
             let mut b = Vec::new();
@@ -234,7 +290,7 @@ impl Spool {
                 max_bytes: self.cfg.max_bytes,
             });
         }
-        let r = self.writer.append(batch).await?;
+        let r = self.writer.append_then(batch, on_assigned).await?;
         self.shared.appended.notify_one();
         Ok(r)
     }
@@ -345,7 +401,8 @@ fn decode(payload: &bytes::Bytes, topic: &mut Option<Arc<str>>) -> Result<Record
 /// A record sent and not yet answered.
 enum InFlight {
     Sent(herald::DeliveryFuture, bytes::Bytes),
-    Dead,
+    /// Set aside as a dead letter, and why.
+    Dead(String),
 }
 
 async fn forward(
@@ -437,7 +494,7 @@ async fn forward(
                                 shared.halt(format!("writing a dead letter failed: {e}"));
                                 break 'run;
                             }
-                            break InFlight::Dead;
+                            break InFlight::Dead(why);
                         }
                     };
                     // A send may wait for metadata (up to max.block.ms)
@@ -459,7 +516,7 @@ async fn forward(
                                 shared.halt(format!("writing a dead letter failed: {d}"));
                                 break 'run;
                             }
-                            break InFlight::Dead;
+                            break InFlight::Dead(e.to_string());
                         }
                         // Kafka away, buffer full, no metadata yet: hold back
                         // and try the same record again.
@@ -493,8 +550,9 @@ async fn forward(
             continue;
         };
         match entry {
-            InFlight::Dead => {
+            InFlight::Dead(why) => {
                 shared.dead_letters.fetch_add(1, Ordering::Relaxed);
+                shared.settled(seq, || Err(format!("set aside as a dead letter: {why}")));
             }
             InFlight::Sent(h, payload) => {
                 let outcome = tokio::select! {
@@ -503,8 +561,9 @@ async fn forward(
                     _ = shared.stopped.notified() => break,
                 };
                 match outcome {
-                    Ok(_) => {
+                    Ok(md) => {
                         shared.delivered.fetch_add(1, Ordering::Relaxed);
+                        shared.settled(seq, || Ok(md));
                     }
                     Err(e) if never_deliverable(&e) => {
                         if let Err(d) = dead_letter(&dead_path, seq, &payload, &e.to_string()) {
@@ -512,6 +571,7 @@ async fn forward(
                             break;
                         }
                         shared.dead_letters.fetch_add(1, Ordering::Relaxed);
+                        shared.settled(seq, || Err(format!("set aside as a dead letter: {e}")));
                     }
                     // The producer gave up (closed, its tasks died, or a
                     // limit it was given ran out): the record stays on disk

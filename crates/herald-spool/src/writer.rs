@@ -17,14 +17,20 @@ use crate::log::Log;
 
 type Reply<T> = oneshot::Sender<Result<T, SpoolError>>;
 
+/// Called with a batch's sequences on the log thread once they are
+/// durable and before readers can see them (so a watcher registered there
+/// cannot miss the record's delivery).
+pub type OnAssigned = Box<dyn FnOnce(Range<u64>) + Send>;
+
 /// A batch waiting for the next group, and whom to tell.
-type Waiting = (Vec<Vec<u8>>, Reply<Range<u64>>);
+type Waiting = (Vec<Vec<u8>>, (Reply<Range<u64>>, Option<OnAssigned>));
 
 /// What the log thread is asked to do.
 enum Request {
     Append {
         batch: Vec<Vec<u8>>,
         reply: Reply<Range<u64>>,
+        on_assigned: Option<OnAssigned>,
     },
     Checkpoint {
         cursor: u64,
@@ -82,8 +88,22 @@ impl Writer {
 
     /// Append an atomic batch; resolves once it is durable.
     pub async fn append(&self, batch: Vec<Vec<u8>>) -> Result<Range<u64>, SpoolError> {
+        self.append_then(batch, None).await
+    }
+
+    /// As [`Writer::append`], calling `on_assigned` with the sequences on
+    /// the log thread before any reader can see them.
+    pub async fn append_then(
+        &self,
+        batch: Vec<Vec<u8>>,
+        on_assigned: Option<OnAssigned>,
+    ) -> Result<Range<u64>, SpoolError> {
         let (reply, rx) = oneshot::channel();
-        self.send(Request::Append { batch, reply })?;
+        self.send(Request::Append {
+            batch,
+            reply,
+            on_assigned,
+        })?;
         rx.await.unwrap_or(Err(SpoolError::Closed))
     }
 
@@ -126,7 +146,11 @@ fn run(mut log: Log, rx: mpsc::Receiver<Request>, stats: Arc<WriterStats>) {
         let mut others = Vec::new();
         for r in std::iter::once(first).chain(std::iter::from_fn(|| rx.try_recv().ok())) {
             match r {
-                Request::Append { batch, reply } => appends.push((batch, reply)),
+                Request::Append {
+                    batch,
+                    reply,
+                    on_assigned,
+                } => appends.push((batch, (reply, on_assigned))),
                 other => others.push(other),
             }
         }
@@ -137,13 +161,20 @@ fn run(mut log: Log, rx: mpsc::Receiver<Request>, stats: Arc<WriterStats>) {
                     stats.groups.fetch_add(1, Ordering::Relaxed);
                     let n: u64 = ranges.iter().map(|r| r.end - r.start).sum();
                     stats.records.fetch_add(n, Ordering::Relaxed);
+                    let mut answers = Vec::with_capacity(replies.len());
+                    for ((reply, on_assigned), range) in replies.into_iter().zip(ranges) {
+                        if let Some(f) = on_assigned {
+                            f(range.clone());
+                        }
+                        answers.push((reply, range));
+                    }
                     publish(&log, &stats);
-                    for (reply, range) in replies.into_iter().zip(ranges) {
+                    for (reply, range) in answers {
                         let _ = reply.send(Ok(range));
                     }
                 }
                 Err(e) => {
-                    for reply in replies {
+                    for (reply, _) in replies {
                         let _ = reply.send(Err(e.clone()));
                     }
                 }

@@ -319,3 +319,39 @@ async fn settings_that_would_turn_idempotence_off_are_refused() {
     let cfg = herald_spool::forwarding_config(ProducerConfig::new("x"));
     assert!(cfg.idempotence());
 }
+
+/// A watched append learns what each record's delivery came to: Kafka's
+/// metadata, or why it became a dead letter.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watched_appends_learn_each_records_outcome() {
+    let mock = MockBroker::start();
+    mock.create_topic("events", 1);
+    let dir = tempfile::tempdir().unwrap();
+    let (spool, _) =
+        Spool::open(dir.path(), cfg(), ProducerConfig::new(&mock.bootstrap())).unwrap();
+    // Warm up so the second record's partition is known to be invalid.
+    spool
+        .append(&Record::new("events", Bytes::from_static(b"w")))
+        .await
+        .unwrap();
+    let records = [
+        Record::new("events", Bytes::from_static(b"ok")).partition(0),
+        Record::new("events", Bytes::from_static(b"bad")).partition(7),
+    ];
+    let (range, watches) = spool.append_batch_watched(&records).await.unwrap();
+    assert_eq!(range.end - range.start, 2);
+    let mut it = watches.into_iter();
+    let ok = tokio::time::timeout(Duration::from_secs(30), it.next().unwrap())
+        .await
+        .unwrap()
+        .unwrap()
+        .expect("delivered");
+    assert_eq!((ok.partition, ok.offset), (0, 1));
+    let bad = tokio::time::timeout(Duration::from_secs(30), it.next().unwrap())
+        .await
+        .unwrap()
+        .unwrap()
+        .expect_err("a dead letter");
+    assert!(bad.contains("dead letter") && bad.contains('7'), "{bad}");
+    spool.close(Duration::from_secs(5)).await.unwrap();
+}
