@@ -11,6 +11,7 @@
 //! "The gateway".
 
 pub mod config;
+pub mod replay;
 pub mod request;
 mod server;
 pub mod token;

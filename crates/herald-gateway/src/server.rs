@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, RawQuery, State};
@@ -18,6 +18,7 @@ use axum::Router;
 use herald_spool::{Spool, SpoolConfig, SpoolError};
 
 use crate::config::GatewayConfig;
+use crate::replay::{Claim, Replays, Stored};
 use crate::request;
 
 /// An instance's spool and the id its records carry.
@@ -29,6 +30,7 @@ struct Lane {
 struct Gateway {
     cfg: GatewayConfig,
     lanes: BTreeMap<String, Lane>,
+    replays: Replays,
 }
 
 /// An RFC 9457 problem.
@@ -123,7 +125,7 @@ async fn publish(
         Ok(r) => r,
         Err(why) => return problem(StatusCode::UNAUTHORIZED, why),
     };
-    let Some((inst, lane)) = gw.cfg.instances.get(&instance).zip(gw.lanes.get(&instance)) else {
+    let Some(inst) = gw.cfg.instances.get(&instance) else {
         return problem(
             StatusCode::NOT_FOUND,
             format!(
@@ -132,7 +134,7 @@ async fn publish(
             ),
         );
     };
-    let Some(topic_rule) = inst.topics.get(&topic) else {
+    if !inst.topics.contains_key(&topic) {
         return problem(
             StatusCode::NOT_FOUND,
             format!(
@@ -141,7 +143,7 @@ async fn publish(
                 gw.allowed(rule).join(", ")
             ),
         );
-    };
+    }
     if let Some(r) = rule {
         if !r.allows(&instance, &topic) {
             return problem(
@@ -184,7 +186,88 @@ async fn publish(
             )
         }
     };
-    let records = match request::records(&bytes, &topic, topic_rule, gw.cfg.max_events_per_batch) {
+    let Some(key) = headers.get("idempotency-key") else {
+        return accept(&gw, &instance, &topic, wait, &bytes).await;
+    };
+    let key = match key.to_str() {
+        Ok(k) if !k.is_empty() && k.len() <= 255 => k,
+        _ => {
+            return problem(
+                StatusCode::BAD_REQUEST,
+                "Idempotency-Key must be 1 to 255 visible ASCII characters (a UUID, say)",
+            )
+        }
+    };
+    // Scoped to the token, the path and the mode: another client's key, or
+    // the same key to another topic, is another request.
+    let scoped = format!(
+        "{}\u{0}{instance}/{topic}\u{0}{wait}\u{0}{key}",
+        rule.map_or("", |r| r.name.as_str())
+    );
+    let hash = crate::token::digest_bytes(&bytes);
+    loop {
+        match gw.replays.claim(&scoped, hash, Instant::now()) {
+            Claim::Proceed => break,
+            Claim::Replay(stored) => return replayed(stored),
+            Claim::Mismatch => {
+                return problem(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    format!(
+                        "Idempotency-Key `{key}` was used with a different body; use a new key \
+                         for a new request"
+                    ),
+                )
+            }
+            // Bounded waits: a finish between the claim and the wait is
+            // seen by the next claim.
+            Claim::Wait(done) => {
+                let _ = tokio::time::timeout(Duration::from_millis(100), done.notified()).await;
+            }
+        }
+    }
+    let resp = accept(&gw, &instance, &topic, wait, &bytes).await;
+    let (parts, body) = resp.into_parts();
+    let body = axum::body::to_bytes(body, 1 << 20)
+        .await
+        .unwrap_or_default();
+    // Kept only when events were stored (a retry must not store them again).
+    let keep = matches!(parts.status.as_u16(), 200 | 202 | 422 | 504);
+    gw.replays.finish(
+        &scoped,
+        keep.then(|| Stored {
+            status: parts.status.as_u16(),
+            content_type: parts
+                .headers
+                .get(header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("application/json")
+                .to_string(),
+            body: body.to_vec(),
+        }),
+        Instant::now(),
+    );
+    Response::from_parts(parts, Body::from(body))
+}
+
+/// An answer given before, again.
+fn replayed(s: Stored) -> Response {
+    let mut r = Response::new(Body::from(s.body));
+    *r.status_mut() = StatusCode::from_u16(s.status).unwrap_or(StatusCode::OK);
+    if let Ok(v) = HeaderValue::from_str(&s.content_type) {
+        r.headers_mut().insert(header::CONTENT_TYPE, v);
+    }
+    r.headers_mut()
+        .insert("idempotent-replayed", HeaderValue::from_static("true"));
+    r
+}
+
+/// Parse the body into records and store them (then, with `wait`, wait for
+/// Kafka): the part of a request that writes.
+async fn accept(gw: &Gateway, instance: &str, topic: &str, wait: bool, bytes: &[u8]) -> Response {
+    let inst = &gw.cfg.instances[instance];
+    let lane = &gw.lanes[instance];
+    let topic_rule = &inst.topics[topic];
+    let records = match request::records(bytes, topic, topic_rule, gw.cfg.max_events_per_batch) {
         Ok(r) => r,
         Err(e) => return problem(StatusCode::BAD_REQUEST, e.0),
     };
@@ -192,9 +275,9 @@ async fn publish(
         return match lane.spool.append_batch_watched(&records).await {
             Ok((seqs, watches)) => {
                 let ids: Vec<String> = seqs.map(|s| format!("{}:{s}", lane.spool_id)).collect();
-                delivered(&instance, inst.send_timeout, ids, watches).await
+                delivered(instance, inst.send_timeout, ids, watches).await
             }
-            Err(e) => refused(&instance, e),
+            Err(e) => refused(instance, e),
         };
     }
     match lane.spool.append_batch(&records).await {
@@ -207,7 +290,7 @@ async fn publish(
             )
                 .into_response()
         }
-        Err(e) => refused(&instance, e),
+        Err(e) => refused(instance, e),
     }
 }
 
@@ -289,6 +372,72 @@ async fn delivered(
         .into_response()
 }
 
+/// `GET /v1/instances`: the instances and topics the caller may use, and
+/// each instance's spool (backlog, whether forwarding has stopped).
+async fn instances(State(gw): State<Arc<Gateway>>, headers: HeaderMap) -> Response {
+    let rule = match gw.authorize(&headers) {
+        Ok(r) => r,
+        Err(why) => return problem(StatusCode::UNAUTHORIZED, why),
+    };
+    let mut out = Vec::new();
+    for (name, inst) in &gw.cfg.instances {
+        let topics: Vec<&String> = inst
+            .topics
+            .keys()
+            .filter(|t| rule.is_none_or(|r| r.allows(name, t)))
+            .collect();
+        if topics.is_empty() {
+            continue;
+        }
+        let lane = &gw.lanes[name];
+        let s = lane.spool.stats();
+        out.push(serde_json::json!({
+            "name": name,
+            "topics": topics,
+            "fallback": match inst.fallback { crate::Fallback::Spool => "spool", crate::Fallback::None => "none" },
+            "send_timeout_ms": inst.send_timeout.as_millis() as u64,
+            "spool": {
+                "backlog_records": s.backlog_records,
+                "disk_bytes": s.disk_bytes,
+                "delivered": s.delivered,
+                "dead_letters": s.dead_letters,
+                "forwarding_halted": lane.spool.forwarding_halted(),
+            },
+        }));
+    }
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/json")],
+        serde_json::json!({ "instances": out }).to_string(),
+    )
+        .into_response()
+}
+
+/// `GET /readyz`: 200 when every instance's spool can take events (not
+/// full); 503 naming the ones that cannot.
+async fn readyz(State(gw): State<Arc<Gateway>>) -> Response {
+    let full: Vec<String> = gw
+        .lanes
+        .iter()
+        .filter(|(_, l)| l.spool.stats().disk_bytes >= gw.cfg.spool_max_bytes)
+        .map(|(n, _)| n.clone())
+        .collect();
+    if full.is_empty() {
+        (StatusCode::OK, "ready\n").into_response()
+    } else {
+        retry_after(
+            problem(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!(
+                    "the spool of instance(s) {} is full (spool.max_bytes)",
+                    full.join(", ")
+                ),
+            ),
+            5,
+        )
+    }
+}
+
 async fn fallback() -> Response {
     problem(
         StatusCode::NOT_FOUND,
@@ -317,13 +466,20 @@ pub async fn serve(
         lanes.insert(name.clone(), Lane { spool, spool_id });
     }
     let grace = cfg.shutdown_grace;
-    let gw = Arc::new(Gateway { cfg, lanes });
+    // Idempotency keys: 24 hours, at most 100,000 remembered.
+    let gw = Arc::new(Gateway {
+        cfg,
+        lanes,
+        replays: Replays::new(Duration::from_secs(24 * 3600), 100_000),
+    });
     let app = Router::new()
         .route(
             "/v1/instances/{instance}/topics/{topic}/events",
             post(publish),
         )
+        .route("/v1/instances", get(instances))
         .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
         .fallback(fallback)
         .with_state(gw.clone());
     axum::serve(listener, app)

@@ -20,6 +20,11 @@ pub fn digest(token: &str) -> [u8; 32] {
     Sha256::digest(token.as_bytes()).into()
 }
 
+/// The SHA-256 of a request body (to recognise a retry).
+pub fn digest_bytes(b: &[u8]) -> [u8; 32] {
+    Sha256::digest(b).into()
+}
+
 pub(crate) fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }

@@ -43,9 +43,19 @@ impl Answer {
 
 /// One HTTP/1.1 request on its own connection.
 async fn http(addr: SocketAddr, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Answer {
+    request(addr, "POST", path, headers, body).await
+}
+
+async fn request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Answer {
     let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
     let mut req = format!(
-        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
         body.len()
     );
     for (k, v) in headers {
@@ -341,6 +351,70 @@ allow = ["main/status"]
     .await;
     assert_eq!(a.status, 400);
     assert!(a.detail().contains("wait=maybe"));
+
+    // Idempotency-Key: the retry gets the first answer and writes nothing.
+    let once = br#"{"value": {"customer": {"id": "idem"}}}"#;
+    let key = ("Idempotency-Key", "7f1c2a9e-retry-1");
+    let first = http(
+        addr,
+        "/v1/instances/main/topics/status/events",
+        &[auth, JSON, key],
+        once,
+    )
+    .await;
+    assert_eq!(first.status, 403, "refusals are not remembered as answers");
+    // wait=true: answered once in Kafka, so the read below sees it.
+    let waited = format!("{path}?wait=true");
+    let first = http(addr, &waited, &[auth, JSON, key], once).await;
+    assert_eq!(first.status, 200, "{}", first.body);
+    let again = http(addr, &waited, &[auth, JSON, key], once).await;
+    assert_eq!(
+        (again.status, again.body.as_str()),
+        (200, first.body.as_str())
+    );
+    assert_eq!(again.header("idempotent-replayed"), Some("true"));
+    let other = http(addr, &waited, &[auth, JSON, key], br#"{"value": 2}"#).await;
+    assert_eq!(other.status, 422);
+    assert!(other.detail().contains("different body"));
+    // 4 + 1 (wait=true) + 1 (idem) in `orders` on main: idem is there once.
+    let read = tokio::task::spawn_blocking({
+        let b = tansu.bootstrap();
+        move || herald_test_support::read_log(&b, "orders", 3, Duration::from_secs(30))
+    })
+    .await
+    .unwrap();
+    let idem = read
+        .iter()
+        .filter(|r| r.key.as_deref() == Some(&b"idem"[..]))
+        .count();
+    assert_eq!(
+        (read.len(), idem),
+        (6, 1),
+        "the retried event is in Kafka once"
+    );
+
+    // What this token may use, with each instance's spool.
+    let a = request(addr, "GET", "/v1/instances", &[auth], b"").await;
+    assert_eq!(a.status, 200, "{}", a.body);
+    let j = a.json();
+    let names: Vec<&str> = j["instances"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["down", "main"]);
+    assert_eq!(j["instances"][1]["topics"], serde_json::json!(["orders"]));
+    assert_eq!(
+        j["instances"][0]["spool"]["backlog_records"], 1,
+        "the event kept for `down`"
+    );
+    assert_eq!(
+        request(addr, "GET", "/v1/instances", &[], b"").await.status,
+        401
+    );
+    assert_eq!(request(addr, "GET", "/healthz", &[], b"").await.status, 200);
+    assert_eq!(request(addr, "GET", "/readyz", &[], b"").await.status, 200);
 
     // The other token publishes to its own topic.
     let bearer2 = format!("Bearer {status_token}");
