@@ -7,7 +7,6 @@ use std::time::{Duration, Instant};
 use herald_gateway::{token, GatewayConfig};
 use herald_test_support::Tansu;
 use serde_json::Value;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 struct Answer {
     status: u16,
@@ -53,39 +52,25 @@ async fn request(
     headers: &[(&str, &str)],
     body: &[u8],
 ) -> Answer {
-    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let mut req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
-        body.len()
-    );
-    for (k, v) in headers {
-        req.push_str(&format!("{k}: {v}\r\n"));
-    }
-    req.push_str("\r\n");
-    s.write_all(req.as_bytes()).await.unwrap();
-    // A body over the limit may be refused before it is all read.
-    let _ = s.write_all(body).await;
-    let mut raw = Vec::new();
-    let _ = s.read_to_end(&mut raw).await;
-    let text = String::from_utf8_lossy(&raw).to_string();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let mut lines = head.lines();
-    let status = lines
-        .next()
-        .unwrap()
-        .split(' ')
-        .nth(1)
-        .unwrap()
-        .parse()
-        .unwrap();
-    let headers = lines
-        .filter_map(|l| l.split_once(": "))
+    let (method, path, body) = (method.to_string(), path.to_string(), body.to_vec());
+    let headers: Vec<(String, String)> = headers
+        .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
+    let a = tokio::task::spawn_blocking(move || {
+        let h: Vec<(&str, &str)> = headers
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        herald_test_support::http::request(addr, &method, &path, &h, &body)
+    })
+    .await
+    .unwrap()
+    .expect("the gateway answers");
     Answer {
-        status,
-        headers,
-        body: body.to_string(),
+        status: a.status,
+        headers: a.headers,
+        body: a.body,
     }
 }
 

@@ -555,10 +555,24 @@ async fn forward(
                 shared.settled(seq, || Err(format!("set aside as a dead letter: {why}")));
             }
             InFlight::Sent(h, payload) => {
-                let outcome = tokio::select! {
-                    biased;
-                    r = h => r,
-                    _ = shared.stopped.notified() => break,
+                // While an outcome is awaited (Kafka away, say), what was
+                // delivered before is still checkpointed on time: the
+                // repeat window after a crash stays one interval.
+                tokio::pin!(h);
+                let outcome = 'wait: loop {
+                    let due =
+                        tokio::time::Instant::from_std(last_checkpoint + cfg.checkpoint_interval);
+                    tokio::select! {
+                        biased;
+                        r = &mut h => break 'wait r,
+                        _ = shared.stopped.notified() => break 'run,
+                        _ = tokio::time::sleep_until(due), if cursor > checkpointed => {
+                            if writer.checkpoint(cursor).await.is_ok() {
+                                checkpointed = cursor;
+                            }
+                            last_checkpoint = Instant::now();
+                        }
+                    }
                 };
                 match outcome {
                     Ok(md) => {

@@ -355,3 +355,42 @@ async fn watched_appends_learn_each_records_outcome() {
     assert!(bad.contains("dead letter") && bad.contains('7'), "{bad}");
     spool.close(Duration::from_secs(5)).await.unwrap();
 }
+
+/// While a record waits for Kafka (here: its topic refused with a
+/// retriable error), the records delivered before it are still
+/// checkpointed on time, so a crash in a long outage repeats at most one
+/// checkpoint interval of deliveries (not the whole outage's).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deliveries_are_checkpointed_while_a_later_record_waits() {
+    let mock = MockBroker::start();
+    mock.create_topic("a", 1);
+    mock.create_topic("b", 1);
+    const NOT_ENOUGH_REPLICAS: i16 = 19;
+    mock.set_produce_error("b", Some(NOT_ENOUGH_REPLICAS));
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = SpoolConfig {
+        checkpoint_interval: Duration::from_millis(100),
+        ..cfg()
+    };
+    let (spool, _) = Spool::open(dir.path(), cfg, ProducerConfig::new(&mock.bootstrap())).unwrap();
+    let mut batch: Vec<Record> = (0..5)
+        .map(|i| Record::new("a", Bytes::from(format!("{i}"))))
+        .collect();
+    batch.push(Record::new("b", Bytes::from_static(b"stuck")));
+    spool.append_batch(&batch).await.unwrap();
+    wait_until("the five records of `a` delivered", || {
+        spool.stats().delivered == 5
+    })
+    .await;
+    let dir_path = dir.path().to_path_buf();
+    wait_until("a checkpoint at 5 while `b` waits", move || {
+        herald_spool::inspect(&dir_path)
+            .ok()
+            .and_then(|r| r.checkpoint)
+            .is_some_and(|(_, cursor)| cursor == 5)
+    })
+    .await;
+    mock.set_produce_error("b", None);
+    wait_until("`b` delivered", || spool.stats().delivered == 6).await;
+    spool.close(Duration::from_secs(5)).await.unwrap();
+}

@@ -6,6 +6,7 @@
 //!   acknowledged records.
 //! - [`read_all`]: librdkafka (the peer client) reads a topic back.
 
+pub mod http;
 pub mod lazyfs;
 mod mock_broker;
 mod mock_sasl;
