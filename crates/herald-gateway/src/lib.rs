@@ -5,12 +5,13 @@
 //! `herald gateway check --config FILE`; tokens made by `herald gateway
 //! token`; and [`serve`]: `POST /v1/instances/{instance}/topics/{topic}/events`
 //! (one event or a batch, 202 once durable in the instance's spool) with
-//! bearer tokens and problem+json errors, and `GET /healthz`. Not yet:
-//! `wait=true`, `Idempotency-Key`, rate limits, `fallback = "none"`,
-//! `/v1/instances`, `/readyz`, `/metrics`, `/openapi.json`. See DESIGN.md,
-//! "The gateway".
+//! bearer tokens and problem+json errors, `wait=true`, `Idempotency-Key`,
+//! `GET /v1/instances`, `/healthz`, `/readyz` and `/metrics`. Not yet: rate
+//! limits, `fallback = "none"`, `/openapi.json`. See DESIGN.md, "The
+//! gateway".
 
 pub mod config;
+pub mod metrics;
 pub mod replay;
 pub mod request;
 mod server;

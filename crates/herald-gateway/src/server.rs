@@ -18,6 +18,7 @@ use axum::Router;
 use herald_spool::{Spool, SpoolConfig, SpoolError};
 
 use crate::config::GatewayConfig;
+use crate::metrics::{Metrics, SpoolFigures};
 use crate::replay::{Claim, Replays, Stored};
 use crate::request;
 
@@ -31,6 +32,7 @@ struct Gateway {
     cfg: GatewayConfig,
     lanes: BTreeMap<String, Lane>,
     replays: Replays,
+    metrics: Metrics,
 }
 
 /// An RFC 9457 problem.
@@ -271,9 +273,11 @@ async fn accept(gw: &Gateway, instance: &str, topic: &str, wait: bool, bytes: &[
         Ok(r) => r,
         Err(e) => return problem(StatusCode::BAD_REQUEST, e.0),
     };
+    let n = records.len() as u64;
     if wait {
         return match lane.spool.append_batch_watched(&records).await {
             Ok((seqs, watches)) => {
+                gw.metrics.accepted(instance, topic, n);
                 let ids: Vec<String> = seqs.map(|s| format!("{}:{s}", lane.spool_id)).collect();
                 delivered(instance, inst.send_timeout, ids, watches).await
             }
@@ -282,6 +286,7 @@ async fn accept(gw: &Gateway, instance: &str, topic: &str, wait: bool, bytes: &[
     }
     match lane.spool.append_batch(&records).await {
         Ok(seqs) => {
+            gw.metrics.accepted(instance, topic, n);
             let ids: Vec<String> = seqs.map(|s| format!("{}:{s}", lane.spool_id)).collect();
             (
                 StatusCode::ACCEPTED,
@@ -438,6 +443,44 @@ async fn readyz(State(gw): State<Arc<Gateway>>) -> Response {
     }
 }
 
+/// `GET /metrics`: Prometheus's text format.
+async fn metrics(State(gw): State<Arc<Gateway>>) -> Response {
+    let spools: Vec<(String, SpoolFigures)> = gw
+        .lanes
+        .iter()
+        .map(|(name, l)| {
+            let s = l.spool.stats();
+            (
+                name.clone(),
+                SpoolFigures {
+                    backlog_records: s.backlog_records,
+                    disk_bytes: s.disk_bytes,
+                    delivered: s.delivered,
+                    dead_letters: s.dead_letters,
+                },
+            )
+        })
+        .collect();
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        gw.metrics.render(&spools),
+    )
+        .into_response()
+}
+
+/// Count every answer and how long it took.
+async fn measured(
+    State(gw): State<Arc<Gateway>>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let start = Instant::now();
+    let resp = next.run(req).await;
+    gw.metrics.answered(resp.status().as_u16(), start.elapsed());
+    resp
+}
+
 async fn fallback() -> Response {
     problem(
         StatusCode::NOT_FOUND,
@@ -471,6 +514,7 @@ pub async fn serve(
         cfg,
         lanes,
         replays: Replays::new(Duration::from_secs(24 * 3600), 100_000),
+        metrics: Metrics::default(),
     });
     let app = Router::new()
         .route(
@@ -480,7 +524,9 @@ pub async fn serve(
         .route("/v1/instances", get(instances))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
         .fallback(fallback)
+        .layer(axum::middleware::from_fn_with_state(gw.clone(), measured))
         .with_state(gw.clone());
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)

@@ -400,6 +400,18 @@ allow = ["main/status"]
     );
     assert_eq!(request(addr, "GET", "/healthz", &[], b"").await.status, 200);
     assert_eq!(request(addr, "GET", "/readyz", &[], b"").await.status, 200);
+    let m = request(addr, "GET", "/metrics", &[], b"").await;
+    assert_eq!(m.status, 200);
+    for line in [
+        // 1 + 3 + 1 (wait=true) + 1 (idempotent, once) on orders; 1 on down.
+        "herald_gateway_events_accepted_total{instance=\"main\",topic=\"orders\"} 6",
+        "herald_gateway_events_accepted_total{instance=\"down\",topic=\"orders\"} 1",
+        "herald_gateway_http_requests_total{status=\"401\"} 3",
+        "herald_gateway_http_requests_total{status=\"413\"} 1",
+        "herald_gateway_spool_backlog_records{instance=\"down\"} 1",
+    ] {
+        assert!(m.body.lines().any(|l| l == line), "{line} in\n{}", m.body);
+    }
 
     // The other token publishes to its own topic.
     let bearer2 = format!("Bearer {status_token}");
