@@ -141,24 +141,14 @@ pub fn repair(dir: &Path) -> Result<RepairReport, SpoolError> {
                          copied it to {}",
                         to.display()
                     );
-                    let mut out: Vec<(u64, Vec<u8>, bool)> = s
-                        .frames
-                        .iter()
-                        .map(|(seq, r, more)| (*seq, bytes[r.clone()].to_vec(), *more))
-                        .collect();
-                    for r in &s.lost {
-                        out.extend(holes(r.clone(), &why));
-                        report.lost += r.end - r.start;
-                    }
-                    out.sort_by_key(|(seq, _, _)| *seq);
-                    write_segment(dir, first, &out)?;
+                    let end = rewrite(dir, first, &bytes, &s, &why, &mut report)?;
                     report.actions.push(format!(
                         "{file}: damaged header (the last segment); copied to {}, {} good \
                          records kept",
                         to.display(),
                         s.frames.len()
                     ));
-                    prev_end = Some(out.last().map_or(first, |(seq, _, _)| seq + 1));
+                    prev_end = Some(end);
                 }
             }
             continue;
@@ -186,19 +176,7 @@ pub fn repair(dir: &Path) -> Result<RepairReport, SpoolError> {
         let why = format!(
             "damaged on disk in {file}; `herald spool repair` copied the bytes to {where_}"
         );
-        // Good frames and holes, in sequence order.
-        let mut out: Vec<(u64, Vec<u8>, bool)> = s
-            .frames
-            .iter()
-            .map(|(seq, r, more)| (*seq, bytes[r.clone()].to_vec(), *more))
-            .collect();
-        for r in &s.lost {
-            out.extend(holes(r.clone(), &why));
-            report.lost += r.end - r.start;
-        }
-        out.sort_by_key(|(seq, _, _)| *seq);
-        let end = out.last().map_or(first, |(seq, _, _)| seq + 1);
-        write_segment(dir, first, &out)?;
+        let end = rewrite(dir, first, &bytes, &s, &why, &mut report)?;
         report.actions.push(format!(
             "{file}: damaged; records lost: {}; good records kept: {}; bytes set aside: {where_}",
             s.lost
@@ -211,6 +189,31 @@ pub fn repair(dir: &Path) -> Result<RepairReport, SpoolError> {
         prev_end = Some(end);
     }
     Ok(report)
+}
+
+/// Rewrite segment `first` with what `s` salvaged of `bytes`: its good
+/// frames and a hole (with `why`) for each record lost, in sequence order.
+/// Counts the lost records; returns where the segment's records end.
+fn rewrite(
+    dir: &Path,
+    first: u64,
+    bytes: &[u8],
+    s: &segment::Salvage,
+    why: &str,
+    report: &mut RepairReport,
+) -> Result<u64, SpoolError> {
+    let mut out: Vec<(u64, Vec<u8>, bool)> = s
+        .frames
+        .iter()
+        .map(|(seq, r, more)| (*seq, bytes[r.clone()].to_vec(), *more))
+        .collect();
+    for r in &s.lost {
+        out.extend(holes(r.clone(), why));
+        report.lost += r.end - r.start;
+    }
+    out.sort_by_key(|(seq, _, _)| *seq);
+    write_segment(dir, first, &out)?;
+    Ok(out.last().map_or(first, |(seq, _, _)| seq + 1))
 }
 
 fn holes(seqs: std::ops::Range<u64>, why: &str) -> Vec<(u64, Vec<u8>, bool)> {
