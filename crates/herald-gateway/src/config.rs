@@ -16,6 +16,9 @@
 //! [limits]
 //! max_body_bytes = 1048576         # default 1 MiB
 //! max_events_per_batch = 1000      # default
+//! header_timeout_ms = 10000        # default; request headers (and an idle keep-alive) within it
+//! body_timeout_ms = 30000          # default; the whole body within it, else 408
+//! max_connections = 10000          # default; beyond it new connections get a 503 and are closed
 //!
 //! [instances.main]                 # lowercase letters and digits
 //! "bootstrap.servers" = "127.0.0.1:9092"   # any producer property by Kafka's name
@@ -30,6 +33,8 @@
 //! name = "billing"
 //! sha256 = "…64 hex digits…"       # of the token; `herald gateway token` makes both
 //! allow = ["main/orders", "main/*"]
+//! events_per_second = 1000         # optional rate limit (429 with Retry-After beyond it)
+//! burst = 2000                     # optional; default: one second's worth
 //! ```
 
 use std::collections::BTreeMap;
@@ -75,13 +80,15 @@ pub struct Instance {
 }
 
 /// Who may publish where.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct TokenRule {
     pub name: String,
     /// The SHA-256 of the token.
     pub sha256: [u8; 32],
     /// `(instance, topic)` patterns; `*` matches any.
     pub allow: Vec<(String, String)>,
+    /// `events_per_second` and `burst`: the token's rate limit, if any.
+    pub rate: Option<(f64, f64)>,
 }
 
 impl TokenRule {
@@ -105,6 +112,13 @@ pub struct GatewayConfig {
     pub spool_max_bytes: u64,
     pub max_body_bytes: usize,
     pub max_events_per_batch: usize,
+    /// `limits.header_timeout_ms`: a request's headers (and the next
+    /// request on an idle keep-alive connection) must arrive within it.
+    pub header_timeout: Duration,
+    /// `limits.body_timeout_ms`: a request's whole body must arrive within it.
+    pub body_timeout: Duration,
+    /// `limits.max_connections`: open connections at most.
+    pub max_connections: usize,
     pub instances: BTreeMap<String, Instance>,
     pub tokens: Vec<TokenRule>,
 }
@@ -143,10 +157,16 @@ const TOP: &[&str] = &[
     "tokens",
 ];
 const SPOOL: &[&str] = &["dir", "max_bytes"];
-const LIMITS: &[&str] = &["max_body_bytes", "max_events_per_batch"];
+const LIMITS: &[&str] = &[
+    "max_body_bytes",
+    "max_events_per_batch",
+    "header_timeout_ms",
+    "body_timeout_ms",
+    "max_connections",
+];
 const INSTANCE: &[&str] = &["send_timeout_ms", "fallback", "topics"];
 const TOPIC: &[&str] = &["key", "headers"];
-const TOKEN: &[&str] = &["name", "sha256", "allow"];
+const TOKEN: &[&str] = &["name", "sha256", "allow", "events_per_second", "burst"];
 
 struct Ctx<'a> {
     file: String,
@@ -366,6 +386,9 @@ impl GatewayConfig {
             .unwrap_or(1 << 30) as u64;
 
         let (mut max_body_bytes, mut max_events_per_batch) = (1 << 20, 1000);
+        let (mut header_timeout, mut body_timeout) =
+            (Duration::from_secs(10), Duration::from_secs(30));
+        let mut max_connections = 10_000;
         if let Some(limits) = cx.table(top, "", "limits")? {
             cx.only(limits, "limits", LIMITS)?;
             if let Some(v) = cx.integer(limits, "limits", "max_body_bytes", 1..1 << 31)? {
@@ -373,6 +396,15 @@ impl GatewayConfig {
             }
             if let Some(v) = cx.integer(limits, "limits", "max_events_per_batch", 1..1_000_001)? {
                 max_events_per_batch = v as usize;
+            }
+            if let Some(v) = cx.integer(limits, "limits", "header_timeout_ms", 100..3_600_001)? {
+                header_timeout = Duration::from_millis(v as u64);
+            }
+            if let Some(v) = cx.integer(limits, "limits", "body_timeout_ms", 100..3_600_001)? {
+                body_timeout = Duration::from_millis(v as u64);
+            }
+            if let Some(v) = cx.integer(limits, "limits", "max_connections", 1..1_000_001)? {
+                max_connections = v as usize;
             }
         }
 
@@ -443,6 +475,9 @@ impl GatewayConfig {
             spool_max_bytes,
             max_body_bytes,
             max_events_per_batch,
+            header_timeout,
+            body_timeout,
+            max_connections,
             instances,
             tokens,
         })
@@ -679,10 +714,25 @@ fn token(
         }
         allow.push((i.to_string(), tp.to_string()));
     }
+    let rate = cx.integer(t, path, "events_per_second", 1..100_000_001)?;
+    let burst = cx.integer(t, path, "burst", 1..1_000_000_001)?;
+    let rate = match (rate, burst) {
+        (Some(r), b) => Some((r as f64, b.unwrap_or(r) as f64)),
+        (None, Some(_)) => {
+            return Err(cx.err(
+                Ctx::at(t, "burst"),
+                &join(path, "burst"),
+                "burst without events_per_second: set the rate too (burst defaults to one \
+                 second's worth)",
+            ))
+        }
+        (None, None) => None,
+    };
     Ok(TokenRule {
         name,
         sha256,
         allow,
+        rate,
     })
 }
 

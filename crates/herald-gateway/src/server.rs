@@ -1,66 +1,55 @@
-//! The HTTP server: the request path is socket → axum → auth → the
-//! instance and topic → the body read within its limit → records
-//! (`request.rs`) → the instance's spool (durable on return) → 202 with the
-//! events' ids; the spool forwards to Kafka. Errors are RFC 9457
+//! The HTTP server: the request path is socket → hyper (`listener.rs`) →
+//! axum's router → the publish handler (`publish.rs`: auth, instance and
+//! topic, body within its limits, records, rate, link) → the instance's
+//! spool (durable on return) → 202 with the events' ids; the spool
+//! forwards to Kafka. This file holds the shared state, the read-only
+//! endpoints and the start and stop. Errors are RFC 9457
 //! `application/problem+json` whose `detail` says what to do.
 
 use std::collections::BTreeMap;
 use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use axum::body::{Body, Bytes};
-use axum::extract::{Path, RawQuery, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::extract::State;
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
-use herald_spool::{Spool, SpoolConfig, SpoolError};
+use herald_spool::{Spool, SpoolConfig};
 
 use crate::config::GatewayConfig;
 use crate::metrics::{Metrics, SpoolFigures};
-use crate::replay::{Claim, Replays, Stored};
-use crate::request;
+use crate::probe::{Link, Probe};
+use crate::problem::{json, problem, retry_after, Failure};
+use crate::ratelimit::Limiter;
+use crate::replay::Replays;
 
-/// An instance's spool and the id its records carry.
-struct Lane {
-    spool: Spool,
-    spool_id: String,
+/// An instance's spool, the id its records carry, and its probe.
+pub(crate) struct Lane {
+    pub spool: Spool,
+    pub spool_id: String,
+    pub probe: Probe,
 }
 
-struct Gateway {
-    cfg: GatewayConfig,
-    lanes: BTreeMap<String, Lane>,
-    replays: Replays,
-    metrics: Metrics,
-}
-
-/// An RFC 9457 problem.
-fn problem(status: StatusCode, detail: impl Into<String>) -> Response {
-    let body = serde_json::json!({
-        "type": "about:blank",
-        "title": status.canonical_reason().unwrap_or(""),
-        "status": status.as_u16(),
-        "detail": detail.into(),
-    });
-    let mut r = (status, body.to_string()).into_response();
-    r.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/problem+json"),
-    );
-    r
-}
-
-fn retry_after(mut r: Response, secs: u32) -> Response {
-    r.headers_mut()
-        .insert(header::RETRY_AFTER, HeaderValue::from(secs));
-    r
+pub(crate) struct Gateway {
+    pub cfg: GatewayConfig,
+    pub lanes: BTreeMap<String, Lane>,
+    pub replays: Replays,
+    pub metrics: Metrics,
+    pub limiter: Limiter,
+    /// Set on SIGTERM: new publishes get 503 while the rest finishes.
+    pub draining: AtomicBool,
 }
 
 impl Gateway {
     /// The token's rule, or why it is refused (a 401). `Ok(None)`: no
     /// tokens are configured.
-    fn authorize(&self, headers: &HeaderMap) -> Result<Option<&crate::TokenRule>, &'static str> {
+    pub fn authorize(
+        &self,
+        headers: &HeaderMap,
+    ) -> Result<Option<&crate::TokenRule>, &'static str> {
         if self.cfg.tokens.is_empty() {
             return Ok(None);
         }
@@ -88,7 +77,7 @@ impl Gateway {
     }
 
     /// The `instance/topic` pairs `rule` may publish to.
-    fn allowed(&self, rule: Option<&crate::TokenRule>) -> Vec<String> {
+    pub fn allowed(&self, rule: Option<&crate::TokenRule>) -> Vec<String> {
         let mut out = Vec::new();
         for (i, inst) in &self.cfg.instances {
             for t in inst.topics.keys() {
@@ -101,289 +90,15 @@ impl Gateway {
     }
 }
 
-async fn publish(
-    State(gw): State<Arc<Gateway>>,
-    Path((instance, topic)): Path<(String, String)>,
-    RawQuery(query): RawQuery,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
-    let wait = match query
-        .as_deref()
-        .map(|q| q.split('&').find_map(|kv| kv.strip_prefix("wait=")))
-    {
-        None | Some(None) | Some(Some("false")) => false,
-        Some(Some("true")) => true,
-        Some(Some(other)) => {
-            return problem(
-                StatusCode::BAD_REQUEST,
-                format!(
-                    "wait={other}: use wait=true (answer once Kafka acknowledged) or leave it out"
-                ),
-            )
-        }
-    };
-    let rule = match gw.authorize(&headers) {
-        Ok(r) => r,
-        Err(why) => return problem(StatusCode::UNAUTHORIZED, why),
-    };
-    let Some(inst) = gw.cfg.instances.get(&instance) else {
-        return problem(
-            StatusCode::NOT_FOUND,
-            format!(
-                "no instance `{instance}`; this token may publish to: {}",
-                gw.allowed(rule).join(", ")
-            ),
-        );
-    };
-    if !inst.topics.contains_key(&topic) {
-        return problem(
-            StatusCode::NOT_FOUND,
-            format!(
-                "instance `{instance}` has no topic `{topic}` open to the gateway; this token may \
-                 publish to: {}",
-                gw.allowed(rule).join(", ")
-            ),
-        );
-    }
-    if let Some(r) = rule {
-        if !r.allows(&instance, &topic) {
-            return problem(
-                StatusCode::FORBIDDEN,
-                format!(
-                    "token `{}` may not publish to {instance}/{topic}; it may publish to: {}",
-                    r.name,
-                    gw.allowed(rule).join(", ")
-                ),
-            );
-        }
-    }
-    let json = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .map(|v| {
-            v.split(';')
-                .next()
-                .unwrap_or("")
-                .trim()
-                .to_ascii_lowercase()
-        })
-        .is_some_and(|v| v == "application/json" || v.ends_with("+json"));
-    if !json {
-        return problem(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "send the events as JSON with `Content-Type: application/json`",
-        );
-    }
-    let limit = gw.cfg.max_body_bytes;
-    let bytes: Bytes = match axum::body::to_bytes(body, limit).await {
-        Ok(b) => b,
-        Err(_) => {
-            return problem(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                format!(
-                    "the body is over {limit} bytes (limits.max_body_bytes): send fewer events per \
-                     request"
-                ),
-            )
-        }
-    };
-    let Some(key) = headers.get("idempotency-key") else {
-        return accept(&gw, &instance, &topic, wait, &bytes).await;
-    };
-    let key = match key.to_str() {
-        Ok(k) if !k.is_empty() && k.len() <= 255 => k,
-        _ => {
-            return problem(
-                StatusCode::BAD_REQUEST,
-                "Idempotency-Key must be 1 to 255 visible ASCII characters (a UUID, say)",
-            )
-        }
-    };
-    // Scoped to the token, the path and the mode: another client's key, or
-    // the same key to another topic, is another request.
-    let scoped = format!(
-        "{}\u{0}{instance}/{topic}\u{0}{wait}\u{0}{key}",
-        rule.map_or("", |r| r.name.as_str())
-    );
-    let hash = crate::token::digest_bytes(&bytes);
-    loop {
-        match gw.replays.claim(&scoped, hash, Instant::now()) {
-            Claim::Proceed => break,
-            Claim::Replay(stored) => return replayed(stored),
-            Claim::Mismatch => {
-                return problem(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    format!(
-                        "Idempotency-Key `{key}` was used with a different body; use a new key \
-                         for a new request"
-                    ),
-                )
-            }
-            // Bounded waits: a finish between the claim and the wait is
-            // seen by the next claim.
-            Claim::Wait(done) => {
-                let _ = tokio::time::timeout(Duration::from_millis(100), done.notified()).await;
-            }
-        }
-    }
-    let resp = accept(&gw, &instance, &topic, wait, &bytes).await;
-    let (parts, body) = resp.into_parts();
-    let body = axum::body::to_bytes(body, 1 << 20)
-        .await
-        .unwrap_or_default();
-    // Kept only when events were stored (a retry must not store them again).
-    let keep = matches!(parts.status.as_u16(), 200 | 202 | 422 | 504);
-    gw.replays.finish(
-        &scoped,
-        keep.then(|| Stored {
-            status: parts.status.as_u16(),
-            content_type: parts
-                .headers
-                .get(header::CONTENT_TYPE)
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("application/json")
-                .to_string(),
-            body: body.to_vec(),
-        }),
-        Instant::now(),
-    );
-    Response::from_parts(parts, Body::from(body))
-}
-
-/// An answer given before, again.
-fn replayed(s: Stored) -> Response {
-    let mut r = Response::new(Body::from(s.body));
-    *r.status_mut() = StatusCode::from_u16(s.status).unwrap_or(StatusCode::OK);
-    if let Ok(v) = HeaderValue::from_str(&s.content_type) {
-        r.headers_mut().insert(header::CONTENT_TYPE, v);
-    }
-    r.headers_mut()
-        .insert("idempotent-replayed", HeaderValue::from_static("true"));
-    r
-}
-
-/// Parse the body into records and store them (then, with `wait`, wait for
-/// Kafka): the part of a request that writes.
-async fn accept(gw: &Gateway, instance: &str, topic: &str, wait: bool, bytes: &[u8]) -> Response {
-    let inst = &gw.cfg.instances[instance];
-    let lane = &gw.lanes[instance];
-    let topic_rule = &inst.topics[topic];
-    let records = match request::records(bytes, topic, topic_rule, gw.cfg.max_events_per_batch) {
-        Ok(r) => r,
-        Err(e) => return problem(StatusCode::BAD_REQUEST, e.0),
-    };
-    let n = records.len() as u64;
-    if wait {
-        return match lane.spool.append_batch_watched(&records).await {
-            Ok((seqs, watches)) => {
-                gw.metrics.accepted(instance, topic, n);
-                let ids: Vec<String> = seqs.map(|s| format!("{}:{s}", lane.spool_id)).collect();
-                delivered(instance, inst.send_timeout, ids, watches).await
-            }
-            Err(e) => refused(instance, e),
-        };
-    }
-    match lane.spool.append_batch(&records).await {
-        Ok(seqs) => {
-            gw.metrics.accepted(instance, topic, n);
-            let ids: Vec<String> = seqs.map(|s| format!("{}:{s}", lane.spool_id)).collect();
-            (
-                StatusCode::ACCEPTED,
-                [(header::CONTENT_TYPE, "application/json")],
-                serde_json::json!({ "ids": ids }).to_string(),
-            )
-                .into_response()
-        }
-        Err(e) => refused(instance, e),
-    }
-}
-
-/// The answer to an append the spool refused.
-fn refused(instance: &str, e: SpoolError) -> Response {
-    match e {
-        e @ (SpoolError::Full { .. } | SpoolError::DiskFull { .. }) => retry_after(
-            problem(
-                StatusCode::SERVICE_UNAVAILABLE,
-                format!("instance `{instance}`: {e}"),
-            ),
-            5,
-        ),
-        SpoolError::Invalid(why) => problem(StatusCode::BAD_REQUEST, why),
-        e => problem(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            format!("instance `{instance}`: the events were not stored: {e}"),
-        ),
-    }
-}
-
-/// `wait=true`: 200 with where Kafka put each event, once all are
-/// acknowledged; 504 if `send_timeout_ms` passes first (the events stay in
-/// the spool and are still delivered); 422 if Kafka refused one for good
-/// (it is a dead letter).
-async fn delivered(
-    instance: &str,
-    timeout: Duration,
-    ids: Vec<String>,
-    watches: Vec<tokio::sync::oneshot::Receiver<herald_spool::Delivery>>,
-) -> Response {
-    let all = async {
-        let mut out = Vec::with_capacity(watches.len());
-        for w in watches {
-            out.push(w.await);
-        }
-        out
-    };
-    let Ok(outcomes) = tokio::time::timeout(timeout, all).await else {
-        return problem(
-            StatusCode::GATEWAY_TIMEOUT,
-            format!(
-                "Kafka (instance `{instance}`) did not acknowledge within send_timeout_ms ({} ms); \
-                 the events are stored in the gateway's spool and will still be delivered \
-                 (ids: {}). Do not resend them",
-                timeout.as_millis(),
-                ids.join(", ")
-            ),
-        );
-    };
-    let mut events = Vec::with_capacity(ids.len());
-    for (id, o) in ids.iter().zip(outcomes) {
-        match o {
-            Ok(Ok(md)) => events.push(serde_json::json!({
-                "id": id, "partition": md.partition, "offset": md.offset, "timestamp": md.timestamp,
-            })),
-            Ok(Err(why)) => {
-                return problem(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    format!("event {id} was refused by Kafka and will not be delivered: {why}"),
-                )
-            }
-            Err(_) => {
-                return problem(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    format!(
-                        "instance `{instance}`: forwarding stopped before event {id} was \
-                         acknowledged; it is stored and will be delivered after a restart"
-                    ),
-                )
-            }
-        }
-    }
-    (
-        StatusCode::OK,
-        [(header::CONTENT_TYPE, "application/json")],
-        serde_json::json!({ "events": events }).to_string(),
-    )
-        .into_response()
-}
-
 /// `GET /v1/instances`: the instances and topics the caller may use, and
-/// each instance's spool (backlog, whether forwarding has stopped).
+/// each instance's state: whether Kafka answers (and if not, why), and its
+/// spool (backlog, oldest waiting event, whether forwarding has stopped).
 async fn instances(State(gw): State<Arc<Gateway>>, headers: HeaderMap) -> Response {
     let rule = match gw.authorize(&headers) {
         Ok(r) => r,
         Err(why) => return problem(StatusCode::UNAUTHORIZED, why),
     };
+    let now = now_ms();
     let mut out = Vec::new();
     for (name, inst) in &gw.cfg.instances {
         let topics: Vec<&String> = inst
@@ -396,31 +111,50 @@ async fn instances(State(gw): State<Arc<Gateway>>, headers: HeaderMap) -> Respon
         }
         let lane = &gw.lanes[name];
         let s = lane.spool.stats();
+        let (state, error) = match lane.probe.link() {
+            Link::Unknown => ("unknown", None),
+            Link::Up => ("connected", None),
+            Link::Down(why) => ("unreachable", Some(why)),
+        };
         out.push(serde_json::json!({
             "name": name,
             "topics": topics,
+            "bootstrap_servers": inst.producer.bootstrap_servers,
+            "state": state,
+            "error": error,
             "fallback": match inst.fallback { crate::Fallback::Spool => "spool", crate::Fallback::None => "none" },
             "send_timeout_ms": inst.send_timeout.as_millis() as u64,
             "spool": {
                 "backlog_records": s.backlog_records,
                 "disk_bytes": s.disk_bytes,
+                "oldest_age_ms": s.oldest_timestamp_ms.map(|t| (now - t).max(0)),
                 "delivered": s.delivered,
                 "dead_letters": s.dead_letters,
                 "forwarding_halted": lane.spool.forwarding_halted(),
             },
         }));
     }
-    (
-        StatusCode::OK,
-        [(header::CONTENT_TYPE, "application/json")],
-        serde_json::json!({ "instances": out }).to_string(),
-    )
-        .into_response()
+    json(StatusCode::OK, serde_json::json!({ "instances": out }))
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
 }
 
 /// `GET /readyz`: 200 when every instance's spool can take events (not
-/// full); 503 naming the ones that cannot.
+/// full) and the gateway is not shutting down; 503 saying which is not.
 async fn readyz(State(gw): State<Arc<Gateway>>) -> Response {
+    if gw.draining.load(Ordering::Relaxed) {
+        return retry_after(
+            problem(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the gateway is shutting down",
+            ),
+            1,
+        );
+    }
     let full: Vec<String> = gw
         .lanes
         .iter()
@@ -445,6 +179,7 @@ async fn readyz(State(gw): State<Arc<Gateway>>) -> Response {
 
 /// `GET /metrics`: Prometheus's text format.
 async fn metrics(State(gw): State<Arc<Gateway>>) -> Response {
+    let now = now_ms();
     let spools: Vec<(String, SpoolFigures)> = gw
         .lanes
         .iter()
@@ -457,6 +192,8 @@ async fn metrics(State(gw): State<Arc<Gateway>>) -> Response {
                     disk_bytes: s.disk_bytes,
                     delivered: s.delivered,
                     dead_letters: s.dead_letters,
+                    oldest_age_ms: s.oldest_timestamp_ms.map_or(0, |t| (now - t).max(0) as u64),
+                    connected: l.probe.link() == Link::Up,
                 },
             )
         })
@@ -469,28 +206,68 @@ async fn metrics(State(gw): State<Arc<Gateway>>) -> Response {
         .into_response()
 }
 
-/// Count every answer and how long it took.
+/// Count every answer and how long it took; one log line per failed
+/// request (method, path, status, and the detail the client was given:
+/// never a header, so never a token).
 async fn measured(
     State(gw): State<Arc<Gateway>>,
     req: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
     let start = Instant::now();
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
     let resp = next.run(req).await;
-    gw.metrics.answered(resp.status().as_u16(), start.elapsed());
+    let status = resp.status();
+    gw.metrics.answered(status.as_u16(), start.elapsed());
+    if status.is_client_error() || status.is_server_error() {
+        let detail = resp
+            .extensions()
+            .get::<Failure>()
+            .map_or("", |f| f.0.as_str());
+        if status.is_server_error() {
+            tracing::warn!(%method, path, status = status.as_u16(), "{detail}");
+        } else {
+            tracing::info!(%method, path, status = status.as_u16(), "{detail}");
+        }
+    }
     resp
 }
 
 async fn fallback() -> Response {
     problem(
         StatusCode::NOT_FOUND,
-        "no such endpoint: publish with POST /v1/instances/{instance}/topics/{topic}/events",
+        "no such endpoint: publish with POST /v1/instances/{instance}/topics/{topic}/events \
+         (GET /openapi.json describes the API)",
     )
 }
 
-/// Open every instance's spool (in `spool.dir/NAME`), serve on `listener`
-/// until `shutdown` resolves, then close the spools (what Kafka has not
-/// acknowledged stays on disk for the next start).
+/// The routes; `/openapi.json` describes each (a test checks that every
+/// documented path answers and every route is documented).
+fn router(gw: Arc<Gateway>) -> Router {
+    Router::new()
+        .route(
+            "/v1/instances/{instance}/topics/{topic}/events",
+            post(crate::publish::publish),
+        )
+        .route("/v1/instances", get(instances))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .route(
+            "/openapi.json",
+            get(|| async { json(StatusCode::OK, crate::openapi::document()) }),
+        )
+        .fallback(fallback)
+        .layer(axum::middleware::from_fn_with_state(gw.clone(), measured))
+        .with_state(gw)
+}
+
+/// Open every instance's spool (in `spool.dir/NAME`) and start its probe,
+/// serve on `listener` until `shutdown` resolves; then answer new publishes
+/// with 503, let requests in progress finish, give Kafka up to
+/// `shutdown_grace` to take the backlog, and close the spools (what Kafka
+/// has not acknowledged stays on disk for the next start).
 pub async fn serve(
     cfg: GatewayConfig,
     listener: tokio::net::TcpListener,
@@ -506,34 +283,52 @@ pub async fn serve(
         let (spool, _) = Spool::open(&dir, spool_cfg, inst.producer.clone())
             .map_err(|e| format!("instance `{name}`: {e}"))?;
         let spool_id = herald_spool::spool_id(&dir).map_err(|e| e.to_string())?;
-        lanes.insert(name.clone(), Lane { spool, spool_id });
+        let probe = Probe::start(
+            &inst.producer,
+            inst.send_timeout.min(Duration::from_secs(10)),
+        )
+        .map_err(|e| format!("instance `{name}`: {e}"))?;
+        lanes.insert(
+            name.clone(),
+            Lane {
+                spool,
+                spool_id,
+                probe,
+            },
+        );
     }
     let grace = cfg.shutdown_grace;
+    let limits = crate::listener::Limits {
+        header_timeout: cfg.header_timeout,
+        max_connections: cfg.max_connections,
+    };
     // Idempotency keys: 24 hours, at most 100,000 remembered.
     let gw = Arc::new(Gateway {
         cfg,
         lanes,
         replays: Replays::new(Duration::from_secs(24 * 3600), 100_000),
         metrics: Metrics::default(),
+        limiter: Limiter::default(),
+        draining: AtomicBool::new(false),
     });
-    let app = Router::new()
-        .route(
-            "/v1/instances/{instance}/topics/{topic}/events",
-            post(publish),
-        )
-        .route("/v1/instances", get(instances))
-        .route("/healthz", get(|| async { "ok\n" }))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
-        .fallback(fallback)
-        .layer(axum::middleware::from_fn_with_state(gw.clone(), measured))
-        .with_state(gw.clone());
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
-        .map_err(|e| format!("serving: {e}"))?;
+    let deadline = {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let flag = gw.clone();
+        let signal = async move {
+            shutdown.await;
+            flag.draining.store(true, Ordering::Relaxed);
+            let _ = tx.send(tokio::time::Instant::now() + grace);
+        };
+        crate::listener::serve(listener, router(gw.clone()), limits, signal, grace).await;
+        rx.await.unwrap_or_else(|_| tokio::time::Instant::now())
+    };
+    // What is left of the grace period: Kafka may take the backlog.
+    for lane in gw.lanes.values() {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        lane.spool.drain(left).await;
+    }
     for (name, lane) in &gw.lanes {
-        if let Err(e) = lane.spool.close(grace.max(Duration::from_secs(1))).await {
+        if let Err(e) = lane.spool.close(Duration::from_secs(1)).await {
             return Err(format!("instance `{name}`: {e}"));
         }
     }

@@ -5,40 +5,11 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use herald_gateway::{token, GatewayConfig};
+use herald_test_support::http::HttpAnswer;
 use herald_test_support::Tansu;
 use serde_json::Value;
 
-struct Answer {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: String,
-}
-
-impl Answer {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("{e}: {}", self.body))
-    }
-
-    /// A problem+json answer's `detail`.
-    fn detail(&self) -> String {
-        assert_eq!(
-            self.header("content-type"),
-            Some("application/problem+json"),
-            "{}",
-            self.body
-        );
-        let j = self.json();
-        assert_eq!(j["status"], self.status);
-        j["detail"].as_str().unwrap().to_string()
-    }
-}
+type Answer = HttpAnswer;
 
 /// One HTTP/1.1 request on its own connection.
 async fn http(addr: SocketAddr, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Answer {
@@ -67,14 +38,17 @@ async fn request(
     .await
     .unwrap()
     .expect("the gateway answers");
-    Answer {
-        status: a.status,
-        headers: a.headers,
-        body: a.body,
-    }
+    a
 }
 
 const JSON: (&str, &str) = ("Content-Type", "application/json");
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
 
 /// A record read back: key, JSON value, partition, headers.
 type Got = (String, Value, i32, Vec<(String, String)>);
@@ -126,6 +100,7 @@ allow = ["main/status"]
     );
     let mut cfg = GatewayConfig::parse("gw.toml", &text).unwrap();
     cfg.max_body_bytes = 4096;
+    cfg.shutdown_grace = Duration::from_secs(2);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -285,6 +260,7 @@ allow = ["main/status"]
         assert!(!a.body.contains(&orders_token), "a token never comes back");
     }
     // wait=true: 200 once Kafka acknowledged, with where librdkafka finds it.
+    let before = now_ms();
     let a = http(
         addr,
         &format!("{path}?wait=true"),
@@ -311,6 +287,10 @@ allow = ["main/status"]
         .find(|r| r.offset == offset)
         .expect("the record at the offset answered");
     assert_eq!(at.key.as_deref(), Some(&b"w-1"[..]));
+    // Its time is when the gateway accepted it (CreateTime), as answered.
+    let ts = at.timestamp.expect("a timestamp");
+    assert_eq!(ts, e["timestamp"].as_i64().unwrap());
+    assert!((before..=now_ms()).contains(&ts), "{ts}");
     // Kafka unreachable: 504 after send_timeout_ms, the event kept.
     let started = Instant::now();
     let a = http(

@@ -61,6 +61,10 @@ pub struct SpoolStats {
     /// Groups written since the spool was opened: one `write` and one
     /// `fdatasync` each (appends per sync = the group-commit factor).
     pub syncs: u64,
+    /// The timestamp (ms since the epoch) of the oldest record the
+    /// forwarder holds and Kafka has not acknowledged: how far behind
+    /// forwarding is. `None` when it holds none (or it has no timestamp).
+    pub oldest_timestamp_ms: Option<i64>,
 }
 
 #[derive(Debug, Default)]
@@ -77,6 +81,11 @@ struct Shared {
     /// Appends waiting for their records' outcomes, by sequence.
     watchers: Mutex<HashMap<u64, Watcher>>,
     watching: AtomicBool,
+    /// Told when the forwarder has settled everything it read (for
+    /// [`Spool::drain`]).
+    caught_up: Notify,
+    /// See [`SpoolStats::oldest_timestamp_ms`]; -1 for none.
+    oldest_ms: std::sync::atomic::AtomicI64,
 }
 
 /// What a watched record's delivery came to.
@@ -201,6 +210,7 @@ impl Spool {
         let reader = log.reader(log.bounds().start);
         let writer = Arc::new(Writer::start(log));
         let shared = Arc::new(Shared::default());
+        shared.oldest_ms.store(-1, Ordering::Relaxed);
         shared.cursor.store(
             writer.stats.cursor.load(Ordering::Relaxed),
             Ordering::Relaxed,
@@ -315,6 +325,29 @@ impl Spool {
             delivered: self.shared.delivered.load(Ordering::Relaxed),
             dead_letters: self.shared.dead_letters.load(Ordering::Relaxed),
             syncs: self.writer.stats.groups.load(Ordering::Relaxed),
+            oldest_timestamp_ms: Some(self.shared.oldest_ms.load(Ordering::Relaxed))
+                .filter(|t| *t >= 0),
+        }
+    }
+
+    /// Wait up to `timeout` for Kafka to have every record appended so far
+    /// (a graceful shutdown's flush): `true` when the backlog is empty,
+    /// `false` when time ran out or forwarding stopped first.
+    pub async fn drain(&self, timeout: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let notified = self.shared.caught_up.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.stats().backlog_records == 0 {
+                return true;
+            }
+            if self.forwarding_halted().is_some() {
+                return false;
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return self.stats().backlog_records == 0;
+            }
         }
     }
 
@@ -405,6 +438,16 @@ enum InFlight {
     Dead(String),
 }
 
+impl InFlight {
+    /// The record's timestamp, read from its encoding (-1: none).
+    fn timestamp(&self) -> i64 {
+        match self {
+            InFlight::Sent(_, p) => codec::timestamp(p).unwrap_or(-1),
+            InFlight::Dead(_) => -1,
+        }
+    }
+}
+
 async fn forward(
     writer: Arc<Writer>,
     shared: Arc<Shared>,
@@ -488,7 +531,14 @@ async fn forward(
                         None => decode(&payload, &mut topic).map(|rec| with_id(rec, &id, seq)),
                     };
                     let rec = match decoded {
-                        Ok(rec) => rec,
+                        Ok(rec) => {
+                            if window.is_empty() {
+                                shared
+                                    .oldest_ms
+                                    .store(rec.timestamp.unwrap_or(-1), Ordering::Relaxed);
+                            }
+                            rec
+                        }
                         Err(why) => {
                             if let Err(e) = dead_letter(&dead_path, seq, &payload, &why) {
                                 shared.halt(format!("writing a dead letter failed: {e}"));
@@ -601,6 +651,13 @@ async fn forward(
         }
         cursor = seq + 1;
         shared.cursor.store(cursor, Ordering::Relaxed);
+        shared.oldest_ms.store(
+            window.front().map_or(-1, |(_, e)| e.timestamp()),
+            Ordering::Relaxed,
+        );
+        if window.is_empty() {
+            shared.caught_up.notify_waiters();
+        }
         // The clock is read every 256 records (it was 3 % of a drain's
         // samples when read per record); the window running dry checks too.
         if (cursor.is_multiple_of(256) || window.is_empty())

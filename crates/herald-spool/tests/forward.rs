@@ -394,3 +394,35 @@ async fn deliveries_are_checkpointed_while_a_later_record_waits() {
     wait_until("`b` delivered", || spool.stats().delivered == 6).await;
     spool.close(Duration::from_secs(5)).await.unwrap();
 }
+
+/// A graceful shutdown's flush: `drain` returns false while Kafka refuses
+/// (and the stats show how old the oldest waiting record is), true once
+/// Kafka took everything.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drain_waits_for_kafka_and_the_oldest_waiting_record_is_reported() {
+    let mock = MockBroker::start();
+    mock.create_topic("events", 1);
+    // NOT_LEADER_OR_FOLLOWER: retriable, so the records wait.
+    mock.set_produce_error("events", Some(6));
+    let dir = tempfile::tempdir().unwrap();
+    let (spool, _) =
+        Spool::open(dir.path(), cfg(), ProducerConfig::new(&mock.bootstrap())).unwrap();
+    assert_eq!(spool.stats().oldest_timestamp_ms, None);
+    for i in 0..5 {
+        let r = Record::new("events", Bytes::from(format!("{i}"))).timestamp(1_000 + i);
+        spool.append(&r).await.unwrap();
+    }
+    wait_until("the first record in flight", || {
+        spool.stats().oldest_timestamp_ms.is_some()
+    })
+    .await;
+    assert_eq!(spool.stats().oldest_timestamp_ms, Some(1_000));
+    assert!(!spool.drain(Duration::from_millis(300)).await);
+    assert_eq!(spool.stats().backlog_records, 5);
+    mock.set_produce_error("events", None);
+    assert!(spool.drain(Duration::from_secs(30)).await);
+    let s = spool.stats();
+    assert_eq!((s.backlog_records, s.delivered), (0, 5));
+    assert_eq!(s.oldest_timestamp_ms, None);
+    spool.close(Duration::from_secs(5)).await.unwrap();
+}

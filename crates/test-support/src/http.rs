@@ -20,6 +20,41 @@ impl HttpAnswer {
             .find(|(k, _)| k.eq_ignore_ascii_case(name))
             .map(|(_, v)| v.as_str())
     }
+
+    /// The body as JSON (panics, showing it, if it is not).
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("{e}: {}", self.body))
+    }
+
+    /// A problem+json answer's `detail` (panics if it is not one).
+    pub fn detail(&self) -> String {
+        assert_eq!(
+            self.header("content-type"),
+            Some("application/problem+json"),
+            "{}",
+            self.body
+        );
+        let j = self.json();
+        assert_eq!(j["status"], self.status);
+        j["detail"].as_str().unwrap().to_string()
+    }
+
+    /// An answer read off a socket as bytes (`None` if it is not one).
+    pub fn parse(raw: &[u8]) -> Option<HttpAnswer> {
+        let text = String::from_utf8_lossy(raw).to_string();
+        let (head, body) = text.split_once("\r\n\r\n")?;
+        let mut lines = head.lines();
+        let status = lines.next()?.split(' ').nth(1)?.parse().ok()?;
+        let headers = lines
+            .filter_map(|l| l.split_once(": "))
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Some(HttpAnswer {
+            status,
+            headers,
+            body: body.to_string(),
+        })
+    }
 }
 
 /// Send one request; `None` when nothing answers (connection refused or
@@ -45,17 +80,5 @@ pub fn request(
     let _ = s.write_all(body);
     let mut raw = Vec::new();
     let _ = s.read_to_end(&mut raw);
-    let text = String::from_utf8_lossy(&raw).to_string();
-    let (head, body) = text.split_once("\r\n\r\n")?;
-    let mut lines = head.lines();
-    let status = lines.next()?.split(' ').nth(1)?.parse().ok()?;
-    let headers = lines
-        .filter_map(|l| l.split_once(": "))
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-    Some(HttpAnswer {
-        status,
-        headers,
-        body: body.to_string(),
-    })
+    HttpAnswer::parse(&raw)
 }

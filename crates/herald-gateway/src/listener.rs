@@ -1,0 +1,116 @@
+//! The accept loop: hyper's HTTP/1 connections, each in its own task, with
+//! what `axum::serve` does not give: a deadline for request headers (which
+//! also closes keep-alive connections left idle, and slowloris clients), a
+//! cap on open connections (beyond it a new connection gets a 503 and is
+//! closed, rather than waiting unseen in the kernel's backlog), and a
+//! graceful stop that lets requests in progress finish.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpListener;
+use tokio::sync::{watch, Semaphore};
+
+/// Connection settings.
+pub(crate) struct Limits {
+    pub header_timeout: Duration,
+    pub max_connections: usize,
+}
+
+/// What a connection over the cap is told before it is closed.
+fn over_capacity(max: usize) -> Vec<u8> {
+    let body = serde_json::json!({
+        "type": "about:blank",
+        "title": "Service Unavailable",
+        "status": 503,
+        "detail": format!(
+            "the gateway has {max} connections open (limits.max_connections): retry shortly, \
+             and reuse keep-alive connections"
+        ),
+    })
+    .to_string();
+    format!(
+        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/problem+json\r\n\
+         retry-after: 1\r\nconnection: close\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
+/// Serve `app` on `listener` until `shutdown` resolves; then stop
+/// accepting, let each connection finish its request in progress (keep-alive
+/// ends), and return once all are closed or `grace` passed.
+pub(crate) async fn serve(
+    listener: TcpListener,
+    app: Router,
+    limits: Limits,
+    shutdown: impl Future<Output = ()>,
+    grace: Duration,
+) {
+    let mut builder = http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_timeout)
+        // Request line and headers at most 64 KiB (hyper's default is
+        // ~400 KiB per connection).
+        .max_buf_size(64 << 10);
+    let builder = Arc::new(builder);
+    let slots = Arc::new(Semaphore::new(limits.max_connections));
+    let (stop_tx, stop_rx) = watch::channel(false);
+    tokio::pin!(shutdown);
+    loop {
+        let (mut stream, _) = tokio::select! {
+            _ = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // Out of file descriptors, say: the error is the
+                    // listener's, not a client's; pause before accepting
+                    // again instead of spinning.
+                    tracing::warn!("accepting a connection failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let Ok(permit) = slots.clone().try_acquire_owned() else {
+            let answer = over_capacity(limits.max_connections);
+            tokio::spawn(async move {
+                let _ =
+                    tokio::time::timeout(Duration::from_secs(1), stream.write_all(&answer)).await;
+            });
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let svc = TowerToHyperService::new(app.clone());
+        let builder = builder.clone();
+        let mut stop = stop_rx.clone();
+        tokio::spawn(async move {
+            let conn = builder.serve_connection(TokioIo::new(stream), svc);
+            tokio::pin!(conn);
+            let stopping = tokio::select! {
+                _ = conn.as_mut() => false,
+                _ = stop.wait_for(|s| *s) => true,
+            };
+            if stopping {
+                conn.as_mut().graceful_shutdown();
+                let _ = conn.await;
+            }
+            drop(permit);
+        });
+    }
+    drop(listener);
+    let _ = stop_tx.send(true);
+    // Every permit back: every connection closed.
+    let _ = tokio::time::timeout(
+        grace,
+        slots.acquire_many(limits.max_connections.min(u32::MAX as usize) as u32),
+    )
+    .await;
+}
