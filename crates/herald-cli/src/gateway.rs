@@ -62,7 +62,7 @@ async fn serve(config: PathBuf) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let listener = match tokio::net::TcpListener::bind(cfg.listen).await {
+    let listener = match herald_gateway::bind(cfg.listen) {
         Ok(l) => l,
         Err(e) => {
             eprintln!(

@@ -23,6 +23,7 @@ pub mod request;
 mod server;
 pub mod token;
 
+pub use listener::bind;
 pub use server::serve;
 
 pub use config::{ConfigError, Fallback, GatewayConfig, Instance, TokenRule, TopicRule};

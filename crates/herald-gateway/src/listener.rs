@@ -17,6 +17,20 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
 
+/// A listening socket for `addr` with a backlog of 4096 (capped by the
+/// kernel's `somaxconn`): the usual 128 overflows when a crowd connects at
+/// once, and each dropped SYN costs its client a one-second retransmit.
+pub fn bind(addr: std::net::SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(4096)
+}
+
 /// Connection settings.
 pub(crate) struct Limits {
     pub header_timeout: Duration,
