@@ -9,6 +9,7 @@
 //! BENCHMARKS.md.
 
 mod client;
+mod gateway_bench;
 mod herald_run;
 mod rdkafka_run;
 mod sink;
@@ -106,6 +107,16 @@ enum Cmd {
     /// with a large backlog (BENCHMARKS.md, "The spool").
     #[command(subcommand)]
     Spool(spool_bench::SpoolBench),
+    /// The event gateway under HTTP load (wrk): a bare axum handler, the
+    /// gateway single and batched, and the producer directly
+    /// (BENCHMARKS.md, "The gateway").
+    Gateway(gateway_bench::GatewayBench),
+    /// A bare axum handler answering 202 (the gateway benchmark's HTTP
+    /// ceiling; run by `gateway`).
+    BareHttp {
+        #[arg(long)]
+        port: u16,
+    },
     /// Serve a sink until standard input closes (used by `compare`).
     Sink {
         #[arg(long, value_enum)]
@@ -133,6 +144,8 @@ fn main() {
     let cli = Cli::parse();
     let result = match cli.cmd {
         Cmd::Spool(cmd) => spool_bench::run(cmd),
+        Cmd::Gateway(cmd) => gateway_bench::run(cmd),
+        Cmd::BareHttp { port } => gateway_bench::bare(port),
         Cmd::Sink {
             kind,
             topic,

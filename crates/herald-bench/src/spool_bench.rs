@@ -280,13 +280,19 @@ async fn drain_timed(dir: &Path, bootstrap: &str, records: u64) -> Result<(f64, 
     Ok((opened, took, cpu1 - cpu0))
 }
 
-async fn direct(bootstrap: &str, records: u64, value: &Bytes) -> Result<(f64, f64), String> {
+/// The producer alone (the spool's forwarding settings) sending
+/// `make(i)` for each `i`: seconds taken and CPU seconds.
+pub(crate) async fn direct(
+    bootstrap: &str,
+    records: u64,
+    make: impl Fn(u64) -> Record,
+) -> Result<(f64, f64), String> {
     let (cpu0, _) = usage();
     let start = Instant::now();
     let p = Producer::new(forwarding_config(ProducerConfig::new(bootstrap)))
         .map_err(|e| e.to_string())?;
     for i in 0..records {
-        drop(p.send(record(i, value)).await.map_err(|e| e.to_string())?);
+        drop(p.send(make(i)).await.map_err(|e| e.to_string())?);
     }
     p.flush().await;
     let took = start.elapsed().as_secs_f64();
@@ -312,7 +318,7 @@ async fn forward(dir: &Path, records: u64, size: usize, runs: usize) -> Result<(
     for run in 0..runs {
         // A fresh sink per pair of runs.
         let sink = SinkProcess::start(SinkKind::Null, 3)?;
-        let (t, c) = direct(&sink.bootstrap, records, &value).await?;
+        let (t, c) = direct(&sink.bootstrap, records, |i| record(i, &value)).await?;
         d_rate.push(records as f64 / t);
         d_cpu.push(c / records as f64 * 1e6);
         let tmp = tempfile::tempdir_in(dir).map_err(|e| e.to_string())?;
