@@ -453,7 +453,20 @@ impl GatewayConfig {
                 )
             })?;
             for (i, t) in arr.iter().enumerate() {
-                tokens.push(token(&cx, &format!("tokens[{i}]"), t, &instances)?);
+                let path = format!("tokens[{i}]");
+                let rule = token(&cx, &path, t, &instances)?;
+                // The name keys the rate limit and the idempotency keys.
+                if tokens.iter().any(|r: &TokenRule| r.name == rule.name) {
+                    return Err(cx.err(
+                        Ctx::at(t, "name"),
+                        &join(&path, "name"),
+                        format!(
+                            "`{}` is the name of another token: names must differ",
+                            rule.name
+                        ),
+                    ));
+                }
+                tokens.push(rule);
             }
         }
         if tokens.is_empty() && !auth_none && !listen.ip().is_loopback() {

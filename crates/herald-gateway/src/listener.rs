@@ -13,7 +13,7 @@ use axum::Router;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
 
@@ -95,9 +95,18 @@ pub(crate) async fn serve(
         };
         let Ok(permit) = slots.clone().try_acquire_owned() else {
             let answer = over_capacity(limits.max_connections);
+            // Answer, then read what the client sent until it closes (1 s
+            // at most): closing with its request unread would send a reset
+            // that can destroy the answer before it is read.
             tokio::spawn(async move {
-                let _ =
-                    tokio::time::timeout(Duration::from_secs(1), stream.write_all(&answer)).await;
+                let _ = tokio::time::timeout(Duration::from_secs(1), async {
+                    stream.write_all(&answer).await?;
+                    stream.shutdown().await?;
+                    let mut sink = [0u8; 4096];
+                    while stream.read(&mut sink).await? > 0 {}
+                    Ok::<(), std::io::Error>(())
+                })
+                .await;
             });
             continue;
         };

@@ -1,5 +1,5 @@
 //! `GET /openapi.json`: an OpenAPI 3.1 description of the API, built from
-//! [`ROUTES`], the same table the router's paths come from (`server.rs`),
+//! [`ROUTES`], the same table the router is built from (`server.rs`),
 //! with the statuses each endpoint answers. A test serves it and calls
 //! every documented path, so a route added without its description, or a
 //! description of a route that is gone, fails.
@@ -32,6 +32,7 @@ pub const ROUTES: &[Route] = &[
             (403, "the token may not publish to this instance and topic"),
             (404, "unknown instance or topic (lists the ones the token may use)"),
             (408, "the body did not arrive within limits.body_timeout_ms"),
+            (409, "a request with this Idempotency-Key is still in progress (Retry-After)"),
             (413, "the body is over limits.max_body_bytes"),
             (415, "the body is not sent as application/json"),
             (422, "Idempotency-Key reused with another body, or (wait=true) Kafka refused an event for good"),

@@ -128,7 +128,16 @@ pub(crate) async fn publish(
     let bytes: Bytes =
         match tokio::time::timeout(gw.cfg.body_timeout, axum::body::to_bytes(body, limit)).await {
             Ok(Ok(b)) => b,
-            Ok(Err(_)) => return too_large(),
+            Ok(Err(e)) => {
+                let e = e.into_inner();
+                if e.is::<http_body_util::LengthLimitError>() {
+                    return too_large();
+                }
+                return problem(
+                    StatusCode::BAD_REQUEST,
+                    format!("the body could not be read ({e}): send it again"),
+                );
+            }
             Err(_) => {
                 return problem(
                     StatusCode::REQUEST_TIMEOUT,
@@ -159,6 +168,9 @@ pub(crate) async fn publish(
         rule.map_or("", |r| r.name.as_str())
     );
     let hash = crate::token::digest_bytes(&bytes);
+    // A retry while the first is in progress waits for its answer, but not
+    // without end.
+    let deadline = Instant::now() + inst.send_timeout + Duration::from_secs(5);
     loop {
         match gw.replays.claim(&scoped, hash, Instant::now()) {
             Claim::Proceed => break,
@@ -172,6 +184,18 @@ pub(crate) async fn publish(
                     ),
                 )
             }
+            Claim::Wait(_) if Instant::now() >= deadline => {
+                return retry_after(
+                    problem(
+                        StatusCode::CONFLICT,
+                        format!(
+                            "a request with Idempotency-Key `{key}` is still in progress: retry \
+                             once it is answered"
+                        ),
+                    ),
+                    1,
+                )
+            }
             // Bounded waits: a finish between the claim and the wait is
             // seen by the next claim.
             Claim::Wait(done) => {
@@ -179,29 +203,51 @@ pub(crate) async fn publish(
             }
         }
     }
-    let resp = accept(&gw, rule, &instance, &topic, wait, &bytes).await;
-    let (parts, body) = resp.into_parts();
-    let body = axum::body::to_bytes(body, 1 << 20)
-        .await
-        .unwrap_or_default();
-    // Kept only when events were stored (a retry must not store them again).
-    let keep = matches!(parts.status.as_u16(), 200 | 202 | 422 | 504);
-    gw.replays.finish(
-        &scoped,
-        keep.then(|| Stored {
-            status: parts.status.as_u16(),
-            content_type: parts
-                .headers
-                .get(header::CONTENT_TYPE)
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("application/json")
-                .to_string(),
-            body: body.to_vec(),
-        }),
-        Instant::now(),
-    );
-    Response::from_parts(parts, Body::from(body))
+    // Run to the end whatever the client does (it may hang up while
+    // waiting for Kafka): the key's answer must be recorded, or the key
+    // released, or retries with it would wait for an answer never given.
+    let task = {
+        let gw = gw.clone();
+        let rule = rule.cloned();
+        let (instance, topic) = (instance.clone(), topic.clone());
+        tokio::spawn(async move {
+            let resp = accept(&gw, rule.as_ref(), &instance, &topic, wait, &bytes).await;
+            // Kept when events were stored (a retry must not store them
+            // again), whatever the answer; forgotten otherwise.
+            let stored = resp.extensions().get::<EventsStored>().is_some();
+            let (parts, body) = resp.into_parts();
+            let body = axum::body::to_bytes(body, usize::MAX)
+                .await
+                .unwrap_or_default();
+            gw.replays.finish(
+                &scoped,
+                stored.then(|| Stored {
+                    status: parts.status.as_u16(),
+                    content_type: parts
+                        .headers
+                        .get(header::CONTENT_TYPE)
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("application/json")
+                        .to_string(),
+                    body: body.to_vec(),
+                }),
+                Instant::now(),
+            );
+            Response::from_parts(parts, Body::from(body))
+        })
+    };
+    task.await.unwrap_or_else(|_| {
+        problem(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "the request failed inside the gateway; retry with the same Idempotency-Key",
+        )
+    })
 }
+
+/// On an answer: the events were stored (so a retry must get this answer
+/// and store nothing).
+#[derive(Debug, Clone, Copy)]
+struct EventsStored;
 
 /// An answer given before, again.
 fn replayed(s: Stored) -> Response {
@@ -233,6 +279,20 @@ async fn accept(
         Ok(r) => r,
         Err(e) => return problem(StatusCode::BAD_REQUEST, e.0),
     };
+    if inst.fallback == Fallback::None {
+        if let Link::Down(why) = lane.probe.settled(inst.send_timeout).await {
+            return retry_after(
+                problem(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    format!(
+                        "instance `{instance}`: Kafka is unreachable ({why}); this instance \
+                         takes no events while it is (fallback = \"none\"): retry later"
+                    ),
+                ),
+                (crate::probe::PROBE_INTERVAL.as_secs()).max(1),
+            );
+        }
+    }
     if let Some((r, rate)) = rule.and_then(|r| r.rate.map(|rate| (r, rate))) {
         if let Err(wait) = gw
             .limiter
@@ -254,20 +314,6 @@ async fn accept(
             );
         }
     }
-    if inst.fallback == Fallback::None {
-        if let Link::Down(why) = lane.probe.settled(inst.send_timeout).await {
-            return retry_after(
-                problem(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    format!(
-                        "instance `{instance}`: Kafka is unreachable ({why}); this instance \
-                         takes no events while it is (fallback = \"none\"): retry later"
-                    ),
-                ),
-                (crate::probe::PROBE_INTERVAL.as_secs()).max(1),
-            );
-        }
-    }
     // The event's time is when the gateway accepted it, not when it
     // reached Kafka (which may be after an outage).
     let now_ms = SystemTime::now()
@@ -283,10 +329,11 @@ async fn accept(
             Ok((seqs, watches)) => {
                 gw.metrics.accepted(instance, topic, n);
                 let ids: Vec<String> = seqs.map(|s| format!("{}:{s}", lane.spool_id)).collect();
-                let r = delivered(instance, inst.send_timeout, ids, watches).await;
+                let mut r = delivered(instance, inst.send_timeout, ids, watches).await;
                 if r.status() == StatusCode::OK {
                     gw.metrics.delivery(started.elapsed());
                 }
+                r.extensions_mut().insert(EventsStored);
                 r
             }
             Err(e) => refused(instance, e),
@@ -296,7 +343,9 @@ async fn accept(
         Ok(seqs) => {
             gw.metrics.accepted(instance, topic, n);
             let ids: Vec<String> = seqs.map(|s| format!("{}:{s}", lane.spool_id)).collect();
-            json(StatusCode::ACCEPTED, serde_json::json!({ "ids": ids }))
+            let mut r = json(StatusCode::ACCEPTED, serde_json::json!({ "ids": ids }));
+            r.extensions_mut().insert(EventsStored);
+            r
         }
         Err(e) => refused(instance, e),
     }

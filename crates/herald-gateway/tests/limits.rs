@@ -494,3 +494,88 @@ fn a_stop_lets_requests_in_progress_finish_and_keeps_what_kafka_did_not_take() {
     let report = herald_spool::inspect(&dir.path().join("main")).unwrap();
     assert_eq!(report.backlog, 1);
 }
+
+/// Records in flight to a Kafka that does not acknowledge them: a stop
+/// still closes every spool cleanly (the process would exit 0) and the
+/// records stay in the spool.
+#[test]
+fn a_stop_with_records_in_flight_closes_cleanly_and_keeps_them() {
+    let mock = MockBroker::start();
+    mock.create_topic("t", 1);
+    // NOT_LEADER_OR_FOLLOWER: retriable, so the records stay in flight.
+    mock.set_produce_error("t", Some(6));
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(
+        dir.path(),
+        &format!(
+            "[instances.main]\n\"bootstrap.servers\" = \"{}\"\n[instances.main.topics.t]\n",
+            mock.bootstrap()
+        ),
+    );
+    cfg.shutdown_grace = Duration::from_millis(500);
+    let gw = Running::start(cfg);
+    for i in 0..5 {
+        let a = gw.post(
+            "/v1/instances/main/topics/t/events",
+            &[JSON],
+            format!("{{\"value\": {i}}}").as_bytes(),
+        );
+        assert_eq!(a.status, 202, "{}", a.body);
+    }
+    let start = Instant::now();
+    while mock.answered(6) == 0 {
+        assert!(start.elapsed() < Duration::from_secs(10), "never sent");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // `stop` unwraps serve's result: an error here is an exit status 1.
+    let took = gw.stop();
+    assert!(took < Duration::from_secs(8), "{took:?}");
+    let report = herald_spool::inspect(&dir.path().join("main")).unwrap();
+    assert_eq!(report.backlog, 5);
+}
+
+/// A client that hangs up while its `wait=true` request with an
+/// Idempotency-Key waits for Kafka: the request still runs to its end, and
+/// the retry gets its answer, with the event stored once.
+#[test]
+fn an_idempotent_retry_after_the_client_hung_up_gets_the_first_answer() {
+    let mock = MockBroker::start();
+    mock.create_topic("t", 1);
+    mock.set_produce_error("t", Some(6));
+    let dir = tempfile::tempdir().unwrap();
+    let gw = Running::start(config(
+        dir.path(),
+        &format!(
+            "[instances.main]\n\"bootstrap.servers\" = \"{}\"\nsend_timeout_ms = 20000\n\
+             [instances.main.topics.t]\n",
+            mock.bootstrap()
+        ),
+    ));
+    let path = "/v1/instances/main/topics/t/events?wait=true";
+    let body = b"{\"value\": \"once\"}";
+    let key = ("Idempotency-Key", "hung-up-1");
+    // The first client gives up after 300 ms and closes its connection.
+    let mut s = TcpStream::connect(gw.addr).unwrap();
+    s.write_all(
+        format!(
+            "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+             Idempotency-Key: hung-up-1\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        )
+        .as_bytes(),
+    )
+    .unwrap();
+    s.write_all(body).unwrap();
+    s.set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    let mut buf = [0u8; 256];
+    assert!(s.read(&mut buf).is_err(), "no answer yet: Kafka refuses");
+    drop(s);
+    // Kafka takes it now; the retry gets the first request's answer.
+    mock.set_produce_error("t", None);
+    let a = gw.post(path, &[JSON, key], body);
+    assert_eq!(a.status, 200, "{}", a.body);
+    assert_eq!(a.header("idempotent-replayed"), Some("true"));
+    assert_eq!(mock.log("t", 0).len(), 1, "stored and delivered once");
+    gw.stop();
+}

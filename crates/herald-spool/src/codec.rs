@@ -101,13 +101,13 @@ impl<'a> Reader<'a> {
     }
 }
 
-/// A record back from its spooled bytes (copied out of them).
 /// The timestamp of an encoded record, without decoding the rest.
 pub fn timestamp(b: &[u8]) -> Option<i64> {
     let t = i64::from_be_bytes(b.get(1..9)?.try_into().ok()?);
     (t >= 0).then_some(t)
 }
 
+/// A record back from its spooled bytes (copied out of them).
 pub fn decode(b: &[u8]) -> Result<Record, String> {
     decode_from(
         Reader {

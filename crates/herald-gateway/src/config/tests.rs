@@ -212,3 +212,24 @@ fn without_tokens_only_loopback_unless_auth_is_none() {
     let open = format!("auth = \"none\"\n{wide}");
     assert!(GatewayConfig::parse("gw.toml", &open).unwrap().auth_none);
 }
+
+#[test]
+fn token_names_must_differ() {
+    let h = "0".repeat(64);
+    let text = format!(
+        "[spool]\ndir = \"/tmp/s\"\n[instances.main]\n\"bootstrap.servers\" = \"k:9092\"\n\
+         [instances.main.topics.t]\n[[tokens]]\nname = \"app\"\nsha256 = \"{h}\"\nallow = [\"main/t\"]\n\
+         [[tokens]]\nname = \"app\"\nsha256 = \"{}\"\nallow = [\"main/t\"]\n",
+        "1".repeat(64)
+    );
+    let e = GatewayConfig::parse("gw.toml", &text).unwrap_err();
+    assert_eq!(
+        (e.line, e.key.as_str()),
+        (Some(11), "tokens[1].name"),
+        "{e}"
+    );
+    assert!(
+        e.message.contains("`app` is the name of another token"),
+        "{e}"
+    );
+}
