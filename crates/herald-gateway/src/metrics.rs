@@ -1,61 +1,77 @@
-//! `GET /metrics` in Prometheus's text format: events accepted per
-//! instance and topic, HTTP answers by status, how long requests take, and
-//! each instance's spool (backlog, bytes, delivered, dead letters).
+//! `GET /metrics` in Prometheus's text format: per instance and topic the
+//! events accepted, delivered and dead-lettered and the requests refused
+//! (by status); HTTP answers by status; histograms of request time and of
+//! delivery time (accepted → acknowledged by Kafka); per instance, Kafka's
+//! reachability and the spool (backlog, bytes, oldest waiting event).
+//!
+//! The counters a request or a delivered record touches are atomics in maps
+//! built once from the configuration: no lock and no allocation on those
+//! paths (the forwarder reports every record it settles).
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Mutex;
 use std::time::Duration;
 
-/// Bucket bounds of the request-time histogram, in seconds.
-const BUCKETS: [f64; 14] = [
-    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+/// Bucket bounds of the histograms, in seconds.
+const BUCKETS: [f64; 17] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 60.0,
+    600.0, 3600.0,
 ];
 
 /// A latency histogram in Prometheus's cumulative form.
 #[derive(Debug, Default)]
 struct Histogram {
-    /// Per bucket (and +Inf last), the count of observations at most that long.
-    buckets: [u64; BUCKETS.len() + 1],
-    sum_seconds: f64,
-    count: u64,
+    /// Per bucket (and +Inf last), observations at most that long.
+    buckets: [AtomicU64; BUCKETS.len() + 1],
+    sum_micros: AtomicU64,
+    count: AtomicU64,
 }
 
 impl Histogram {
-    fn observe(&mut self, took: Duration) {
+    fn observe(&self, took: Duration) {
         let s = took.as_secs_f64();
         for (i, b) in BUCKETS.iter().enumerate() {
             if s <= *b {
-                self.buckets[i] += 1;
+                self.buckets[i].fetch_add(1, Relaxed);
             }
         }
-        self.buckets[BUCKETS.len()] += 1;
-        self.sum_seconds += s;
-        self.count += 1;
+        self.buckets[BUCKETS.len()].fetch_add(1, Relaxed);
+        self.sum_micros.fetch_add(took.as_micros() as u64, Relaxed);
+        self.count.fetch_add(1, Relaxed);
     }
 
     fn render(&self, o: &mut String, name: &str, help: &str) {
         let _ = writeln!(o, "# HELP {name} {help}");
         let _ = writeln!(o, "# TYPE {name} histogram");
         for (i, b) in BUCKETS.iter().enumerate() {
-            let _ = writeln!(o, "{name}_bucket{{le=\"{b}\"}} {}", self.buckets[i]);
+            let _ = writeln!(
+                o,
+                "{name}_bucket{{le=\"{b}\"}} {}",
+                self.buckets[i].load(Relaxed)
+            );
         }
         let _ = writeln!(
             o,
             "{name}_bucket{{le=\"+Inf\"}} {}",
-            self.buckets[BUCKETS.len()]
+            self.buckets[BUCKETS.len()].load(Relaxed)
         );
-        let _ = writeln!(o, "{name}_sum {}", self.sum_seconds);
-        let _ = writeln!(o, "{name}_count {}", self.count);
+        let _ = writeln!(
+            o,
+            "{name}_sum {}",
+            self.sum_micros.load(Relaxed) as f64 / 1e6
+        );
+        let _ = writeln!(o, "{name}_count {}", self.count.load(Relaxed));
     }
 }
 
+/// One topic's event counters.
 #[derive(Debug, Default)]
-struct Inner {
-    accepted: BTreeMap<(String, String), u64>,
-    answers: BTreeMap<u16, u64>,
-    requests: Histogram,
-    deliveries: Histogram,
+struct TopicCounters {
+    accepted: AtomicU64,
+    delivered: AtomicU64,
+    dead_letters: AtomicU64,
 }
 
 /// A per-instance spool figure: name, type, help, and how to read it.
@@ -67,9 +83,16 @@ type Family = (
 );
 
 /// The counters.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Metrics {
-    inner: Mutex<Inner>,
+    /// instance → topic → counters, for the configured ones.
+    topics: BTreeMap<String, BTreeMap<String, TopicCounters>>,
+    /// Answers by status, 100..=599.
+    answers: Vec<AtomicU64>,
+    requests: Histogram,
+    deliveries: Histogram,
+    /// Requests to a configured instance and topic refused, by status.
+    refused: Mutex<BTreeMap<(String, String, u16), u64>>,
 }
 
 /// An instance's spool figures, read when rendering.
@@ -86,45 +109,115 @@ pub struct SpoolFigures {
 }
 
 impl Metrics {
-    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
-        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    /// Counters for these `(instance, topics)`.
+    pub fn new<'a>(instances: impl IntoIterator<Item = (&'a str, Vec<&'a str>)>) -> Metrics {
+        Metrics {
+            topics: instances
+                .into_iter()
+                .map(|(i, ts)| {
+                    (
+                        i.to_string(),
+                        ts.into_iter()
+                            .map(|t| (t.to_string(), TopicCounters::default()))
+                            .collect(),
+                    )
+                })
+                .collect(),
+            answers: (100..600).map(|_| AtomicU64::new(0)).collect(),
+            requests: Histogram::default(),
+            deliveries: Histogram::default(),
+            refused: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    fn topic(&self, instance: &str, topic: &str) -> Option<&TopicCounters> {
+        self.topics.get(instance)?.get(topic)
     }
 
     /// `n` events of `instance`/`topic` stored in the spool.
     pub fn accepted(&self, instance: &str, topic: &str, n: u64) {
-        *self
-            .lock()
-            .accepted
-            .entry((instance.to_string(), topic.to_string()))
-            .or_default() += n;
+        if let Some(c) = self.topic(instance, topic) {
+            c.accepted.fetch_add(n, Relaxed);
+        }
+    }
+
+    /// The forwarder settled an event of `instance`/`topic`: delivered
+    /// `age` after it was accepted, or set aside as a dead letter.
+    pub fn settled(&self, instance: &str, topic: &str, delivered: bool, age: Option<Duration>) {
+        if let Some(c) = self.topic(instance, topic) {
+            if delivered {
+                c.delivered.fetch_add(1, Relaxed);
+            } else {
+                c.dead_letters.fetch_add(1, Relaxed);
+            }
+        }
+        if let (true, Some(age)) = (delivered, age) {
+            self.deliveries.observe(age);
+        }
+    }
+
+    /// A request to `instance`/`topic` (both configured) was refused.
+    pub fn refused(&self, instance: &str, topic: &str, status: u16) {
+        if self.topic(instance, topic).is_none() {
+            return;
+        }
+        let mut m = self.refused.lock().unwrap_or_else(|e| e.into_inner());
+        *m.entry((instance.to_string(), topic.to_string(), status))
+            .or_default() += 1;
     }
 
     /// A request answered with `status` after `took`.
     pub fn answered(&self, status: u16, took: Duration) {
-        let mut m = self.lock();
-        *m.answers.entry(status).or_default() += 1;
-        m.requests.observe(took);
-    }
-
-    /// A `wait=true` request's events all acknowledged by Kafka, `took`
-    /// after they were accepted.
-    pub fn delivery(&self, took: Duration) {
-        self.lock().deliveries.observe(took);
+        if let Some(c) = self.answers.get((status as usize).wrapping_sub(100)) {
+            c.fetch_add(1, Relaxed);
+        }
+        self.requests.observe(took);
     }
 
     /// The text exposition, with the spools' figures by instance.
     pub fn render(&self, spools: &[(String, SpoolFigures)]) -> String {
-        let m = self.lock();
         let mut o = String::new();
+        let per_topic: [(&str, &str, fn(&TopicCounters) -> u64); 3] = [
+            (
+                "herald_gateway_events_accepted_total",
+                "Events stored in an instance's spool (answered 202 or 200).",
+                |c| c.accepted.load(Relaxed),
+            ),
+            (
+                "herald_gateway_events_delivered_total",
+                "Events Kafka acknowledged (since this process started).",
+                |c| c.delivered.load(Relaxed),
+            ),
+            (
+                "herald_gateway_events_dead_lettered_total",
+                "Events Kafka refused for good, set aside as dead letters.",
+                |c| c.dead_letters.load(Relaxed),
+            ),
+        ];
+        for (name, help, get) in per_topic {
+            let _ = writeln!(o, "# HELP {name} {help}");
+            let _ = writeln!(o, "# TYPE {name} counter");
+            for (i, ts) in &self.topics {
+                for (t, c) in ts {
+                    let _ = writeln!(o, "{name}{{instance=\"{i}\",topic=\"{t}\"}} {}", get(c));
+                }
+            }
+        }
         let _ = writeln!(
             o,
-            "# HELP herald_gateway_events_accepted_total Events stored in an instance's spool."
+            "# HELP herald_gateway_requests_refused_total Publish requests to a configured topic \
+             answered with an error, by status (their events were not stored)."
         );
-        let _ = writeln!(o, "# TYPE herald_gateway_events_accepted_total counter");
-        for ((i, t), n) in &m.accepted {
+        let _ = writeln!(o, "# TYPE herald_gateway_requests_refused_total counter");
+        for ((i, t, s), n) in self
+            .refused
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+        {
             let _ = writeln!(
                 o,
-                "herald_gateway_events_accepted_total{{instance=\"{i}\",topic=\"{t}\"}} {n}"
+                "herald_gateway_requests_refused_total{{instance=\"{i}\",topic=\"{t}\",status=\"{s}\"}} {n}"
             );
         }
         let _ = writeln!(
@@ -132,21 +225,25 @@ impl Metrics {
             "# HELP herald_gateway_http_requests_total HTTP requests answered, by status."
         );
         let _ = writeln!(o, "# TYPE herald_gateway_http_requests_total counter");
-        for (s, n) in &m.answers {
-            let _ = writeln!(
-                o,
-                "herald_gateway_http_requests_total{{status=\"{s}\"}} {n}"
-            );
+        for (i, c) in self.answers.iter().enumerate() {
+            let n = c.load(Relaxed);
+            if n > 0 {
+                let _ = writeln!(
+                    o,
+                    "herald_gateway_http_requests_total{{status=\"{}\"}} {n}",
+                    i + 100
+                );
+            }
         }
-        m.requests.render(
+        self.requests.render(
             &mut o,
             "herald_gateway_request_seconds",
             "Time from request to answer.",
         );
-        m.deliveries.render(
+        self.deliveries.render(
             &mut o,
             "herald_gateway_delivery_seconds",
-            "wait=true requests: time from storing the events to Kafka acknowledging all.",
+            "Time from an event's acceptance to Kafka's acknowledgement.",
         );
         let gauges: [Family; 6] = [
             (
@@ -202,13 +299,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn counters_and_the_histogram_render_in_the_text_format() {
-        let m = Metrics::default();
+    fn counters_and_the_histograms_render_in_the_text_format() {
+        let m = Metrics::new([("main", vec!["orders", "status"])]);
         m.accepted("main", "orders", 3);
         m.accepted("main", "orders", 2);
+        m.accepted("main", "unknown", 7);
         m.answered(202, Duration::from_micros(700));
         m.answered(401, Duration::from_secs(20));
-        m.delivery(Duration::from_millis(3));
+        m.settled("main", "orders", true, Some(Duration::from_millis(3)));
+        m.settled("main", "orders", false, None);
+        m.refused("main", "status", 429);
+        m.refused("main", "status", 429);
         let text = m.render(&[(
             "main".into(),
             SpoolFigures {
@@ -222,6 +323,10 @@ mod tests {
         )]);
         for line in [
             "herald_gateway_events_accepted_total{instance=\"main\",topic=\"orders\"} 5",
+            "herald_gateway_events_accepted_total{instance=\"main\",topic=\"status\"} 0",
+            "herald_gateway_events_delivered_total{instance=\"main\",topic=\"orders\"} 1",
+            "herald_gateway_events_dead_lettered_total{instance=\"main\",topic=\"orders\"} 1",
+            "herald_gateway_requests_refused_total{instance=\"main\",topic=\"status\",status=\"429\"} 2",
             "herald_gateway_http_requests_total{status=\"202\"} 1",
             "herald_gateway_request_seconds_bucket{le=\"0.0005\"} 0",
             "herald_gateway_request_seconds_bucket{le=\"0.001\"} 1",
@@ -237,5 +342,6 @@ mod tests {
         ] {
             assert!(text.lines().any(|l| l == line), "{line} in\n{text}");
         }
+        assert!(!text.contains("unknown"), "only configured topics");
     }
 }

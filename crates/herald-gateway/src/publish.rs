@@ -30,6 +30,23 @@ pub(crate) async fn publish(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
+    let r = checked(&gw, instance.clone(), topic.clone(), query, headers, body).await;
+    // Counted by topic when it is a configured one (nothing is counted
+    // under names a client made up).
+    if r.status().as_u16() >= 400 && r.extensions().get::<EventsStored>().is_none() {
+        gw.metrics.refused(&instance, &topic, r.status().as_u16());
+    }
+    r
+}
+
+async fn checked(
+    gw: &Arc<Gateway>,
+    instance: String,
+    topic: String,
+    query: Option<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
     if gw.draining.load(Ordering::Relaxed) {
         return retry_after(
             problem(
@@ -323,16 +340,12 @@ async fn accept(
         r.timestamp = Some(now_ms);
     }
     let n = records.len() as u64;
-    let started = Instant::now();
     if wait {
         return match lane.spool.append_batch_watched(&records).await {
             Ok((seqs, watches)) => {
                 gw.metrics.accepted(instance, topic, n);
                 let ids: Vec<String> = seqs.map(|s| format!("{}:{s}", lane.spool_id)).collect();
                 let mut r = delivered(instance, inst.send_timeout, ids, watches).await;
-                if r.status() == StatusCode::OK {
-                    gw.metrics.delivery(started.elapsed());
-                }
                 r.extensions_mut().insert(EventsStored);
                 r
             }

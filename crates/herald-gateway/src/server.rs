@@ -37,7 +37,7 @@ pub(crate) struct Gateway {
     pub cfg: GatewayConfig,
     pub lanes: BTreeMap<String, Lane>,
     pub replays: Replays,
-    pub metrics: Metrics,
+    pub metrics: Arc<Metrics>,
     pub limiter: Limiter,
     /// Set on SIGTERM: new publishes get 503 while the rest finishes.
     pub draining: AtomicBool,
@@ -278,11 +278,29 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), String> {
+    let metrics = Arc::new(Metrics::new(cfg.instances.iter().map(|(name, inst)| {
+        (
+            name.as_str(),
+            inst.topics.keys().map(String::as_str).collect(),
+        )
+    })));
     let mut lanes = BTreeMap::new();
     for (name, inst) in &cfg.instances {
         let dir = cfg.spool_dir.join(name);
+        // Every settled event counted by topic; a delivered one's age
+        // (accept time = its timestamp) into the delivery histogram.
+        let observer = {
+            let (metrics, name) = (metrics.clone(), name.clone());
+            herald_spool::SettleObserver(Arc::new(move |s: herald_spool::Settled<'_>| {
+                let age = s
+                    .timestamp_ms
+                    .map(|t| Duration::from_millis(now_ms().saturating_sub(t).max(0) as u64));
+                metrics.settled(&name, s.topic.unwrap_or(""), s.delivered, age);
+            }))
+        };
         let spool_cfg = SpoolConfig {
             max_bytes: cfg.spool_max_bytes,
+            on_settled: Some(observer),
             ..SpoolConfig::default()
         };
         let (spool, _) = Spool::open(&dir, spool_cfg, inst.producer.clone())
@@ -312,7 +330,7 @@ pub async fn serve(
         cfg,
         lanes,
         replays: Replays::new(Duration::from_secs(24 * 3600), 100_000),
-        metrics: Metrics::default(),
+        metrics,
         limiter: Limiter::default(),
         draining: AtomicBool::new(false),
     });

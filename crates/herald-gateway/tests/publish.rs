@@ -389,6 +389,12 @@ allow = ["main/status"]
         "herald_gateway_http_requests_total{status=\"401\"} 3",
         "herald_gateway_http_requests_total{status=\"413\"} 1",
         "herald_gateway_spool_backlog_records{instance=\"down\"} 1",
+        // All six on main/orders were read back above: delivered.
+        "herald_gateway_events_delivered_total{instance=\"main\",topic=\"orders\"} 6",
+        "herald_gateway_events_delivered_total{instance=\"down\",topic=\"orders\"} 0",
+        "herald_gateway_delivery_seconds_count 6",
+        "herald_gateway_requests_refused_total{instance=\"main\",topic=\"orders\",status=\"413\"} 1",
+        "herald_gateway_requests_refused_total{instance=\"main\",topic=\"orders\",status=\"415\"} 1",
     ] {
         assert!(m.body.lines().any(|l| l == line), "{line} in\n{}", m.body);
     }

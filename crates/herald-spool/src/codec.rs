@@ -101,6 +101,12 @@ impl<'a> Reader<'a> {
     }
 }
 
+/// The topic of an encoded record, without decoding the rest.
+pub fn topic(b: &[u8]) -> Option<&str> {
+    let len = u16::from_be_bytes(b.get(13..15)?.try_into().ok()?) as usize;
+    std::str::from_utf8(b.get(15..15 + len)?).ok()
+}
+
 /// The timestamp of an encoded record, without decoding the rest.
 pub fn timestamp(b: &[u8]) -> Option<i64> {
     let t = i64::from_be_bytes(b.get(1..9)?.try_into().ok()?);
@@ -195,6 +201,9 @@ mod tests {
             let mut b = Vec::new();
             encode(&r, &mut b).unwrap();
             assert_eq!(decode(&b).unwrap(), r);
+            // Topic and timestamp read without decoding agree.
+            assert_eq!(topic(&b), Some(&*r.topic));
+            assert_eq!(timestamp(&b), r.timestamp);
             // Every strict prefix is refused, never misread.
             for cut in 0..b.len() {
                 assert!(decode(&b[..cut]).is_err(), "prefix of {cut} bytes");

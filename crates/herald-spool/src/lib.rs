@@ -47,6 +47,7 @@ pub use log::{Log, LogConfig, Recovery};
 pub use reader::Reader;
 pub use repair::{repair, RepairReport};
 pub use spool::{
-    forwarding_config, spool_id, with_id, Delivery, Spool, SpoolConfig, SpoolStats, ID_HEADER,
+    forwarding_config, spool_id, with_id, Delivery, SettleObserver, Settled, Spool, SpoolConfig,
+    SpoolStats, ID_HEADER,
 };
 pub use writer::Writer;

@@ -34,6 +34,41 @@ pub struct SpoolConfig {
     /// How often the delivered cursor is checkpointed: after a crash, the
     /// records Kafka acknowledged in the last interval are sent again.
     pub checkpoint_interval: Duration,
+    /// Told of every record the forwarder settles (delivered or dead
+    /// letter), on the forwarding task: keep it cheap (count, observe a
+    /// histogram). For metrics by topic and delivery latency.
+    pub on_settled: Option<SettleObserver>,
+}
+
+/// A record the forwarder settled.
+#[derive(Debug, Clone, Copy)]
+pub struct Settled<'a> {
+    /// Its topic (`None` if the record could not be decoded).
+    pub topic: Option<&'a str>,
+    /// Delivered (Kafka acknowledged it), or set aside as a dead letter.
+    pub delivered: bool,
+    /// Its timestamp (ms since the epoch), if it has one.
+    pub timestamp_ms: Option<i64>,
+}
+
+/// A callback for [`SpoolConfig::on_settled`].
+#[derive(Clone)]
+pub struct SettleObserver(pub Arc<dyn Fn(Settled<'_>) + Send + Sync>);
+
+impl std::fmt::Debug for SettleObserver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SettleObserver")
+    }
+}
+
+impl SettleObserver {
+    fn tell(&self, payload: &[u8], delivered: bool) {
+        (self.0)(Settled {
+            topic: codec::topic(payload),
+            delivered,
+            timestamp_ms: codec::timestamp(payload),
+        });
+    }
 }
 
 impl Default for SpoolConfig {
@@ -43,6 +78,7 @@ impl Default for SpoolConfig {
             max_bytes: 1 << 30,
             window: 10_000,
             checkpoint_interval: Duration::from_secs(1),
+            on_settled: None,
         }
     }
 }
@@ -435,7 +471,7 @@ fn decode(payload: &bytes::Bytes, topic: &mut Option<Arc<str>>) -> Result<Record
 enum InFlight {
     Sent(herald::DeliveryFuture, bytes::Bytes),
     /// Set aside as a dead letter, and why.
-    Dead(String),
+    Dead(String, bytes::Bytes),
 }
 
 impl InFlight {
@@ -443,7 +479,7 @@ impl InFlight {
     fn timestamp(&self) -> i64 {
         match self {
             InFlight::Sent(_, p) => codec::timestamp(p).unwrap_or(-1),
-            InFlight::Dead(_) => -1,
+            InFlight::Dead(..) => -1,
         }
     }
 }
@@ -544,7 +580,7 @@ async fn forward(
                                 shared.halt(format!("writing a dead letter failed: {e}"));
                                 break 'run;
                             }
-                            break InFlight::Dead(why);
+                            break InFlight::Dead(why, payload);
                         }
                     };
                     // A send may wait for metadata (up to max.block.ms)
@@ -566,7 +602,7 @@ async fn forward(
                                 shared.halt(format!("writing a dead letter failed: {d}"));
                                 break 'run;
                             }
-                            break InFlight::Dead(e.to_string());
+                            break InFlight::Dead(e.to_string(), payload);
                         }
                         // Kafka away, buffer full, no metadata yet: hold back
                         // and try the same record again.
@@ -600,8 +636,11 @@ async fn forward(
             continue;
         };
         match entry {
-            InFlight::Dead(why) => {
+            InFlight::Dead(why, payload) => {
                 shared.dead_letters.fetch_add(1, Ordering::Relaxed);
+                if let Some(o) = &cfg.on_settled {
+                    o.tell(&payload, false);
+                }
                 shared.settled(seq, || Err(format!("set aside as a dead letter: {why}")));
             }
             InFlight::Sent(h, payload) => {
@@ -627,6 +666,9 @@ async fn forward(
                 match outcome {
                     Ok(md) => {
                         shared.delivered.fetch_add(1, Ordering::Relaxed);
+                        if let Some(o) = &cfg.on_settled {
+                            o.tell(&payload, true);
+                        }
                         shared.settled(seq, || Ok(md));
                     }
                     Err(e) if never_deliverable(&e) => {
@@ -635,6 +677,9 @@ async fn forward(
                             break;
                         }
                         shared.dead_letters.fetch_add(1, Ordering::Relaxed);
+                        if let Some(o) = &cfg.on_settled {
+                            o.tell(&payload, false);
+                        }
                         shared.settled(seq, || Err(format!("set aside as a dead letter: {e}")));
                     }
                     // The producer gave up (closed, its tasks died, or a
