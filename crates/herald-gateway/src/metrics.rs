@@ -74,6 +74,9 @@ struct TopicCounters {
     dead_letters: AtomicU64,
 }
 
+/// A per-topic counter: name, help, and how to read it.
+type TopicFamily = (&'static str, &'static str, fn(&TopicCounters) -> u64);
+
 /// A per-instance spool figure: name, type, help, and how to read it.
 type Family = (
     &'static str,
@@ -177,7 +180,7 @@ impl Metrics {
     /// The text exposition, with the spools' figures by instance.
     pub fn render(&self, spools: &[(String, SpoolFigures)]) -> String {
         let mut o = String::new();
-        let per_topic: [(&str, &str, fn(&TopicCounters) -> u64); 3] = [
+        let per_topic: [TopicFamily; 3] = [
             (
                 "herald_gateway_events_accepted_total",
                 "Events stored in an instance's spool (answered 202 or 200).",

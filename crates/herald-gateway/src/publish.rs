@@ -167,7 +167,7 @@ async fn checked(
             }
         };
     let Some(key) = headers.get("idempotency-key") else {
-        return accept(&gw, rule, &instance, &topic, wait, &bytes).await;
+        return accept(gw, rule, &instance, &topic, wait, &bytes).await;
     };
     let key = match key.to_str() {
         Ok(k) if !k.is_empty() && k.len() <= 255 => k,
