@@ -55,13 +55,28 @@ pub(crate) async fn run(args: GatewayArgs) -> ExitCode {
 /// progress and close the spools (what Kafka has not acknowledged stays on
 /// disk for the next start).
 async fn serve(config: PathBuf) -> ExitCode {
-    let cfg = match herald_gateway::GatewayConfig::load(&config) {
+    let mut cfg = match herald_gateway::GatewayConfig::load(&config) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("herald: {e}");
             return ExitCode::from(1);
         }
     };
+    // Each connection is a file descriptor: raise the soft limit to the
+    // hard one, and keep max_connections under it with room for the
+    // spools' files and the connections to Kafka (else accept would fail
+    // with EMFILE, unseen by clients, and so would a spool's next segment).
+    const RESERVE: u64 = 512;
+    let fds = rlimit::increase_nofile_limit(u64::MAX).unwrap_or(1024);
+    let room = fds.saturating_sub(RESERVE).max(1) as usize;
+    if cfg.max_connections > room {
+        eprintln!(
+            "herald gateway: limits.max_connections {} lowered to {room}: this process may open \
+             {fds} files (ulimit -n) and keeps {RESERVE} for spools and Kafka",
+            cfg.max_connections
+        );
+        cfg.max_connections = room;
+    }
     let listener = match herald_gateway::bind(cfg.listen) {
         Ok(l) => l,
         Err(e) => {

@@ -167,3 +167,55 @@ allow = ["main/t"]
         );
     }
 }
+
+/// Under a low file-descriptor limit the gateway lowers max_connections to
+/// fit, says so, and answers connections beyond it with a 503 instead of
+/// failing to accept them.
+#[test]
+fn max_connections_is_kept_under_the_file_descriptor_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let config = dir.path().join("gateway.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "listen = \"{addr}\"\n[spool]\ndir = \"{}\"\n[instances.main]\n\
+             \"bootstrap.servers\" = \"127.0.0.1:1\"\n[instances.main.topics.t]\n",
+            dir.path().join("spool").display()
+        ),
+    )
+    .unwrap();
+    let log = dir.path().join("gateway.log");
+    let mut child = Command::new("bash")
+        .arg("-c")
+        .arg(format!(
+            "ulimit -Sn 800 && ulimit -Hn 800 && exec {} gateway --config {}",
+            env!("CARGO_BIN_EXE_herald"),
+            config.display()
+        ))
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while request(addr, "GET", "/healthz", &[], b"").is_none_or(|a| a.status != 200) {
+        assert!(start.elapsed() < Duration::from_secs(30), "not started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        text.contains("limits.max_connections 10000 lowered to 288"),
+        "{text}"
+    );
+    let held: Vec<TcpStream> = (0..288)
+        .map(|_| TcpStream::connect(addr).unwrap())
+        .collect();
+    let a = request(addr, "GET", "/healthz", &[], b"").expect("an answer, not a hang");
+    assert_eq!(a.status, 503, "{}", a.body);
+    assert!(a.detail().contains("288 connections open"), "{}", a.body);
+    drop(held);
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    assert!(child.wait().unwrap().success());
+}
