@@ -6,8 +6,12 @@
 //! 422); a refusal that stored nothing (400, 413, 503…) is forgotten, so
 //! the retry is tried afresh. Kept in memory: a restart forgets the keys
 //! (the spool's record ids still let consumers drop repeats).
+//!
+//! Bounded by count and by the bytes of the answers kept (a `wait=true`
+//! answer for a thousand events is ~100 kB): beyond either, the oldest
+//! answers are forgotten first, in O(1) each (a queue in answer order).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -44,28 +48,67 @@ pub enum Claim {
     Wait(Arc<Notify>),
 }
 
-/// The keys seen within the window, at most `max` of them.
+/// The keys seen within the window: at most `max` answers and
+/// `max_bytes` of them.
 #[derive(Debug)]
 pub struct Replays {
     window: Duration,
     max: usize,
-    map: Mutex<HashMap<String, Entry>>,
+    max_bytes: usize,
+    map: Mutex<Table>,
+}
+
+#[derive(Debug, Default)]
+struct Table {
+    entries: HashMap<String, Entry>,
+    /// Answers in the order they were kept (so oldest first), with when.
+    order: VecDeque<(Instant, String)>,
+    /// Bytes of the answers kept.
+    bytes: usize,
+}
+
+impl Stored {
+    fn size(&self) -> usize {
+        self.body.len() + self.content_type.len() + 64
+    }
+}
+
+impl Table {
+    /// Forget answers, oldest first, while over a bound or expired.
+    fn evict(&mut self, max: usize, max_bytes: usize, window: Duration, now: Instant) {
+        while let Some((at, key)) = self.order.front() {
+            let over = self.order.len() > max || self.bytes > max_bytes;
+            if !over && now.duration_since(*at) < window {
+                break;
+            }
+            let (at, key) = (*at, key.clone());
+            self.order.pop_front();
+            // The key may have been answered again since (a newer entry).
+            if matches!(self.entries.get(&key), Some(Entry::Done { at: a, .. }) if *a == at) {
+                if let Some(Entry::Done { answer, .. }) = self.entries.remove(&key) {
+                    self.bytes -= answer.size();
+                }
+            }
+        }
+    }
 }
 
 impl Replays {
-    pub fn new(window: Duration, max: usize) -> Replays {
+    pub fn new(window: Duration, max: usize, max_bytes: usize) -> Replays {
         Replays {
             window,
             max,
-            map: Mutex::new(HashMap::new()),
+            max_bytes,
+            map: Mutex::new(Table::default()),
         }
     }
 
     /// Claim `key` (already scoped to the token and the path) for a body
     /// whose SHA-256 is `body_hash`, at `now`.
     pub fn claim(&self, key: &str, body_hash: [u8; 32], now: Instant) -> Claim {
-        let mut m = self.map.lock().unwrap_or_else(|e| e.into_inner());
-        match m.get(key) {
+        let mut t = self.map.lock().unwrap_or_else(|e| e.into_inner());
+        t.evict(self.max, self.max_bytes, self.window, now);
+        match t.entries.get(key) {
             Some(Entry::Done {
                 at,
                 body_hash: h,
@@ -84,29 +127,15 @@ impl Replays {
                     Claim::Mismatch
                 };
             }
-            _ => {}
-        }
-        if m.len() >= self.max {
-            let window = self.window;
-            m.retain(|_, e| {
-                matches!(e, Entry::Done { at, .. } if now.duration_since(*at) < window)
-                    || matches!(e, Entry::InProgress(..))
-            });
-        }
-        if m.len() >= self.max {
-            // Still full of live keys: drop the oldest answer.
-            let oldest = m
-                .iter()
-                .filter_map(|(k, e)| match e {
-                    Entry::Done { at, .. } => Some((*at, k.clone())),
-                    Entry::InProgress(..) => None,
-                })
-                .min();
-            if let Some((_, k)) = oldest {
-                m.remove(&k);
+            // An expired answer: forgotten now.
+            Some(Entry::Done { answer, .. }) => {
+                let size = answer.size();
+                t.entries.remove(key);
+                t.bytes -= size;
             }
+            None => {}
         }
-        m.insert(
+        t.entries.insert(
             key.to_string(),
             Entry::InProgress(Arc::new(Notify::new()), body_hash),
         );
@@ -116,11 +145,13 @@ impl Replays {
     /// The first try of `key` answered: keep the answer (`Some`) or forget
     /// the key (`None`: nothing was stored), and wake the retries waiting.
     pub fn finish(&self, key: &str, answer: Option<Stored>, now: Instant) {
-        let mut m = self.map.lock().unwrap_or_else(|e| e.into_inner());
-        let notify = match m.remove(key) {
+        let mut t = self.map.lock().unwrap_or_else(|e| e.into_inner());
+        let notify = match t.entries.remove(key) {
             Some(Entry::InProgress(n, body_hash)) => {
                 if let Some(answer) = answer {
-                    m.insert(
+                    t.bytes += answer.size();
+                    t.order.push_back((now, key.to_string()));
+                    t.entries.insert(
                         key.to_string(),
                         Entry::Done {
                             at: now,
@@ -128,17 +159,18 @@ impl Replays {
                             answer,
                         },
                     );
+                    t.evict(self.max, self.max_bytes, self.window, now);
                 }
                 Some(n)
             }
             other => {
                 if let Some(e) = other {
-                    m.insert(key.to_string(), e);
+                    t.entries.insert(key.to_string(), e);
                 }
                 None
             }
         };
-        drop(m);
+        drop(t);
         if let Some(n) = notify {
             n.notify_waiters();
         }
@@ -159,7 +191,7 @@ mod tests {
 
     #[test]
     fn a_retry_gets_the_first_answer_within_the_window_only() {
-        let r = Replays::new(Duration::from_secs(60), 10);
+        let r = Replays::new(Duration::from_secs(60), 10, 1 << 20);
         let t0 = Instant::now();
         assert!(matches!(r.claim("k", [1; 32], t0), Claim::Proceed));
         assert!(matches!(r.claim("k", [1; 32], t0), Claim::Wait(_)));
@@ -177,7 +209,7 @@ mod tests {
 
     #[test]
     fn a_refusal_that_stored_nothing_is_forgotten() {
-        let r = Replays::new(Duration::from_secs(60), 10);
+        let r = Replays::new(Duration::from_secs(60), 10, 1 << 20);
         let t0 = Instant::now();
         assert!(matches!(r.claim("k", [1; 32], t0), Claim::Proceed));
         r.finish("k", None, t0);
@@ -186,17 +218,44 @@ mod tests {
 
     #[test]
     fn the_table_stays_bounded() {
-        let r = Replays::new(Duration::from_secs(60), 3);
+        let r = Replays::new(Duration::from_secs(60), 3, 1 << 20);
         let t0 = Instant::now();
         for i in 0..10 {
             let k = format!("k{i}");
             assert!(matches!(r.claim(&k, [0; 32], t0), Claim::Proceed));
             r.finish(&k, Some(answer(202)), t0 + Duration::from_millis(i));
         }
-        assert!(r.map.lock().unwrap().len() <= 3);
+        assert_eq!(r.map.lock().unwrap().entries.len(), 3);
         assert!(
             matches!(r.claim("k9", [0; 32], t0), Claim::Replay(_)),
             "the newest kept"
         );
+        assert!(
+            matches!(r.claim("k6", [0; 32], t0), Claim::Proceed),
+            "the oldest forgotten"
+        );
+    }
+
+    #[test]
+    fn the_answers_kept_are_bounded_in_bytes_too() {
+        // Room for about three answers of 10 kB.
+        let r = Replays::new(Duration::from_secs(60), 1000, 31_000);
+        let t0 = Instant::now();
+        let big = Stored {
+            status: 200,
+            content_type: "application/json".into(),
+            body: vec![b'x'; 10_000],
+        };
+        for i in 0..10 {
+            let k = format!("k{i}");
+            assert!(matches!(r.claim(&k, [0; 32], t0), Claim::Proceed));
+            r.finish(&k, Some(big.clone()), t0);
+        }
+        let t = r.map.lock().unwrap();
+        assert_eq!(t.entries.len(), 3);
+        assert!(t.bytes <= 31_000, "{}", t.bytes);
+        drop(t);
+        assert!(matches!(r.claim("k9", [0; 32], t0), Claim::Replay(_)));
+        assert!(matches!(r.claim("k0", [0; 32], t0), Claim::Proceed));
     }
 }

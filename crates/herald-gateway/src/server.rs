@@ -325,11 +325,11 @@ pub async fn serve(
         header_timeout: cfg.header_timeout,
         max_connections: cfg.max_connections,
     };
-    // Idempotency keys: 24 hours, at most 100,000 remembered.
+    // Idempotency keys: 24 hours, at most 100,000 answers and 64 MiB.
     let gw = Arc::new(Gateway {
         cfg,
         lanes,
-        replays: Replays::new(Duration::from_secs(24 * 3600), 100_000),
+        replays: Replays::new(Duration::from_secs(24 * 3600), 100_000, 64 << 20),
         metrics,
         limiter: Limiter::default(),
         draining: AtomicBool::new(false),
