@@ -76,6 +76,7 @@ pub(crate) async fn serve(
         .max_buf_size(64 << 10);
     let builder = Arc::new(builder);
     let slots = Arc::new(Semaphore::new(limits.max_connections));
+    let lingering = Arc::new(Semaphore::new(64));
     let (stop_tx, stop_rx) = watch::channel(false);
     tokio::pin!(shutdown);
     loop {
@@ -97,17 +98,28 @@ pub(crate) async fn serve(
             let answer = over_capacity(limits.max_connections);
             // Answer, then read what the client sent until it closes (1 s
             // at most): closing with its request unread would send a reset
-            // that can destroy the answer before it is read.
-            tokio::spawn(async move {
-                let _ = tokio::time::timeout(Duration::from_secs(1), async {
-                    stream.write_all(&answer).await?;
-                    stream.shutdown().await?;
-                    let mut sink = [0u8; 4096];
-                    while stream.read(&mut sink).await? > 0 {}
-                    Ok::<(), std::io::Error>(())
-                })
-                .await;
-            });
+            // that can destroy the answer before it is read. At most 64
+            // such lingering sockets (each holds a file descriptor); beyond
+            // that the answer is written if the socket takes it at once,
+            // and the socket closed.
+            match lingering.clone().try_acquire_owned() {
+                Ok(linger) => {
+                    tokio::spawn(async move {
+                        let _ = tokio::time::timeout(Duration::from_secs(1), async {
+                            stream.write_all(&answer).await?;
+                            stream.shutdown().await?;
+                            let mut sink = [0u8; 4096];
+                            while stream.read(&mut sink).await? > 0 {}
+                            Ok::<(), std::io::Error>(())
+                        })
+                        .await;
+                        drop(linger);
+                    });
+                }
+                Err(_) => {
+                    let _ = stream.try_write(&answer);
+                }
+            }
             continue;
         };
         let _ = stream.set_nodelay(true);

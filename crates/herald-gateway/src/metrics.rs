@@ -11,7 +11,6 @@
 use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::Mutex;
 use std::time::Duration;
 
 /// Bucket bounds of the histograms, in seconds.
@@ -66,12 +65,30 @@ impl Histogram {
     }
 }
 
-/// One topic's event counters.
-#[derive(Debug, Default)]
+/// One topic's counters.
+#[derive(Debug)]
 struct TopicCounters {
     accepted: AtomicU64,
     delivered: AtomicU64,
     dead_letters: AtomicU64,
+    /// Publish requests refused, by status 100..=599.
+    refused: Vec<AtomicU64>,
+}
+
+impl Default for TopicCounters {
+    fn default() -> Self {
+        TopicCounters {
+            accepted: AtomicU64::new(0),
+            delivered: AtomicU64::new(0),
+            dead_letters: AtomicU64::new(0),
+            refused: statuses(),
+        }
+    }
+}
+
+/// A counter per HTTP status, 100..=599.
+fn statuses() -> Vec<AtomicU64> {
+    (100..600).map(|_| AtomicU64::new(0)).collect()
 }
 
 /// A per-topic counter: name, help, and how to read it.
@@ -94,8 +111,6 @@ pub struct Metrics {
     answers: Vec<AtomicU64>,
     requests: Histogram,
     deliveries: Histogram,
-    /// Requests to a configured instance and topic refused, by status.
-    refused: Mutex<BTreeMap<(String, String, u16), u64>>,
 }
 
 /// An instance's spool figures, read when rendering.
@@ -126,10 +141,9 @@ impl Metrics {
                     )
                 })
                 .collect(),
-            answers: (100..600).map(|_| AtomicU64::new(0)).collect(),
+            answers: statuses(),
             requests: Histogram::default(),
             deliveries: Histogram::default(),
-            refused: Mutex::new(BTreeMap::new()),
         }
     }
 
@@ -146,27 +160,30 @@ impl Metrics {
 
     /// The forwarder settled an event of `instance`/`topic`: delivered
     /// `age` after it was accepted, or set aside as a dead letter.
+    /// Events of topics no longer configured (left in a spool from an
+    /// earlier configuration) are not counted.
     pub fn settled(&self, instance: &str, topic: &str, delivered: bool, age: Option<Duration>) {
-        if let Some(c) = self.topic(instance, topic) {
-            if delivered {
-                c.delivered.fetch_add(1, Relaxed);
-            } else {
-                c.dead_letters.fetch_add(1, Relaxed);
+        let Some(c) = self.topic(instance, topic) else {
+            return;
+        };
+        if delivered {
+            c.delivered.fetch_add(1, Relaxed);
+            if let Some(age) = age {
+                self.deliveries.observe(age);
             }
-        }
-        if let (true, Some(age)) = (delivered, age) {
-            self.deliveries.observe(age);
+        } else {
+            c.dead_letters.fetch_add(1, Relaxed);
         }
     }
 
     /// A request to `instance`/`topic` (both configured) was refused.
     pub fn refused(&self, instance: &str, topic: &str, status: u16) {
-        if self.topic(instance, topic).is_none() {
-            return;
+        if let Some(c) = self
+            .topic(instance, topic)
+            .and_then(|c| c.refused.get((status as usize).wrapping_sub(100)))
+        {
+            c.fetch_add(1, Relaxed);
         }
-        let mut m = self.refused.lock().unwrap_or_else(|e| e.into_inner());
-        *m.entry((instance.to_string(), topic.to_string(), status))
-            .or_default() += 1;
     }
 
     /// A request answered with `status` after `took`.
@@ -212,16 +229,19 @@ impl Metrics {
              answered with an error, by status (their events were not stored)."
         );
         let _ = writeln!(o, "# TYPE herald_gateway_requests_refused_total counter");
-        for ((i, t, s), n) in self
-            .refused
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .iter()
-        {
-            let _ = writeln!(
-                o,
-                "herald_gateway_requests_refused_total{{instance=\"{i}\",topic=\"{t}\",status=\"{s}\"}} {n}"
-            );
+        for (i, ts) in &self.topics {
+            for (t, c) in ts {
+                for (s, n) in c.refused.iter().enumerate() {
+                    let n = n.load(Relaxed);
+                    if n > 0 {
+                        let _ = writeln!(
+                            o,
+                            "herald_gateway_requests_refused_total{{instance=\"{i}\",topic=\"{t}\",status=\"{}\"}} {n}",
+                            s + 100
+                        );
+                    }
+                }
+            }
         }
         let _ = writeln!(
             o,

@@ -1,9 +1,9 @@
 //! `POST /v1/instances/{instance}/topics/{topic}/events`: the checks in
 //! the order a client fixes them (shutting down, token, instance and topic,
-//! permission, content type, body within its size and time, rate, Kafka
-//! reachable when `fallback = "none"`), then the body read into records
-//! (`request.rs`), stored in the instance's spool (durable on return), and
-//! answered: 202 with the ids, or with `wait=true` 200 once Kafka
+//! permission, content type, body within its size and time, the body read
+//! into records (`request.rs`), Kafka reachable when `fallback = "none"`,
+//! rate), then the records stored in the instance's spool (durable on
+//! return), and answered: 202 with the ids, or with `wait=true` 200 once Kafka
 //! acknowledged every event.
 
 use std::sync::atomic::Ordering;
@@ -228,6 +228,12 @@ async fn checked(
         let rule = rule.cloned();
         let (instance, topic) = (instance.clone(), topic.clone());
         tokio::spawn(async move {
+            // Should this task end without finishing (a panic), the key is
+            // released rather than left in progress.
+            let mut guard = Unfinished {
+                gw: gw.clone(),
+                key: Some(scoped.clone()),
+            };
             let resp = accept(&gw, rule.as_ref(), &instance, &topic, wait, &bytes).await;
             // Kept when events were stored (a retry must not store them
             // again), whatever the answer; forgotten otherwise.
@@ -250,6 +256,7 @@ async fn checked(
                 }),
                 Instant::now(),
             );
+            guard.key = None;
             Response::from_parts(parts, Body::from(body))
         })
     };
@@ -259,6 +266,20 @@ async fn checked(
             "the request failed inside the gateway; retry with the same Idempotency-Key",
         )
     })
+}
+
+/// Releases an idempotency key whose request ended without an answer.
+struct Unfinished {
+    gw: Arc<Gateway>,
+    key: Option<String>,
+}
+
+impl Drop for Unfinished {
+    fn drop(&mut self) {
+        if let Some(k) = self.key.take() {
+            self.gw.replays.finish(&k, None, Instant::now());
+        }
+    }
 }
 
 /// On an answer: the events were stored (so a retry must get this answer
@@ -275,6 +296,8 @@ fn replayed(s: Stored) -> Response {
     }
     r.headers_mut()
         .insert("idempotent-replayed", HeaderValue::from_static("true"));
+    // Kept because its events were stored: not a refusal.
+    r.extensions_mut().insert(EventsStored);
     r
 }
 

@@ -3,7 +3,7 @@
 //! window gets the first answer again, and nothing is written twice. A
 //! retry that arrives while the first is still in progress waits for it.
 //! Only answers after which events were stored are kept (202, 200, 504,
-//! 422); a refusal that stored nothing (400, 413, 503…) is forgotten, so
+//! 422, or a 503 when forwarding stopped after storing them); a refusal that stored nothing (400, 413, 503…) is forgotten, so
 //! the retry is tried afresh. Kept in memory: a restart forgets the keys
 //! (the spool's record ids still let consumers drop repeats).
 //!
@@ -68,8 +68,10 @@ struct Table {
 }
 
 impl Stored {
-    fn size(&self) -> usize {
-        self.body.len() + self.content_type.len() + 64
+    /// What an answer kept under `key` costs: the answer, and the key held
+    /// twice (the table and the queue).
+    fn size(&self, key: &str) -> usize {
+        self.body.len() + self.content_type.len() + 2 * key.len() + 96
     }
 }
 
@@ -86,7 +88,7 @@ impl Table {
             // The key may have been answered again since (a newer entry).
             if matches!(self.entries.get(&key), Some(Entry::Done { at: a, .. }) if *a == at) {
                 if let Some(Entry::Done { answer, .. }) = self.entries.remove(&key) {
-                    self.bytes -= answer.size();
+                    self.bytes -= answer.size(&key);
                 }
             }
         }
@@ -129,7 +131,7 @@ impl Replays {
             }
             // An expired answer: forgotten now.
             Some(Entry::Done { answer, .. }) => {
-                let size = answer.size();
+                let size = answer.size(key);
                 t.entries.remove(key);
                 t.bytes -= size;
             }
@@ -149,7 +151,7 @@ impl Replays {
         let notify = match t.entries.remove(key) {
             Some(Entry::InProgress(n, body_hash)) => {
                 if let Some(answer) = answer {
-                    t.bytes += answer.size();
+                    t.bytes += answer.size(key);
                     t.order.push_back((now, key.to_string()));
                     t.entries.insert(
                         key.to_string(),

@@ -389,7 +389,9 @@ allow = ["main/status"]
         "herald_gateway_http_requests_total{status=\"401\"} 3",
         "herald_gateway_http_requests_total{status=\"413\"} 1",
         "herald_gateway_spool_backlog_records{instance=\"down\"} 1",
-        // All six on main/orders were read back above: delivered.
+        // All six on main/orders delivered: the last was answered 200 by
+        // wait=true, and the forwarder settles in order, counting each
+        // before it tells a waiter (no race with this read).
         "herald_gateway_events_delivered_total{instance=\"main\",topic=\"orders\"} 6",
         "herald_gateway_events_delivered_total{instance=\"down\",topic=\"orders\"} 0",
         "herald_gateway_delivery_seconds_count 6",
