@@ -57,15 +57,18 @@ fn over_capacity(max: usize) -> Vec<u8> {
     .into_bytes()
 }
 
-/// Serve `app` on `listener` until `shutdown` resolves; then stop
-/// accepting, let each connection finish its request in progress (keep-alive
-/// ends), and return once all are closed or `grace` passed.
+/// Serve `app` on `listener` until `shutdown` resolves; then keep
+/// serving for `lame_duck` (the app answers publishes and `/readyz` with
+/// 503 meanwhile, so load balancers and clients on open connections learn
+/// it is stopping), then stop accepting, let each connection finish its
+/// request in progress (keep-alive ends), and return once all are closed or
+/// `grace` passed.
 pub(crate) async fn serve(
     listener: TcpListener,
     app: Router,
     limits: Limits,
     shutdown: impl Future<Output = ()>,
-    grace: Duration,
+    (lame_duck, grace): (Duration, Duration),
 ) {
     let mut builder = http1::Builder::new();
     builder
@@ -79,9 +82,15 @@ pub(crate) async fn serve(
     let lingering = Arc::new(Semaphore::new(64));
     let (stop_tx, stop_rx) = watch::channel(false);
     tokio::pin!(shutdown);
+    let mut stop_at: Option<tokio::time::Instant> = None;
     loop {
         let (mut stream, _) = tokio::select! {
-            _ = &mut shutdown => break,
+            _ = &mut shutdown, if stop_at.is_none() => {
+                stop_at = Some(tokio::time::Instant::now() + lame_duck);
+                continue;
+            }
+            _ = tokio::time::sleep_until(stop_at.unwrap_or_else(tokio::time::Instant::now)),
+                if stop_at.is_some() => break,
             accepted = listener.accept() => match accepted {
                 Ok(a) => a,
                 Err(e) => {

@@ -48,7 +48,7 @@ async fn checked(
     body: Body,
 ) -> Response {
     if gw.draining.load(Ordering::Relaxed) {
-        return retry_after(
+        let mut r = retry_after(
             problem(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "the gateway is shutting down: retry shortly (another replica, or this one once \
@@ -56,6 +56,10 @@ async fn checked(
             ),
             1,
         );
+        // And this connection ends with the answer.
+        r.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        return r;
     }
     let wait = match query
         .as_deref()

@@ -342,7 +342,17 @@ pub async fn serve(
             flag.draining.store(true, Ordering::Relaxed);
             let _ = tx.send(tokio::time::Instant::now() + grace);
         };
-        crate::listener::serve(listener, router(gw.clone()), limits, signal, grace).await;
+        // Up to 1 s (and a tenth of the grace period at most) answering
+        // 503 before the listener closes.
+        let lame_duck = (grace / 10).min(Duration::from_secs(1));
+        crate::listener::serve(
+            listener,
+            router(gw.clone()),
+            limits,
+            signal,
+            (lame_duck, grace),
+        )
+        .await;
         rx.await.unwrap_or_else(|_| tokio::time::Instant::now())
     };
     // What is left of the grace period: Kafka may take the backlog.

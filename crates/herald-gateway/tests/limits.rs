@@ -56,10 +56,17 @@ impl Running {
         request(self.addr, "GET", path, headers, b"").expect("the gateway answers")
     }
 
+    /// Send the stop signal without waiting.
+    fn signal(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+    }
+
     /// Stop it and wait; how long that took.
     fn stop(mut self) -> Duration {
         let start = Instant::now();
-        let _ = self.stop.take().unwrap().send(());
+        self.signal();
         self.thread.take().unwrap().join().unwrap().unwrap();
         start.elapsed()
     }
@@ -578,4 +585,62 @@ fn an_idempotent_retry_after_the_client_hung_up_gets_the_first_answer() {
     assert_eq!(a.header("idempotent-replayed"), Some("true"));
     assert_eq!(mock.log("t", 0).len(), 1, "stored and delivered once");
     gw.stop();
+}
+
+/// After the stop signal, for a moment (a tenth of the grace period, 1 s at
+/// most) the gateway still answers: a request still arriving on an open
+/// connection, and `/readyz`, get 503 saying why (so a load balancer moves
+/// away); then it stops accepting.
+#[test]
+fn a_request_arriving_during_the_stop_gets_503() {
+    let mock = MockBroker::start();
+    mock.create_topic("t", 1);
+    let dir = tempfile::tempdir().unwrap();
+    let mut gw = Running::start(config(
+        dir.path(),
+        &format!(
+            "[instances.main]\n\"bootstrap.servers\" = \"{}\"\n[instances.main.topics.t]\n",
+            mock.bootstrap()
+        ),
+    ));
+    let body = b"{\"value\": 1}";
+    let mut s = TcpStream::connect(gw.addr).unwrap();
+    // Half a request: its headers are still arriving when the stop comes.
+    s.write_all(b"POST /v1/instances/main/topics/t/events HTTP/1.1\r\nHost: x\r\n")
+        .unwrap();
+    let signalled = Instant::now();
+    gw.signal();
+    // Seen stopping: /readyz answers 503.
+    loop {
+        let a = request(gw.addr, "GET", "/readyz", &[], b"").expect("still answering");
+        if a.status == 503 {
+            assert!(a.detail().contains("shutting down"), "{}", a.body);
+            break;
+        }
+        assert!(
+            signalled.elapsed() < Duration::from_secs(5),
+            "never stopping"
+        );
+    }
+    s.write_all(
+        format!(
+            "Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        )
+        .as_bytes(),
+    )
+    .unwrap();
+    s.write_all(body).unwrap();
+    let (raw, closed) = read_to_close(&mut s);
+    let a = HttpAnswer::parse(&raw).expect("an answer");
+    assert_eq!(a.status, 503, "{}", a.body);
+    assert!(a.detail().contains("shutting down"), "{}", a.body);
+    assert_eq!(a.header("retry-after"), Some("1"));
+    assert!(closed, "the connection ends with the answer");
+    gw.thread.take().unwrap().join().unwrap().unwrap();
+    // Then nothing is accepted.
+    assert!(TcpStream::connect(gw.addr).is_err());
+    assert!(mock.log("t", 0).is_empty(), "nothing stored or sent");
+    let report = herald_spool::inspect(&dir.path().join("main")).unwrap();
+    assert_eq!(report.backlog, 0);
 }
