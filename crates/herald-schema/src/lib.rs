@@ -1,0 +1,19 @@
+//! # herald-schema: Avro by its schema, in Confluent's wire format
+//!
+//! Work in progress (issue 15). What exists:
+//! - [`avro`]: a JSON event encoded in Avro's binary form by an Avro
+//!   schema, reading the JSON as the Avro JSON encoding says (unions as
+//!   `{"type": value}` or `null`, bytes and fixed as strings of code points
+//!   0-255, records with their fields' defaults, logical types by their
+//!   underlying type); every refusal names the JSON path and the rule
+//!   (`/status/code: expected one of OK, FAILED`).
+//! - [`wire`]: Confluent's framing (byte 0, the schema id in 4 big-endian
+//!   bytes, the payload).
+//!
+//! Next: the registry client, the serializers with Confluent's settings,
+//! JSON Schema, the CLI and the gateway (see the issue).
+
+pub mod avro;
+pub mod wire;
+
+pub use avro::{AvroEncoder, EncodeError};
