@@ -11,6 +11,7 @@ pub mod lazyfs;
 mod mock_broker;
 mod mock_sasl;
 mod proxy;
+pub mod registry;
 mod stunnel;
 
 pub use mock_broker::{Fault, MockBroker};
