@@ -9,11 +9,15 @@
 //!   (`/status/code: expected one of OK, FAILED`).
 //! - [`wire`]: Confluent's framing (byte 0, the schema id in 4 big-endian
 //!   bytes, the payload).
+//! - [`registry`]: a client for Confluent's Schema Registry REST API
+//!   (basic or bearer auth, TLS through rustls, retries, a cache).
 //!
-//! Next: the registry client, the serializers with Confluent's settings,
+//! Next: the serializers with Confluent's settings,
 //! JSON Schema, the CLI and the gateway (see the issue).
 
 pub mod avro;
+pub mod registry;
 pub mod wire;
 
 pub use avro::{AvroEncoder, EncodeError};
+pub use registry::{RegistryClient, RegistryConfig, RegistryError, Version};

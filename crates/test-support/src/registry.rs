@@ -51,6 +51,8 @@ struct Shared {
     reads: AtomicUsize,
     writes: AtomicUsize,
     failing: AtomicBool,
+    /// Calls still to answer with 500 before answering normally.
+    fail_next: AtomicUsize,
     /// `user:password` required, if set.
     basic: Mutex<Option<String>>,
 }
@@ -134,6 +136,11 @@ impl Registry {
         self.shared.failing.store(on, Ordering::Relaxed);
     }
 
+    /// Answer the next `n` calls with 500.
+    pub fn fail_next(&self, n: usize) {
+        self.shared.fail_next.store(n, Ordering::Relaxed);
+    }
+
     /// Require HTTP basic auth with these credentials.
     pub fn require_basic(&self, user: &str, password: &str) {
         *self.shared.basic.lock().unwrap() = Some(format!("{user}:{password}"));
@@ -196,7 +203,11 @@ async fn gate(
     req: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
-    if s.failing.load(Ordering::Relaxed) {
+    let once = s
+        .fail_next
+        .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
+        .is_ok();
+    if once || s.failing.load(Ordering::Relaxed) {
         return error(
             StatusCode::INTERNAL_SERVER_ERROR,
             50001,
