@@ -12,12 +12,17 @@
 //! - [`registry`]: a client for Confluent's Schema Registry REST API
 //!   (basic or bearer auth, TLS through rustls, retries, a cache).
 //!
-//! Next: the serializers with Confluent's settings,
+//! - [`serializer`]: the Avro serializer with Confluent's settings and the
+//!   Java serializer's decision order, for herald's `TypedProducer`.
+//!
+//! Next: JSON Schema with Confluent's settings,
 //! JSON Schema, the CLI and the gateway (see the issue).
 
 pub mod avro;
 pub mod registry;
+pub mod serializer;
 pub mod wire;
 
 pub use avro::{AvroEncoder, EncodeError};
 pub use registry::{RegistryClient, RegistryConfig, RegistryError, Version};
+pub use serializer::{AvroSerializer, SchemaError, SerializerConfig, SubjectNameStrategy};
