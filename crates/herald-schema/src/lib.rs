@@ -15,14 +15,22 @@
 //! - [`serializer`]: the Avro serializer with Confluent's settings and the
 //!   Java serializer's decision order, for herald's `TypedProducer`.
 //!
-//! Next: JSON Schema with Confluent's settings,
+//! - [`json_schema`]: JSON validated by a JSON Schema (`jsonschema`, no
+//!   default features).
+//!
+//! Next: with Confluent's settings,
 //! JSON Schema, the CLI and the gateway (see the issue).
 
 pub mod avro;
+pub mod json_schema;
 pub mod registry;
 pub mod serializer;
 pub mod wire;
 
 pub use avro::{AvroEncoder, EncodeError};
+pub use json_schema::JsonSchemaEncoder;
 pub use registry::{RegistryClient, RegistryConfig, RegistryError, Version};
-pub use serializer::{AvroSerializer, SchemaError, SerializerConfig, SubjectNameStrategy};
+pub use serializer::{
+    AvroSerializer, JsonSchemaSerializer, SchemaError, SchemaSerializer, SerializerConfig,
+    SubjectNameStrategy,
+};

@@ -1,5 +1,6 @@
-//! The Avro serializer with Confluent's settings, by their own names and
-//! defaults, and the Java serializer's decision order for the schema id:
+//! The Avro and JSON Schema serializers with Confluent's settings, by their
+//! own names and defaults, and the Java serializers' decision order for the
+//! schema id:
 //!
 //! 1. a null value is a tombstone: no registry call (herald's
 //!    `TypedProducer` never calls a serializer for `value: None`);
@@ -16,8 +17,9 @@
 //! default), RecordNameStrategy (the record's full name) or
 //! TopicRecordNameStrategy (`TOPIC-FULLNAME`).
 //!
-//! Values are JSON (the Avro JSON encoding: what the gateway and the CLI
-//! receive) encoded by the schema the id stands for. Resolving an id may
+//! Values are JSON (for Avro, the Avro JSON encoding: what the gateway and
+//! the CLI receive), encoded by the schema the id stands for: Avro's binary
+//! form, or for JSON Schema the JSON itself once it validates. Resolving an id may
 //! call the registry, so it is async: [`AvroSerializer::prepare`] resolves
 //! a topic's id ahead of producing; the producer's synchronous
 //! [`herald::Serializer`] then only encodes. Seed 004's event-bus setup
@@ -33,6 +35,7 @@ use bytes::Bytes;
 use serde_json::Value;
 
 use crate::avro::{AvroEncoder, EncodeError};
+use crate::json_schema::JsonSchemaEncoder;
 use crate::registry::{RegistryClient, RegistryError, Version};
 use crate::wire;
 
@@ -167,27 +170,95 @@ impl From<RegistryError> for SchemaError {
     }
 }
 
+/// A schema format: how a schema text compiles and how a JSON value is
+/// written by it.
+pub trait Format: Send + Sync + 'static {
+    /// The registry's `schemaType` (`AVRO` is left out on the wire).
+    const SCHEMA_TYPE: &'static str;
+    type Encoder: Send + Sync + fmt::Debug + 'static;
+    fn compile(schema: &str) -> Result<Self::Encoder, String>;
+    fn encode(e: &Self::Encoder, v: &Value, out: &mut Vec<u8>) -> Result<(), EncodeError>;
+    /// The name RecordNameStrategy uses (a record's full name; a JSON
+    /// Schema's `title`).
+    fn record_name(e: &Self::Encoder) -> Option<String>;
+}
+
+/// Avro: the binary encoding.
+#[derive(Debug)]
+pub struct Avro;
+
+impl Format for Avro {
+    const SCHEMA_TYPE: &'static str = "AVRO";
+    type Encoder = AvroEncoder;
+    fn compile(schema: &str) -> Result<AvroEncoder, String> {
+        AvroEncoder::new(schema)
+    }
+    fn encode(e: &AvroEncoder, v: &Value, out: &mut Vec<u8>) -> Result<(), EncodeError> {
+        e.encode(v, out)
+    }
+    fn record_name(e: &AvroEncoder) -> Option<String> {
+        match e.schema() {
+            apache_avro::Schema::Record(r) => Some(r.name.fullname(None)),
+            _ => None,
+        }
+    }
+}
+
+/// JSON Schema: the JSON itself, once it validates.
+#[derive(Debug)]
+pub struct JsonSchema;
+
+impl Format for JsonSchema {
+    const SCHEMA_TYPE: &'static str = "JSON";
+    type Encoder = JsonSchemaEncoder;
+    fn compile(schema: &str) -> Result<JsonSchemaEncoder, String> {
+        JsonSchemaEncoder::new(schema)
+    }
+    fn encode(e: &JsonSchemaEncoder, v: &Value, out: &mut Vec<u8>) -> Result<(), EncodeError> {
+        e.encode(v, out)
+    }
+    fn record_name(e: &JsonSchemaEncoder) -> Option<String> {
+        e.title().map(str::to_string)
+    }
+}
+
 /// A topic's resolved schema.
-#[derive(Debug, Clone)]
-pub struct Resolved {
+#[derive(Debug)]
+pub struct Resolved<F: Format> {
     pub subject: String,
     pub id: u32,
-    pub encoder: Arc<AvroEncoder>,
+    pub encoder: Arc<F::Encoder>,
     pub at: Instant,
 }
 
-/// Avro values (JSON in, Confluent wire format out) for a producer.
-#[derive(Debug)]
-pub struct AvroSerializer {
-    client: RegistryClient,
-    cfg: SerializerConfig,
-    /// The producer's own schema (an `.avsc`), if it has one, and its
-    /// record's full name (for the record strategies).
-    schema: Option<(String, AvroEncoder)>,
-    resolved: Mutex<HashMap<String, Resolved>>,
+impl<F: Format> Clone for Resolved<F> {
+    fn clone(&self) -> Self {
+        Resolved {
+            subject: self.subject.clone(),
+            id: self.id,
+            encoder: self.encoder.clone(),
+            at: self.at,
+        }
+    }
 }
 
-impl AvroSerializer {
+/// JSON values in, the Confluent wire format out, for a producer.
+#[derive(Debug)]
+pub struct SchemaSerializer<F: Format> {
+    client: RegistryClient,
+    cfg: SerializerConfig,
+    /// The producer's own schema (an `.avsc` or a JSON Schema), if it has
+    /// one.
+    schema: Option<(String, Arc<F::Encoder>)>,
+    resolved: Mutex<HashMap<String, Resolved<F>>>,
+}
+
+/// Avro values.
+pub type AvroSerializer = SchemaSerializer<Avro>;
+/// JSON Schema values.
+pub type JsonSchemaSerializer = SchemaSerializer<JsonSchema>;
+
+impl<F: Format> SchemaSerializer<F> {
     /// A serializer with `cfg`; `schema` is the producer's own schema, when
     /// it has one (auto-registration and lookups need it; a pinned id or
     /// the latest version does not).
@@ -195,15 +266,15 @@ impl AvroSerializer {
         client: RegistryClient,
         cfg: SerializerConfig,
         schema: Option<&str>,
-    ) -> Result<AvroSerializer, SchemaError> {
+    ) -> Result<SchemaSerializer<F>, SchemaError> {
         let schema = match schema {
             Some(s) => Some((
                 s.to_string(),
-                AvroEncoder::new(s).map_err(SchemaError::Config)?,
+                Arc::new(F::compile(s).map_err(SchemaError::Config)?),
             )),
             None => None,
         };
-        Ok(AvroSerializer {
+        Ok(SchemaSerializer {
             client,
             cfg,
             schema,
@@ -212,10 +283,7 @@ impl AvroSerializer {
     }
 
     fn record_name(&self) -> Option<String> {
-        match self.schema.as_ref()?.1.schema() {
-            apache_avro::Schema::Record(r) => Some(r.name.fullname(None)),
-            _ => None,
-        }
+        F::record_name(&self.schema.as_ref()?.1)
     }
 
     /// The subject for `topic` under the strategy.
@@ -237,7 +305,7 @@ impl AvroSerializer {
         })
     }
 
-    fn own_schema(&self, why: &str) -> Result<&(String, AvroEncoder), SchemaError> {
+    fn own_schema(&self, why: &str) -> Result<&(String, Arc<F::Encoder>), SchemaError> {
         self.schema.as_ref().ok_or_else(|| {
             SchemaError::Config(format!(
                 "{why} needs the producer's schema: give one (an .avsc), or pin an id with \
@@ -248,21 +316,23 @@ impl AvroSerializer {
 
     /// Resolve the schema id for `topic` in the Java serializer's order
     /// (see the module documentation); kept until `prepare` is called again.
-    pub async fn prepare(&self, topic: &str) -> Result<Resolved, SchemaError> {
+    pub async fn prepare(&self, topic: &str) -> Result<Resolved<F>, SchemaError> {
         let subject = self.subject(topic)?;
         let normalize = self.cfg.normalize_schemas;
+        let kind = F::SCHEMA_TYPE;
+        let compile = |text: &str| F::compile(text).map(Arc::new).map_err(SchemaError::Config);
         let (id, encoder) = if self.cfg.auto_register_schemas {
             let (text, enc) = self.own_schema("auto.register.schemas=true")?;
             let id = self
                 .client
-                .register(&subject, text, "AVRO", normalize)
+                .register(&subject, text, kind, normalize)
                 .await?;
-            (id, Arc::new(enc.clone()))
+            (id, enc.clone())
         } else if let Some(id) = self.cfg.use_schema_id {
             let registered = self.client.schema_by_id(id).await?;
-            if registered.schema_type != "AVRO" {
+            if registered.schema_type != kind {
                 return Err(SchemaError::Config(format!(
-                    "use.schema.id {id} is a {} schema, not Avro",
+                    "use.schema.id {id} is a {} schema, not {kind}",
                     registered.schema_type
                 )));
             }
@@ -270,15 +340,15 @@ impl AvroSerializer {
             // it has one (as the Java serializer); else the registered one.
             let enc = match &self.schema {
                 Some((_, enc)) => enc.clone(),
-                None => AvroEncoder::new(&registered.schema).map_err(SchemaError::Config)?,
+                None => compile(&registered.schema)?,
             };
-            (id, Arc::new(enc))
+            (id, enc)
         } else if self.cfg.use_latest_version {
             let latest = self.client.version(&subject, Version::Latest).await?;
             if let (true, Some((text, _))) = (self.cfg.latest_compatibility_strict, &self.schema) {
                 if !self
                     .client
-                    .is_compatible(&subject, Version::Latest, text, "AVRO")
+                    .is_compatible(&subject, Version::Latest, text, kind)
                     .await?
                 {
                     return Err(SchemaError::Config(format!(
@@ -288,15 +358,11 @@ impl AvroSerializer {
                     )));
                 }
             }
-            let enc = AvroEncoder::new(&latest.schema.schema).map_err(SchemaError::Config)?;
-            (latest.id, Arc::new(enc))
+            (latest.id, compile(&latest.schema.schema)?)
         } else {
             let (text, enc) = self.own_schema("a lookup of the schema's id")?;
-            let found = self
-                .client
-                .lookup(&subject, text, "AVRO", normalize)
-                .await?;
-            (found.id, Arc::new(enc.clone()))
+            let found = self.client.lookup(&subject, text, kind, normalize).await?;
+            (found.id, enc.clone())
         };
         let r = Resolved {
             subject,
@@ -311,8 +377,7 @@ impl AvroSerializer {
         Ok(r)
     }
 
-    /// `value` (Avro JSON encoding) for `topic`, in the wire format
-    /// (`prepare(topic)` first).
+    /// `value` for `topic`, in the wire format (`prepare(topic)` first).
     pub fn serialize_json(&self, topic: &str, value: &Value) -> Result<Vec<u8>, SchemaError> {
         let r = self
             .resolved
@@ -323,17 +388,17 @@ impl AvroSerializer {
             .ok_or_else(|| SchemaError::NotPrepared(topic.to_string()))?;
         let mut out = Vec::with_capacity(64);
         out.extend_from_slice(&wire::header(r.id));
-        r.encoder
-            .encode(value, &mut out)
-            .map_err(SchemaError::Encode)?;
+        F::encode(&r.encoder, value, &mut out).map_err(SchemaError::Encode)?;
         Ok(out)
     }
 }
 
-impl herald::Serializer<Value> for AvroSerializer {
+impl<F: Format> herald::Serializer<Value> for SchemaSerializer<F> {
     fn serialize(&self, topic: &str, data: &Value) -> Result<Bytes, herald::Error> {
         self.serialize_json(topic, data)
             .map(Bytes::from)
-            .map_err(|e| herald::Error::Serialization(format!("Avro for topic `{topic}`: {e}")))
+            .map_err(|e| {
+                herald::Error::Serialization(format!("{} for topic `{topic}`: {e}", F::SCHEMA_TYPE))
+            })
     }
 }

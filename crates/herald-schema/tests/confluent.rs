@@ -109,3 +109,64 @@ fn confluents_client_speaks_to_the_stand_in_and_agrees_with_herald_byte_for_byte
     // answers the second from its cache).
     assert_eq!(registry.writes(), 1);
 }
+
+/// JSON Schema: herald's framed JSON is read (and validated) by Confluent's
+/// `JSONDeserializer`, and what Confluent's `JSONSerializer` writes is the
+/// same header and the same JSON value.
+#[test]
+fn confluents_json_schema_serde_reads_what_herald_writes() {
+    let registry = Registry::start();
+    let schema = json!({
+        "title": "Order", "type": "object", "required": ["id", "status"],
+        "properties": {
+            "id": {"type": "integer"},
+            "status": {"enum": ["NEW", "PAID"]},
+            "lines": {"type": "array", "items": {"type": "string"}}
+        },
+        "additionalProperties": false
+    });
+    let value = json!({"id": 7, "status": "PAID", "lines": ["a", "b"]});
+    let enc = herald_schema::JsonSchemaEncoder::new(&schema.to_string()).unwrap();
+    let mut payload = Vec::new();
+    enc.encode(&value, &mut payload).unwrap();
+    let ours = wire::frame(1, &payload);
+    let hex: String = ours.iter().map(|b| format!("{b:02x}")).collect();
+    let dir = tempfile::tempdir().unwrap();
+    let case = dir.path().join("case.json");
+    std::fs::write(
+        &case,
+        json!({"schema": schema, "subject": "orders-value", "topic": "orders", "value": value})
+            .to_string(),
+    )
+    .unwrap();
+    let out = Command::new("python3")
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/confluent_json_ref.py"
+        ))
+        .arg(registry.url())
+        .arg(&case)
+        .arg(&hex)
+        .output()
+        .expect("python3 (scripts/setup installs confluent-kafka)");
+    assert!(
+        out.status.success(),
+        "confluent_json_ref.py: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let got: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(got["id"], 1);
+    assert_eq!(got["decoded"], value, "Confluent reads herald's value");
+    let theirs: Vec<u8> = (0..got["serialized"].as_str().unwrap().len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&got["serialized"].as_str().unwrap()[i..i + 2], 16).unwrap())
+        .collect();
+    let (id, body) = wire::unframe(&theirs).unwrap();
+    assert_eq!(id, 1);
+    let theirs_value: Value = serde_json::from_slice(body).unwrap();
+    assert_eq!(
+        theirs_value, value,
+        "the same JSON (Python spaces it differently)"
+    );
+}
