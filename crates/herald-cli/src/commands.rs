@@ -37,6 +37,8 @@ pub(crate) struct ProduceArgs {
     key_delimiter: Option<String>,
     /// Values to send; with none, each line of standard input is one record.
     values: Vec<String>,
+    #[command(flatten)]
+    formats: crate::schema::FormatArgs,
 }
 
 #[derive(Args, Debug)]
@@ -90,6 +92,12 @@ pub(crate) async fn produce(args: ProduceArgs) -> ExitCode {
             Err(e) => return fail(e, USAGE),
         }
     }
+    // Schema ids resolved before anything is sent: a registry that is
+    // down or a subject that does not exist stops the run with nothing sent.
+    let (value_enc, key_enc) = match args.formats.encoders(&args.topic).await {
+        Ok(e) => e,
+        Err(e) => return crate::schema::usage(e),
+    };
     let close_timeout = cfg.delivery_timeout;
     let producer = match Producer::new(cfg) {
         Ok(p) => p,
@@ -112,9 +120,21 @@ pub(crate) async fn produce(args: ProduceArgs) -> ExitCode {
         failed
     });
 
-    let make = |key: Option<String>, value: String| {
+    // A record, its key and value written as --key-format and
+    // --value-format say; an error names what did not fit.
+    let make = |key: Option<String>, value: String| -> Result<Record, String> {
+        let value = match &value_enc {
+            Some(e) => bytes::Bytes::from(e.encode(&args.topic, &value)?),
+            None => bytes::Bytes::from(value),
+        };
         let mut r = Record::new(args.topic.clone(), value);
         if let Some(k) = key.or_else(|| args.key.clone()) {
+            let k = match &key_enc {
+                Some(e) => {
+                    bytes::Bytes::from(e.encode(&args.topic, &k).map_err(|e| format!("key: {e}"))?)
+                }
+                None => bytes::Bytes::from(k),
+            };
             r = r.key(k);
         }
         if let Some(p) = args.partition {
@@ -123,7 +143,7 @@ pub(crate) async fn produce(args: ProduceArgs) -> ExitCode {
         for (k, v) in &headers {
             r = r.header(k.clone(), v.clone());
         }
-        r
+        Ok(r)
     };
 
     let mut sent = 0usize;
@@ -147,7 +167,14 @@ pub(crate) async fn produce(args: ProduceArgs) -> ExitCode {
                 None => (None, line),
             };
             sent += 1;
-            match producer.send(make(key, value)).await {
+            let record = match make(key, value) {
+                Ok(r) => r,
+                Err(e) => {
+                    send_error = Some(format!("line {sent} not sent: {e}"));
+                    break;
+                }
+            };
+            match producer.send(record).await {
                 Ok(f) => {
                     let _ = tx.send((sent, f)).await;
                 }
@@ -160,7 +187,14 @@ pub(crate) async fn produce(args: ProduceArgs) -> ExitCode {
     } else {
         for v in &args.values {
             sent += 1;
-            match producer.send(make(None, v.clone())).await {
+            let record = match make(None, v.clone()) {
+                Ok(r) => r,
+                Err(e) => {
+                    send_error = Some(format!("value {sent} not sent: {e}"));
+                    break;
+                }
+            };
+            match producer.send(record).await {
                 Ok(f) => {
                     let _ = tx.send((sent, f)).await;
                 }

@@ -1,10 +1,11 @@
 //! `herald`: produce records, inspect metadata, administer topics, look
-//! into spools and check gateway configurations from the command line, in
-//! the spirit of kcat. Argument parsing only; the work is in `commands`,
-//! `topic`, `spool` and `gateway`.
+//! into spools, check gateway configurations and use a schema registry from
+//! the command line, in the spirit of kcat. Argument parsing only; the work
+//! is in `commands`, `topic`, `spool`, `gateway` and `schema`.
 
 mod commands;
 mod gateway;
+mod schema;
 mod spool;
 mod topic;
 
@@ -24,7 +25,7 @@ struct Cli {
 enum Command {
     /// Send each VALUE (or each line of standard input) as a record and
     /// print `TOPIC[PARTITION]@OFFSET` for each delivered one, in send order.
-    Produce(commands::ProduceArgs),
+    Produce(Box<commands::ProduceArgs>),
     /// List brokers, topics, partitions and their leaders.
     Metadata(commands::MetadataArgs),
     /// Create, list, describe or delete topics.
@@ -36,6 +37,10 @@ enum Command {
     /// The event gateway: run it (--config FILE), check a configuration,
     /// make a token.
     Gateway(gateway::GatewayArgs),
+    /// A Confluent-compatible schema registry: get a schema, list versions,
+    /// check a local schema's compatibility, register.
+    #[command(subcommand)]
+    Schema(schema::SchemaCommand),
 }
 
 fn main() -> ExitCode {
@@ -67,11 +72,12 @@ fn main() -> ExitCode {
     };
     runtime.block_on(async {
         match cli.command {
-            Command::Produce(args) => commands::produce(args).await,
+            Command::Produce(args) => commands::produce(*args).await,
             Command::Metadata(args) => commands::metadata(args).await,
             Command::Topic(cmd) => topic::run(cmd).await,
             Command::Spool(cmd) => spool::run(cmd),
             Command::Gateway(args) => gateway::run(args).await,
+            Command::Schema(cmd) => schema::run(cmd).await,
         }
     })
 }
