@@ -80,38 +80,6 @@ struct Side<'a> {
     schema_file: Option<&'a PathBuf>,
 }
 
-/// Registry settings by Confluent's names; `Ok(false)` if `key` is not one.
-fn registry_property(cfg: &mut RegistryConfig, key: &str, value: &str) -> Result<bool, String> {
-    let millis = |v: &str| {
-        v.parse::<u64>()
-            .map(std::time::Duration::from_millis)
-            .map_err(|_| format!("{key}: `{v}` is not a number of milliseconds"))
-    };
-    match key {
-        "basic.auth.user.info" => cfg.basic_auth = Some(value.to_string()),
-        "bearer.auth.token" => cfg.bearer_token = Some(value.to_string()),
-        "schema.registry.ssl.ca.location" => cfg.ca_location = Some(PathBuf::from(value)),
-        "request.timeout.ms" => cfg.request_timeout = millis(value)?,
-        "retries.wait.ms" => cfg.retries_wait = millis(value)?,
-        "retries.max.wait.ms" => cfg.retries_max_wait = millis(value)?,
-        "max.retries" => {
-            cfg.max_retries = value
-                .parse()
-                .map_err(|_| format!("{key}: `{value}` is not a number"))?
-        }
-        "latest.cache.ttl.sec" => {
-            let n: i64 = value
-                .parse()
-                .map_err(|_| format!("{key}: `{value}` is not a number of seconds"))?;
-            cfg.latest_cache_ttl = u64::try_from(n).ok().map(std::time::Duration::from_secs);
-        }
-        // Confluent's way to say the user info is given inline.
-        "basic.auth.credentials.source" | "bearer.auth.credentials.source" => {}
-        _ => return Ok(false),
-    }
-    Ok(true)
-}
-
 /// The registry client for `url` and `-S` settings; the settings it did
 /// not take (the serializer's).
 fn client(
@@ -122,7 +90,7 @@ fn client(
     let mut rest = Vec::new();
     for p in properties {
         let (k, v) = split_pair(p, "-S property")?;
-        if !registry_property(&mut cfg, k, v)? {
+        if !cfg.set(k, v)? {
             rest.push((k.to_string(), v.to_string()));
         }
     }

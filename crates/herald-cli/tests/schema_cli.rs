@@ -7,7 +7,7 @@ use std::io::Write;
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
-use herald_test_support::registry::Registry;
+use herald_test_support::registry::{confluent_decode, Registry};
 use herald_test_support::{read_all, read_log, Tansu};
 use serde_json::{json, Value};
 
@@ -45,33 +45,6 @@ fn text(o: &Output) -> (String, String) {
         String::from_utf8_lossy(&o.stdout).to_string(),
         String::from_utf8_lossy(&o.stderr).to_string(),
     )
-}
-
-/// Confluent's Python deserializer's reading of each message.
-fn confluent_decode(url: &str, format: &str, topic: &str, messages: &[Vec<u8>]) -> Vec<Value> {
-    let mut py = Command::new("python3")
-        .arg(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../test-support/python/confluent_decode.py"
-        ))
-        .args([url, format, topic])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("python3 (scripts/setup installs confluent-kafka)");
-    {
-        let mut i = py.stdin.take().unwrap();
-        for m in messages {
-            let hex: String = m.iter().map(|b| format!("{b:02x}")).collect();
-            writeln!(i, "{hex}").unwrap();
-        }
-    }
-    let out = py.wait_with_output().unwrap();
-    String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
 }
 
 #[test]

@@ -64,6 +64,10 @@ pub struct TopicRule {
     pub key: Option<String>,
     /// Headers added to every event of this topic.
     pub headers: Vec<(String, String)>,
+    /// The registered schema values are written with, if any.
+    pub value_schema: Option<SchemaRef>,
+    /// The registered schema keys are written with, if any.
+    pub key_schema: Option<SchemaRef>,
 }
 
 /// A Kafka instance.
@@ -77,6 +81,8 @@ pub struct Instance {
     pub send_timeout: Duration,
     pub fallback: Fallback,
     pub topics: BTreeMap<String, TopicRule>,
+    /// `[instances.NAME.schema_registry]`, if its topics have schemas.
+    pub registry: Option<herald_schema::RegistryConfig>,
 }
 
 /// Who may publish where.
@@ -164,8 +170,8 @@ const LIMITS: &[&str] = &[
     "body_timeout_ms",
     "max_connections",
 ];
-const INSTANCE: &[&str] = &["send_timeout_ms", "fallback", "topics"];
-const TOPIC: &[&str] = &["key", "headers"];
+const INSTANCE: &[&str] = &["send_timeout_ms", "fallback", "topics", "schema_registry"];
+const TOPIC: &[&str] = &["key", "headers", "value_schema", "key_schema"];
 const TOKEN: &[&str] = &["name", "sha256", "allow", "events_per_second", "burst"];
 
 struct Ctx<'a> {
@@ -585,6 +591,10 @@ fn instance(
             ))
         }
     };
+    let registry = match cx.table(t, path, "schema_registry")? {
+        Some(r) => Some(schemas::registry(cx, &join(path, "schema_registry"), r)?),
+        None => None,
+    };
     let mut topics = BTreeMap::new();
     let tpath = join(path, "topics");
     let topics_t = cx.table(t, path, "topics")?.ok_or_else(|| {
@@ -634,7 +644,27 @@ fn instance(
                 headers.push((name.to_string(), value.to_string()));
             }
         }
-        topics.insert(topic.to_string(), TopicRule { key, headers });
+        let value_schema = schemas::schema_ref(cx, &p, tt, "value_schema")?;
+        let key_schema = schemas::schema_ref(cx, &p, tt, "key_schema")?;
+        if (value_schema.is_some() || key_schema.is_some()) && registry.is_none() {
+            return Err(cx.err(
+                Ctx::at(tt, if value_schema.is_some() { "value_schema" } else { "key_schema" }),
+                &p,
+                format!(
+                    "a schema needs the instance's registry: add [instances.{name}.schema_registry] \
+                     with url = \"http://registry:8081\""
+                ),
+            ));
+        }
+        topics.insert(
+            topic.to_string(),
+            TopicRule {
+                key,
+                headers,
+                value_schema,
+                key_schema,
+            },
+        );
     }
     if topics.is_empty() {
         return Err(cx.err(
@@ -650,6 +680,7 @@ fn instance(
         send_timeout,
         fallback,
         topics,
+        registry,
     })
 }
 
@@ -748,6 +779,9 @@ fn token(
         rate,
     })
 }
+
+mod schemas;
+pub use schemas::{Pin, SchemaFormat, SchemaRef};
 
 #[cfg(test)]
 mod tests;

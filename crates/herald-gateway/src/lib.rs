@@ -10,6 +10,7 @@
 //! `/healthz`, `/readyz`, `/metrics` and `/openapi.json`. See DESIGN.md,
 //! "The gateway".
 
+mod codec;
 pub mod config;
 mod listener;
 pub mod metrics;

@@ -318,10 +318,41 @@ async fn accept(
     let inst = &gw.cfg.instances[instance];
     let lane = &gw.lanes[instance];
     let topic_rule = &inst.topics[topic];
-    let mut records = match request::records(bytes, topic, topic_rule, gw.cfg.max_events_per_batch)
-    {
+    // A topic with schemas: resolved (once) before any event is taken.
+    let codec = gw.codecs.get(&(instance.to_string(), topic.to_string()));
+    let prepared = match codec {
+        Some(c) => match c.prepared(topic).await {
+            Ok(p) => Some(p),
+            Err(why) => {
+                return retry_after(
+                    problem(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        format!(
+                            "instance `{instance}`, topic `{topic}`: its schema cannot be read \
+                             ({why}); events are not accepted until it can: retry later"
+                        ),
+                    ),
+                    5,
+                )
+            }
+        },
+        None => None,
+    };
+    let mut records = match request::records_with(
+        bytes,
+        topic,
+        topic_rule,
+        gw.cfg.max_events_per_batch,
+        prepared.as_ref().map(|p| p as &dyn request::Codec),
+    ) {
         Ok(r) => r,
-        Err(e) => return problem(StatusCode::BAD_REQUEST, e.0),
+        Err(request::Refused::Bad(e)) => return problem(StatusCode::BAD_REQUEST, e.0),
+        Err(request::Refused::Unfit(why)) => {
+            return problem(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                format!("{why} (topic `{topic}`'s schema); nothing was accepted: fix the event"),
+            )
+        }
     };
     if inst.fallback == Fallback::None {
         if let Link::Down(why) = lane.probe.settled(inst.send_timeout).await {

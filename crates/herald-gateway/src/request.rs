@@ -14,6 +14,21 @@ use crate::config::TopicRule;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BadRequest(pub String);
 
+/// How a topic with schemas writes an event's value and key (through the
+/// schema registry); an error says where and what the schema wants.
+pub trait Codec {
+    fn value(&self, v: &Value) -> Result<Vec<u8>, String>;
+    fn key(&self, k: &str) -> Result<Vec<u8>, String>;
+}
+
+/// Why events were refused: the body is wrong (400), or an event does not
+/// fit its topic's schema (422).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refused {
+    Bad(BadRequest),
+    Unfit(String),
+}
+
 /// The events of a body, as records for `topic` with its rule applied.
 pub fn records(
     body: &[u8],
@@ -21,6 +36,67 @@ pub fn records(
     rule: &TopicRule,
     max_events: usize,
 ) -> Result<Vec<Record>, BadRequest> {
+    records_with(body, topic, rule, max_events, None).map_err(|r| match r {
+        Refused::Bad(b) => b,
+        Refused::Unfit(u) => BadRequest(u),
+    })
+}
+
+/// As [`records`], each value and key written by `codec` when the topic
+/// has schemas.
+pub fn records_with(
+    body: &[u8],
+    topic: &str,
+    rule: &TopicRule,
+    max_events: usize,
+    codec: Option<&dyn Codec>,
+) -> Result<Vec<Record>, Refused> {
+    let parsed = parse(body, rule, max_events).map_err(Refused::Bad)?;
+    let mut out = Vec::with_capacity(parsed.len());
+    for (at, e) in parsed {
+        let (value, key) = match codec {
+            None => (
+                serde_json::to_vec(&e.value).expect("a JSON value serializes"),
+                e.key.map(String::into_bytes),
+            ),
+            Some(c) => {
+                let v = c
+                    .value(&e.value)
+                    .map_err(|why| Refused::Unfit(format!("{}{why}", field(&at, "value"))))?;
+                let k = match e.key {
+                    Some(k) => Some(
+                        c.key(&k)
+                            .map_err(|why| Refused::Unfit(format!("{}{why}", field(&at, "key"))))?,
+                    ),
+                    None => None,
+                };
+                (v, k)
+            }
+        };
+        let mut r = Record::new(topic, Bytes::from(value));
+        if let Some(k) = key {
+            r = r.key(Bytes::from(k));
+        }
+        r.headers = e.headers;
+        out.push(r);
+    }
+    Ok(out)
+}
+
+/// An event read from a body: its value, key (given or by the pointer)
+/// and headers.
+struct Event {
+    value: Value,
+    key: Option<String>,
+    headers: Vec<Header>,
+}
+
+/// The events of a body with where each is (`events[i]`, or empty).
+fn parse(
+    body: &[u8],
+    rule: &TopicRule,
+    max_events: usize,
+) -> Result<Vec<(String, Event)>, BadRequest> {
     let doc: Value = serde_json::from_slice(body).map_err(|e| {
         BadRequest(format!(
             "the body is not JSON: {} (line {}, column {})",
@@ -63,7 +139,7 @@ pub fn records(
     };
     events
         .into_iter()
-        .map(|(at, e)| event(&at, e, topic, rule))
+        .map(|(at, e)| event(&at, e, rule).map(|ev| (at, ev)))
         .collect()
 }
 
@@ -80,7 +156,7 @@ fn field(at: &str, name: &str) -> String {
     }
 }
 
-fn event(at: &str, e: Value, topic: &str, rule: &TopicRule) -> Result<Record, BadRequest> {
+fn event(at: &str, e: Value, rule: &TopicRule) -> Result<Event, BadRequest> {
     let Value::Object(mut o) = e else {
         return Err(BadRequest(format!(
             "{}: an event is an object {{\"value\": …, \"key\": \"…\"?, \"headers\": {{…}}?}}",
@@ -152,13 +228,11 @@ fn event(at: &str, e: Value, topic: &str, rule: &TopicRule) -> Result<Record, Ba
             other => Some(other.to_string()),
         }
     });
-    let payload = serde_json::to_vec(&value).expect("a JSON value serializes");
-    let mut r = Record::new(topic, Bytes::from(payload));
-    if let Some(k) = key {
-        r = r.key(Bytes::from(k));
-    }
-    r.headers = headers;
-    Ok(r)
+    Ok(Event {
+        value,
+        key,
+        headers,
+    })
 }
 
 fn kind(v: &Value) -> &'static str {
@@ -180,6 +254,8 @@ mod tests {
         TopicRule {
             key: Some("/customer/id".into()),
             headers: vec![("source".into(), "gateway".into())],
+            value_schema: None,
+            key_schema: None,
         }
     }
 

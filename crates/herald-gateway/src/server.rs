@@ -41,6 +41,8 @@ pub(crate) struct Gateway {
     pub limiter: Limiter,
     /// Set on SIGTERM: new publishes get 503 while the rest finishes.
     pub draining: AtomicBool,
+    /// The topics with schemas, by (instance, topic).
+    pub codecs: BTreeMap<(String, String), crate::codec::TopicCodec>,
 }
 
 impl Gateway {
@@ -320,6 +322,26 @@ pub async fn serve(
             },
         );
     }
+    let mut codecs = BTreeMap::new();
+    for (name, inst) in &cfg.instances {
+        let Some(registry) = &inst.registry else {
+            continue;
+        };
+        let client = herald_schema::RegistryClient::new(registry.clone())
+            .map_err(|e| format!("instance `{name}`: {e}"))?;
+        for (topic, rule) in &inst.topics {
+            if rule.value_schema.is_some() || rule.key_schema.is_some() {
+                codecs.insert(
+                    (name.clone(), topic.clone()),
+                    crate::codec::TopicCodec::new(
+                        client.clone(),
+                        rule.value_schema.clone(),
+                        rule.key_schema.clone(),
+                    ),
+                );
+            }
+        }
+    }
     let grace = cfg.shutdown_grace;
     let limits = crate::listener::Limits {
         header_timeout: cfg.header_timeout,
@@ -333,6 +355,7 @@ pub async fn serve(
         metrics,
         limiter: Limiter::default(),
         draining: AtomicBool::new(false),
+        codecs,
     });
     let deadline = {
         let (tx, rx) = tokio::sync::oneshot::channel();

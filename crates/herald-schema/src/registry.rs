@@ -71,6 +71,45 @@ impl RegistryConfig {
             latest_cache_ttl: None,
         }
     }
+
+    /// Apply a setting by Confluent's name; `Ok(false)` if `key` is not a
+    /// registry setting (it may be the serializer's).
+    pub fn set(&mut self, key: &str, value: &str) -> Result<bool, String> {
+        let millis = |v: &str| {
+            v.parse::<u64>()
+                .map(Duration::from_millis)
+                .map_err(|_| format!("{key}: `{v}` is not a number of milliseconds"))
+        };
+        match key {
+            "schema.registry.url" | "url" => {
+                *self = RegistryConfig {
+                    urls: RegistryConfig::new(value).urls,
+                    ..self.clone()
+                }
+            }
+            "basic.auth.user.info" => self.basic_auth = Some(value.to_string()),
+            "bearer.auth.token" => self.bearer_token = Some(value.to_string()),
+            "schema.registry.ssl.ca.location" => self.ca_location = Some(PathBuf::from(value)),
+            "request.timeout.ms" => self.request_timeout = millis(value)?,
+            "retries.wait.ms" => self.retries_wait = millis(value)?,
+            "retries.max.wait.ms" => self.retries_max_wait = millis(value)?,
+            "max.retries" => {
+                self.max_retries = value
+                    .parse()
+                    .map_err(|_| format!("{key}: `{value}` is not a number"))?
+            }
+            "latest.cache.ttl.sec" => {
+                let n: i64 = value
+                    .parse()
+                    .map_err(|_| format!("{key}: `{value}` is not a number of seconds"))?;
+                self.latest_cache_ttl = u64::try_from(n).ok().map(Duration::from_secs);
+            }
+            // Confluent's way to say the credentials are given inline.
+            "basic.auth.credentials.source" | "bearer.auth.credentials.source" => {}
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
 }
 
 /// Why a registry call failed.

@@ -477,3 +477,36 @@ async fn config_subject(
         ),
     }
 }
+
+/// Each Confluent-wire-format message decoded by Confluent's own Python
+/// deserializer (`AvroDeserializer` for `format` "avro", `JSONDeserializer`
+/// for "json") against the registry at `url`, as JSON values
+/// (`python/confluent_decode.py`; scripts/setup installs confluent-kafka).
+pub fn confluent_decode(url: &str, format: &str, topic: &str, messages: &[Vec<u8>]) -> Vec<Value> {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let mut py = Command::new("python3")
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/python/confluent_decode.py"
+        ))
+        .args([url, format, topic])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("python3 (scripts/setup installs confluent-kafka)");
+    {
+        let mut i = py.stdin.take().unwrap();
+        for m in messages {
+            let hex: String = m.iter().map(|b| format!("{b:02x}")).collect();
+            writeln!(i, "{hex}").unwrap();
+        }
+    }
+    let out = py.wait_with_output().unwrap();
+    assert!(out.status.success(), "confluent_decode.py failed");
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}

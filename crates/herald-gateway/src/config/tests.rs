@@ -233,3 +233,81 @@ fn token_names_must_differ() {
         "{e}"
     );
 }
+
+#[test]
+fn schemas_need_a_registry_and_a_pinned_id_or_subject() {
+    let base = "[spool]\ndir = \"/tmp/s\"\n[instances.main]\n\"bootstrap.servers\" = \"k:9092\"\n";
+    let with_registry = format!(
+        "{base}[instances.main.schema_registry]\nurl = \"http://registry:8081\"\n\
+         \"basic.auth.user.info\" = \"u:p\"\n[instances.main.topics.t]\n"
+    );
+    // Good: a pinned id, and a subject's version.
+    let ok = GatewayConfig::parse(
+        "gw.toml",
+        &format!(
+            "{with_registry}value_schema = {{ format = \"avro\", id = 12 }}\n\
+             key_schema = {{ format = \"json-schema\", subject = \"t-key\", version = 3 }}\n"
+        ),
+    )
+    .unwrap();
+    let t = &ok.instances["main"].topics["t"];
+    assert_eq!(
+        t.value_schema,
+        Some(SchemaRef {
+            format: SchemaFormat::Avro,
+            pin: Pin::Id(12)
+        })
+    );
+    assert_eq!(
+        t.key_schema.as_ref().unwrap().pin,
+        Pin::Subject("t-key".into(), herald_schema::Version::Number(3))
+    );
+    assert_eq!(
+        ok.instances["main"]
+            .registry
+            .as_ref()
+            .unwrap()
+            .basic_auth
+            .as_deref(),
+        Some("u:p")
+    );
+    for (text, key, says) in [
+        (
+            format!("{base}[instances.main.topics.t]\nvalue_schema = {{ format = \"avro\", id = 1 }}\n"),
+            "instances.main.topics.t",
+            "a schema needs the instance's registry",
+        ),
+        (
+            format!("{with_registry}value_schema = {{ format = \"protobuf\", id = 1 }}\n"),
+            "instances.main.topics.t.value_schema.format",
+            "expected \"avro\" or \"json-schema\"",
+        ),
+        (
+            format!("{with_registry}value_schema = {{ format = \"avro\" }}\n"),
+            "instances.main.topics.t.value_schema",
+            "missing: the schema's id or subject",
+        ),
+        (
+            format!("{with_registry}value_schema = {{ format = \"avro\", id = 1, subjct = \"x\" }}\n"),
+            "instances.main.topics.t.value_schema.subjct",
+            "did you mean `subject`",
+        ),
+        (
+            format!(
+                "{base}[instances.main.schema_registry]\nurl = \"http://r:8081\"\n\"basic.auth.user\" = \"x\"\n[instances.main.topics.t]\n"
+            ),
+            "instances.main.schema_registry.basic.auth.user",
+            "not a schema registry setting",
+        ),
+        (
+            format!("{base}[instances.main.schema_registry]\nurl = \"ftp://r\"\n[instances.main.topics.t]\n"),
+            "instances.main.schema_registry.url",
+            "use http:// or https://",
+        ),
+    ] {
+        let e = err(&text);
+        assert_eq!(e.key, key, "{e}");
+        assert!(e.message.contains(says), "{e}");
+        assert!(e.line.is_some(), "{e}");
+    }
+}

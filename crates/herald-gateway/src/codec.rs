@@ -1,0 +1,141 @@
+//! Topics with schemas: each event's value (and key) written through the
+//! schema registry before it is accepted, in Confluent's wire format. The
+//! schema is resolved at a topic's first event (a pinned id: one read; a
+//! subject's version: its id, then that), and again at the next event if
+//! the registry could not be read: the gateway never accepts an event it
+//! cannot encode (it answers 503 for that topic until it can).
+
+use herald_schema::registry::RegistryClient;
+use herald_schema::{AvroSerializer, JsonSchemaSerializer, SchemaError, SerializerConfig};
+use serde_json::Value;
+use tokio::sync::OnceCell;
+
+use crate::config::{Pin, SchemaFormat, SchemaRef};
+use crate::request::Codec;
+
+/// A resolved schema, ready to encode.
+enum Ready {
+    Avro(AvroSerializer),
+    Json(JsonSchemaSerializer),
+}
+
+impl Ready {
+    fn encode(&self, topic: &str, v: &Value) -> Result<Vec<u8>, String> {
+        let r = match self {
+            Ready::Avro(s) => s.serialize_json(topic, v),
+            Ready::Json(s) => s.serialize_json(topic, v),
+        };
+        r.map_err(|e| match e {
+            // `value/status: expected …` (the path under the value), or
+            // `value: expected …` for the whole value.
+            SchemaError::Encode(e) if e.path == "/" => format!(": {}", e.rule),
+            SchemaError::Encode(e) => format!("{}: {}", e.path, e.rule),
+            other => format!(": {other}"),
+        })
+    }
+}
+
+/// One side (key or value) of a topic.
+struct Side {
+    schema: SchemaRef,
+    is_key: bool,
+    ready: OnceCell<Ready>,
+}
+
+impl Side {
+    async fn resolve(&self, client: &RegistryClient, topic: &str) -> Result<&Ready, SchemaError> {
+        self.ready
+            .get_or_try_init(|| async {
+                let id = match &self.schema.pin {
+                    Pin::Id(id) => *id,
+                    Pin::Subject(s, v) => client.version(s, *v).await?.id,
+                };
+                let mut cfg = SerializerConfig::new(self.is_key);
+                cfg.auto_register_schemas = false;
+                cfg.use_schema_id = Some(id);
+                Ok(match self.schema.format {
+                    SchemaFormat::Avro => {
+                        let s = AvroSerializer::new(client.clone(), cfg, None)?;
+                        s.prepare(topic).await?;
+                        Ready::Avro(s)
+                    }
+                    SchemaFormat::JsonSchema => {
+                        let s = JsonSchemaSerializer::new(client.clone(), cfg, None)?;
+                        s.prepare(topic).await?;
+                        Ready::Json(s)
+                    }
+                })
+            })
+            .await
+    }
+}
+
+/// A topic's schemas.
+pub(crate) struct TopicCodec {
+    client: RegistryClient,
+    value: Option<Side>,
+    key: Option<Side>,
+}
+
+/// A topic's schemas, resolved: the [`Codec`] its events are written with.
+pub(crate) struct Prepared<'a> {
+    topic: &'a str,
+    value: Option<&'a Ready>,
+    key: Option<&'a Ready>,
+}
+
+impl TopicCodec {
+    pub(crate) fn new(
+        client: RegistryClient,
+        value: Option<SchemaRef>,
+        key: Option<SchemaRef>,
+    ) -> TopicCodec {
+        let side = |schema, is_key| Side {
+            schema,
+            is_key,
+            ready: OnceCell::new(),
+        };
+        TopicCodec {
+            client,
+            value: value.map(|s| side(s, false)),
+            key: key.map(|s| side(s, true)),
+        }
+    }
+
+    /// Both sides resolved, or why the registry could not give them.
+    pub(crate) async fn prepared<'a>(&'a self, topic: &'a str) -> Result<Prepared<'a>, String> {
+        let value = match &self.value {
+            Some(s) => Some(
+                s.resolve(&self.client, topic)
+                    .await
+                    .map_err(|e| e.to_string())?,
+            ),
+            None => None,
+        };
+        let key = match &self.key {
+            Some(s) => Some(
+                s.resolve(&self.client, topic)
+                    .await
+                    .map_err(|e| e.to_string())?,
+            ),
+            None => None,
+        };
+        Ok(Prepared { topic, value, key })
+    }
+}
+
+impl Codec for Prepared<'_> {
+    fn value(&self, v: &Value) -> Result<Vec<u8>, String> {
+        match self.value {
+            Some(r) => r.encode(self.topic, v),
+            None => Ok(serde_json::to_vec(v).expect("a JSON value serializes")),
+        }
+    }
+
+    fn key(&self, k: &str) -> Result<Vec<u8>, String> {
+        match self.key {
+            Some(r) => r.encode(self.topic, &Value::String(k.to_string())),
+            None => Ok(k.as_bytes().to_vec()),
+        }
+    }
+}
