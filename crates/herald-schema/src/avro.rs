@@ -165,8 +165,21 @@ fn branch_name(s: &Schema) -> String {
 impl AvroEncoder {
     /// Parse an Avro schema (JSON text, as a registry holds it).
     pub fn new(schema_json: &str) -> Result<AvroEncoder, String> {
-        let schema =
-            Schema::parse_str(schema_json).map_err(|e| format!("invalid Avro schema: {e}"))?;
+        // apache-avro 0.21 panics on some invalid schemas (it unwraps the
+        // check of a record's name; found by fuzzing, kept in
+        // fuzz/regressions/avro_json/): a schema from a registry or a file
+        // must give an error, never take the process down.
+        let parsed = std::panic::catch_unwind(|| Schema::parse_str(schema_json));
+        let schema = match parsed {
+            Ok(r) => r.map_err(|e| format!("invalid Avro schema: {e}"))?,
+            Err(_) => {
+                return Err(
+                    "invalid Avro schema: the parser failed on it (check the names: \
+                            letters, digits and _, not starting with a digit)"
+                        .into(),
+                )
+            }
+        };
         Self::from_schema(schema)
     }
 

@@ -159,3 +159,31 @@ fn defaults_of_every_kind_are_written() {
         [0, 8, b'd', b'f', b'l', b't', 2, 0xff, 2, 2, 2, b'k', 2, 0, 14]
     );
 }
+
+/// Inputs the fuzzer found (fuzz/regressions/avro_json/), replayed: an
+/// error, never a panic.
+#[test]
+fn fuzz_regressions_give_errors() {
+    let dir = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../fuzz/regressions/avro_json"
+    );
+    let mut seen = 0;
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let data = std::fs::read(entry.unwrap().path()).unwrap();
+        let Some(split) = data.iter().position(|b| *b == 0) else {
+            continue;
+        };
+        let schema = String::from_utf8_lossy(&data[..split]);
+        if let Ok(enc) = AvroEncoder::new(&schema) {
+            if let Ok(v) = serde_json::from_slice::<Value>(&data[split + 1..]) {
+                let _ = enc.to_vec(&v);
+            }
+        }
+        seen += 1;
+    }
+    assert!(seen > 0, "no regression inputs in {dir}");
+    // The first one, named: a record named "6".
+    let e = AvroEncoder::new(r#"{"type":"record","name":"6","fields":[]}"#).unwrap_err();
+    assert!(e.contains("invalid Avro schema"), "{e}");
+}
