@@ -41,6 +41,127 @@ pub struct GatewayBench {
     /// Records for the direct producer run.
     #[arg(long, default_value_t = 1_000_000)]
     direct_records: u64,
+    /// Instead: the gateway with plain JSON beside the same gateway with
+    /// the topic's values written as Avro through a schema registry (the
+    /// stand-in, in this process), single events and batches of 100.
+    #[arg(long)]
+    avro: bool,
+}
+
+/// An Avro schema the benchmark's VALUE fits (in the Avro JSON encoding).
+const VALUE_SCHEMA: &str = r#"{"type":"record","name":"StatusChange","fields":[
+ {"name":"payload_type","type":"string"},{"name":"project_id","type":"long"},
+ {"name":"fingerprint","type":{"type":"array","items":"string"}},
+ {"name":"new_status","type":"string"},
+ {"name":"new_substatus","type":["null","string"],"default":null},
+ {"name":"actor","type":"string"},{"name":"detected_at","type":"string"},
+ {"name":"note","type":"string"}]}"#;
+
+/// `herald gateway` for the sink at `bootstrap`, its topic `bench` with
+/// `extra` configuration lines: the child, its address, its spool and its
+/// configuration file (both removed by the caller).
+fn spawn_gateway(
+    b: &GatewayBench,
+    bootstrap: &str,
+    label: &str,
+    extra: &str,
+) -> Result<(Child, SocketAddr, PathBuf, PathBuf), String> {
+    let spool = b.dir.join(format!(
+        "herald-gateway-bench-{}-{}",
+        std::process::id(),
+        label.replace(' ', "-")
+    ));
+    let _ = std::fs::remove_dir_all(&spool);
+    let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let config = spool.with_extension("toml");
+    std::fs::write(
+        &config,
+        format!(
+            "listen = \"{addr}\"\n[spool]\ndir = \"{}\"\nmax_bytes = 8589934592\n[instances.main]\n\
+             \"bootstrap.servers\" = \"{bootstrap}\"\n[instances.main.topics.bench]\n{extra}",
+            spool.display()
+        ),
+    )
+    .map_err(|e| e.to_string())?;
+    let child = Command::new(&b.herald)
+        .args(["gateway", "--config"])
+        .arg(&config)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| {
+            format!(
+                "{}: {e} (build it: cargo build --release -p herald-cli)",
+                b.herald.display()
+            )
+        })?;
+    Ok((child, addr, spool, config))
+}
+
+/// SIGTERM, wait, and remove its spool and configuration.
+fn stop_gateway(mut child: Child, spool: &PathBuf, config: &PathBuf) {
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let _ = child.wait();
+    let _ = std::fs::remove_dir_all(spool);
+    let _ = std::fs::remove_file(config);
+}
+
+/// Plain JSON against Avro through the registry, the same gateway.
+fn avro_compare(
+    b: &GatewayBench,
+    bootstrap: &str,
+    single: &str,
+    batch: &str,
+) -> Result<(), String> {
+    let registry = herald_test_support::registry::Registry::start();
+    let id = registry.register("bench-value", VALUE_SCHEMA, "AVRO");
+    for (label, extra) in [
+        ("plain JSON", String::new()),
+        (
+            "Avro",
+            format!(
+                "value_schema = {{ format = \"avro\", id = {id} }}\n\
+                 [instances.main.schema_registry]\nurl = \"{}\"\n",
+                registry.url()
+            ),
+        ),
+    ] {
+        let (mut child, addr, spool, config) = spawn_gateway(b, bootstrap, label, &extra)?;
+        let result = (|| -> Result<(), String> {
+            wait_healthy(addr, &mut child)?;
+            let url = format!("http://{addr}/v1/instances/main/topics/bench/events");
+            let pid = child.id();
+            let cpu0 = cpu_of(pid);
+            let w = wrk(&url, single, b.connections, b.seconds, None)?;
+            row(
+                &format!("gateway, {label}, 1 event/request"),
+                w.requests,
+                &w,
+                cpu_of(pid) - cpu0,
+                peak_rss_mb(pid),
+            );
+            let cpu0 = cpu_of(pid);
+            let w = wrk(&url, batch, b.connections.min(16), b.seconds, None)?;
+            row(
+                &format!("gateway, {label}, 100 events/request"),
+                w.requests * 100,
+                &w,
+                cpu_of(pid) - cpu0,
+                peak_rss_mb(pid),
+            );
+            Ok(())
+        })();
+        stop_gateway(child, &spool, &config);
+        result?;
+    }
+    println!(
+        "(registry reads {}, writes {})",
+        registry.reads(),
+        registry.writes()
+    );
+    Ok(())
 }
 
 /// One event's value: about 200 bytes of JSON.
@@ -207,6 +328,9 @@ pub fn run(b: GatewayBench) -> Result<(), String> {
         "| run | requests/s | events/s | latency p50 / p99 / p99.9 ms | CPU s per M events | peak RSS MB | errors |"
     );
     println!("|---|---|---|---|---|---|---|");
+    if b.avro {
+        return avro_compare(&b, &bootstrap, &single, &batch);
+    }
 
     // (a) The bare handler.
     let port = free_port();
@@ -232,34 +356,7 @@ pub fn run(b: GatewayBench) -> Result<(), String> {
     let _ = child.wait();
 
     // (b) The gateway.
-    let spool = b
-        .dir
-        .join(format!("herald-gateway-bench-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&spool);
-    let port = free_port();
-    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    let config = spool.with_extension("toml");
-    std::fs::write(
-        &config,
-        format!(
-            "listen = \"{addr}\"\n[spool]\ndir = \"{}\"\nmax_bytes = 8589934592\n[instances.main]\n\
-             \"bootstrap.servers\" = \"{bootstrap}\"\n[instances.main.topics.bench]\n",
-            spool.display()
-        ),
-    )
-    .map_err(|e| e.to_string())?;
-    let mut child = Command::new(&b.herald)
-        .args(["gateway", "--config"])
-        .arg(&config)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .map_err(|e| {
-            format!(
-                "{}: {e} (build it: cargo build --release -p herald-cli)",
-                b.herald.display()
-            )
-        })?;
+    let (mut child, addr, spool, config) = spawn_gateway(&b, &bootstrap, "plain", "")?;
     let result = (|| -> Result<(), String> {
         wait_healthy(addr, &mut child)?;
         let url = format!("http://{addr}/v1/instances/main/topics/bench/events");
@@ -316,12 +413,7 @@ pub fn run(b: GatewayBench) -> Result<(), String> {
         );
         Ok(())
     })();
-    let _ = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status();
-    let _ = child.wait();
-    let _ = std::fs::remove_dir_all(&spool);
-    let _ = std::fs::remove_file(&config);
+    stop_gateway(child, &spool, &config);
     result?;
 
     // (c) The producer directly, the same events.

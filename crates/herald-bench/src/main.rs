@@ -8,6 +8,7 @@
 //! `herald-bench spool appends|forward|rss` measures the spool. See
 //! BENCHMARKS.md.
 
+mod avro_bench;
 mod client;
 mod gateway_bench;
 mod herald_run;
@@ -111,6 +112,9 @@ enum Cmd {
     /// gateway single and batched, and the producer directly
     /// (BENCHMARKS.md, "The gateway").
     Gateway(gateway_bench::GatewayBench),
+    /// Avro encoding of a 20-field record: herald from JSON and from a
+    /// struct, apache-avro, fastavro (BENCHMARKS.md, "Schemas").
+    Avro(avro_bench::AvroBench),
     /// A bare axum handler answering 202 (the gateway benchmark's HTTP
     /// ceiling; run by `gateway`).
     BareHttp {
@@ -145,6 +149,7 @@ fn main() {
     let result = match cli.cmd {
         Cmd::Spool(cmd) => spool_bench::run(cmd),
         Cmd::Gateway(cmd) => gateway_bench::run(cmd),
+        Cmd::Avro(cmd) => avro_bench::run(cmd),
         Cmd::BareHttp { port } => gateway_bench::bare(port),
         Cmd::Sink {
             kind,

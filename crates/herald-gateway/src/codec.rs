@@ -6,6 +6,7 @@
 //! cannot encode (it answers 503 for that topic until it can).
 
 use herald_schema::registry::RegistryClient;
+use herald_schema::serializer::{Avro, JsonSchema, Resolved};
 use herald_schema::{AvroSerializer, JsonSchemaSerializer, SchemaError, SerializerConfig};
 use serde_json::Value;
 use tokio::sync::OnceCell;
@@ -13,17 +14,18 @@ use tokio::sync::OnceCell;
 use crate::config::{Pin, SchemaFormat, SchemaRef};
 use crate::request::Codec;
 
-/// A resolved schema, ready to encode.
+/// A resolved schema, ready to encode (held directly: no lock or lookup
+/// per event).
 enum Ready {
-    Avro(AvroSerializer),
-    Json(JsonSchemaSerializer),
+    Avro(Resolved<Avro>),
+    Json(Resolved<JsonSchema>),
 }
 
 impl Ready {
-    fn encode(&self, topic: &str, v: &Value) -> Result<Vec<u8>, String> {
+    fn encode(&self, v: &Value) -> Result<Vec<u8>, String> {
         let r = match self {
-            Ready::Avro(s) => s.serialize_json(topic, v),
-            Ready::Json(s) => s.serialize_json(topic, v),
+            Ready::Avro(r) => r.encode(v),
+            Ready::Json(r) => r.encode(v),
         };
         r.map_err(|e| match e {
             // `value/status: expected …` (the path under the value), or
@@ -54,16 +56,16 @@ impl Side {
                 cfg.auto_register_schemas = false;
                 cfg.use_schema_id = Some(id);
                 Ok(match self.schema.format {
-                    SchemaFormat::Avro => {
-                        let s = AvroSerializer::new(client.clone(), cfg, None)?;
-                        s.prepare(topic).await?;
-                        Ready::Avro(s)
-                    }
-                    SchemaFormat::JsonSchema => {
-                        let s = JsonSchemaSerializer::new(client.clone(), cfg, None)?;
-                        s.prepare(topic).await?;
-                        Ready::Json(s)
-                    }
+                    SchemaFormat::Avro => Ready::Avro(
+                        AvroSerializer::new(client.clone(), cfg, None)?
+                            .prepare(topic)
+                            .await?,
+                    ),
+                    SchemaFormat::JsonSchema => Ready::Json(
+                        JsonSchemaSerializer::new(client.clone(), cfg, None)?
+                            .prepare(topic)
+                            .await?,
+                    ),
                 })
             })
             .await
@@ -79,7 +81,6 @@ pub(crate) struct TopicCodec {
 
 /// A topic's schemas, resolved: the [`Codec`] its events are written with.
 pub(crate) struct Prepared<'a> {
-    topic: &'a str,
     value: Option<&'a Ready>,
     key: Option<&'a Ready>,
 }
@@ -120,21 +121,21 @@ impl TopicCodec {
             ),
             None => None,
         };
-        Ok(Prepared { topic, value, key })
+        Ok(Prepared { value, key })
     }
 }
 
 impl Codec for Prepared<'_> {
     fn value(&self, v: &Value) -> Result<Vec<u8>, String> {
         match self.value {
-            Some(r) => r.encode(self.topic, v),
+            Some(r) => r.encode(v),
             None => Ok(serde_json::to_vec(v).expect("a JSON value serializes")),
         }
     }
 
     fn key(&self, k: &str) -> Result<Vec<u8>, String> {
         match self.key {
-            Some(r) => r.encode(self.topic, &Value::String(k.to_string())),
+            Some(r) => r.encode(&Value::String(k.to_string())),
             None => Ok(k.as_bytes().to_vec()),
         }
     }

@@ -231,6 +231,17 @@ pub struct Resolved<F: Format> {
     pub at: Instant,
 }
 
+impl<F: Format> Resolved<F> {
+    /// `value` in the wire format under this id (no lock, no lookup: for a
+    /// caller that holds the resolved schema, as the gateway does).
+    pub fn encode(&self, value: &Value) -> Result<Vec<u8>, SchemaError> {
+        let mut out = Vec::with_capacity(64);
+        out.extend_from_slice(&wire::header(self.id));
+        F::encode(&self.encoder, value, &mut out).map_err(SchemaError::Encode)?;
+        Ok(out)
+    }
+}
+
 impl<F: Format> Clone for Resolved<F> {
     fn clone(&self) -> Self {
         Resolved {
@@ -379,17 +390,11 @@ impl<F: Format> SchemaSerializer<F> {
 
     /// `value` for `topic`, in the wire format (`prepare(topic)` first).
     pub fn serialize_json(&self, topic: &str, value: &Value) -> Result<Vec<u8>, SchemaError> {
-        let r = self
-            .resolved
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
+        let resolved = self.resolved.lock().unwrap_or_else(|e| e.into_inner());
+        let r = resolved
             .get(topic)
-            .cloned()
             .ok_or_else(|| SchemaError::NotPrepared(topic.to_string()))?;
-        let mut out = Vec::with_capacity(64);
-        out.extend_from_slice(&wire::header(r.id));
-        F::encode(&r.encoder, value, &mut out).map_err(SchemaError::Encode)?;
-        Ok(out)
+        r.encode(value)
     }
 }
 
