@@ -96,7 +96,7 @@ pub(crate) async fn produce(args: ProduceArgs) -> ExitCode {
     // down or a subject that does not exist stops the run with nothing sent.
     let (value_enc, key_enc) = match args.formats.encoders(&args.topic).await {
         Ok(e) => e,
-        Err(e) => return crate::schema::usage(e),
+        Err((code, e)) => return fail(e, code),
     };
     let close_timeout = cfg.delivery_timeout;
     let producer = match Producer::new(cfg) {

@@ -132,7 +132,7 @@ impl FormatArgs {
     pub(crate) async fn encoders(
         &self,
         topic: &str,
-    ) -> Result<(Option<Encoder>, Option<Encoder>), String> {
+    ) -> Result<(Option<Encoder>, Option<Encoder>), (u8, String)> {
         Ok((
             self.encoder(topic, self.side(false)).await?,
             self.encoder(topic, self.side(true)).await?,
@@ -162,7 +162,11 @@ impl FormatArgs {
         }
     }
 
-    async fn encoder(&self, topic: &str, side: Side<'_>) -> Result<Option<Encoder>, String> {
+    /// One side's encoder. Errors carry the exit status: 2 for options that
+    /// cannot work, 1 for what the registry said (or could not).
+    async fn encoder(&self, topic: &str, side: Side<'_>) -> Result<Option<Encoder>, (u8, String)> {
+        let usage = |e: String| (USAGE, e);
+        let runtime = |e: String| (1u8, e);
         let Side {
             is_key,
             format,
@@ -178,14 +182,14 @@ impl FormatArgs {
         let url = self
             .registry
             .as_deref()
-            .ok_or_else(|| format!("--{which}-format needs --schema-registry URL"))?;
-        let (client, rest) = client(url, &self.schema_properties)?;
+            .ok_or_else(|| usage(format!("--{which}-format needs --schema-registry URL")))?;
+        let (client, rest) = client(url, &self.schema_properties).map_err(usage)?;
         let mut cfg = SerializerConfig::new(is_key);
         for (k, v) in &rest {
-            if !cfg.set(k, v)? {
-                return Err(format!(
+            if !cfg.set(k, v).map_err(usage)? {
+                return Err(usage(format!(
                     "-S {k}: not a schema registry or serializer setting (see herald produce --help)"
-                ));
+                )));
             }
         }
         // A pinned id, or a subject's version resolved to one: writes with
@@ -194,9 +198,9 @@ impl FormatArgs {
             (Some(id), _) => Some(id),
             (None, Some(s)) => Some(
                 client
-                    .version(s, version(subject_version)?)
+                    .version(s, version(subject_version).map_err(usage)?)
                     .await
-                    .map_err(|e| e.to_string())?
+                    .map_err(|e| runtime(e.to_string()))?
                     .id,
             ),
             (None, None) => None,
@@ -208,12 +212,13 @@ impl FormatArgs {
         let schema = match schema_file {
             Some(f) => Some(
                 std::fs::read_to_string(f)
-                    .map_err(|e| format!("--{which}-schema {}: {e}", f.display()))?,
+                    .map_err(|e| usage(format!("--{which}-schema {}: {e}", f.display())))?,
             ),
             None => None,
         };
-        if pinned.is_none() && schema.is_none() && !cfg.use_latest_version {
-            return Err(format!(
+        // -S use.schema.id=N (Confluent's own way to pin) counts too.
+        if cfg.use_schema_id.is_none() && schema.is_none() && !cfg.use_latest_version {
+            return Err(usage(format!(
                 "--{which}-format {} needs --{which}-schema-id ID, --{which}-subject SUBJECT, \
                  or --{which}-schema FILE",
                 if format == Format::Avro {
@@ -221,19 +226,19 @@ impl FormatArgs {
                 } else {
                     "json-schema"
                 }
-            ));
+            )));
         }
         let enc = match format {
             Format::Avro => {
                 let s = AvroSerializer::new(client, cfg, schema.as_deref())
-                    .map_err(|e| e.to_string())?;
-                s.prepare(topic).await.map_err(|e| e.to_string())?;
+                    .map_err(|e| runtime(e.to_string()))?;
+                s.prepare(topic).await.map_err(|e| runtime(e.to_string()))?;
                 Encoder::Avro(s)
             }
             _ => {
                 let s = JsonSchemaSerializer::new(client, cfg, schema.as_deref())
-                    .map_err(|e| e.to_string())?;
-                s.prepare(topic).await.map_err(|e| e.to_string())?;
+                    .map_err(|e| runtime(e.to_string()))?;
+                s.prepare(topic).await.map_err(|e| runtime(e.to_string()))?;
                 Encoder::Json(s)
             }
         };
@@ -434,9 +439,4 @@ async fn run_inner(cmd: SchemaCommand) -> Result<ExitCode, String> {
         }
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// The usage exit status for a bad schema option.
-pub(crate) fn usage(e: String) -> ExitCode {
-    fail(e, USAGE)
 }

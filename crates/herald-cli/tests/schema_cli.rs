@@ -234,40 +234,44 @@ fn schema_commands_and_avro_produce_read_by_confluents_deserializer() {
     );
     assert_eq!(read_log(&b, "orders", 1, Duration::from_secs(10)).len(), 4);
 
-    // Nothing sent when the schema cannot be resolved.
-    for (args, says) in [
-        (
-            vec![
-                "--schema-registry",
-                "http://127.0.0.1:1",
-                "--value-schema-id",
-                "1",
-                "-S",
-                "max.retries=0",
-            ],
-            "unreachable",
-        ),
+    // Nothing sent when the schema cannot be resolved: what the registry
+    // said exits 1, options that cannot work exit 2.
+    let unreachable = vec![
+        "--schema-registry",
+        "http://127.0.0.1:1",
+        "--value-schema-id",
+        "1",
+        "-S",
+        "max.retries=0",
+    ];
+    let typo = vec![
+        "--schema-registry",
+        &url,
+        "--value-schema-id",
+        "1",
+        "-S",
+        "auto.register.schema=false",
+    ];
+    for (args, code, says) in [
+        (unreachable, 1, "unreachable"),
         (
             vec!["--schema-registry", &url, "--value-schema-id", "77"],
+            1,
             "40403",
         ),
         (
             vec!["--schema-registry", &url],
+            2,
             "needs --value-schema-id ID, --value-subject SUBJECT, or --value-schema FILE",
         ),
         (
             vec!["--value-schema-id", "1"],
+            2,
             "--value-format needs --schema-registry URL",
         ),
         (
-            vec![
-                "--schema-registry",
-                &url,
-                "--value-schema-id",
-                "1",
-                "-S",
-                "auto.register.schema=false",
-            ],
+            typo,
+            2,
             "-S auto.register.schema: not a schema registry or serializer setting",
         ),
     ] {
@@ -282,13 +286,31 @@ fn schema_commands_and_avro_produce_read_by_confluents_deserializer() {
         ];
         a.extend(args);
         let o = herald(&a, Some("{\"id\": 9, \"status\": \"NEW\"}\n"));
-        assert_eq!(o.status.code(), Some(2), "{:?}", text(&o));
+        assert_eq!(o.status.code(), Some(code), "{:?}", text(&o));
         assert!(text(&o).1.contains(says), "{says}: {:?}", text(&o));
     }
+    // Confluent's own way to pin an id, by -S, works as --value-schema-id.
+    let pin = vec![
+        "produce",
+        "-b",
+        &b,
+        "-t",
+        "orders",
+        "--value-format",
+        "avro",
+        "--schema-registry",
+        &url,
+        "-S",
+        "auto.register.schemas=false",
+        "-S",
+        "use.schema.id=1",
+    ];
+    let o = herald(&pin, Some("{\"id\": 7, \"status\": \"PAID\"}\n"));
+    assert!(o.status.success(), "{:?}", text(&o));
     assert_eq!(
         read_log(&b, "orders", 1, Duration::from_secs(10)).len(),
-        4,
-        "nothing sent"
+        5,
+        "nothing sent by the failed runs; one by the -S run"
     );
 }
 

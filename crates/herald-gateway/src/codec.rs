@@ -9,6 +9,9 @@ use herald_schema::registry::RegistryClient;
 use herald_schema::serializer::{Avro, JsonSchema, Resolved};
 use herald_schema::{AvroSerializer, JsonSchemaSerializer, SchemaError, SerializerConfig};
 use serde_json::Value;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
 use tokio::sync::OnceCell;
 
 use crate::config::{Pin, SchemaFormat, SchemaRef};
@@ -72,11 +75,31 @@ impl Side {
     }
 }
 
+/// How long a topic's schema may take to resolve before the request is
+/// answered 503, and how long a failure is remembered (requests meanwhile
+/// get the same 503 at once instead of each waiting on the registry).
+const RESOLVE_DEADLINE: Duration = Duration::from_secs(5);
+const FAILURE_MEMORY: Duration = Duration::from_secs(5);
+
 /// A topic's schemas.
 pub(crate) struct TopicCodec {
     client: RegistryClient,
     value: Option<Side>,
     key: Option<Side>,
+    /// The last failure to resolve, and when.
+    failed: Mutex<Option<(Instant, String)>>,
+}
+
+/// A side's resolved schema (`None` for a side without one).
+fn ready(s: &Option<Side>) -> Result<Option<&Ready>, String> {
+    match s {
+        Some(s) => s
+            .ready
+            .get()
+            .map(Some)
+            .ok_or_else(|| "not resolved".to_string()),
+        None => Ok(None),
+    }
 }
 
 /// A topic's schemas, resolved: the [`Codec`] its events are written with.
@@ -100,28 +123,60 @@ impl TopicCodec {
             client,
             value: value.map(|s| side(s, false)),
             key: key.map(|s| side(s, true)),
+            failed: Mutex::new(None),
         }
     }
 
-    /// Both sides resolved, or why the registry could not give them.
+    /// Both sides resolved, or why the registry could not give them
+    /// (within [`RESOLVE_DEADLINE`]; a failure is remembered for
+    /// [`FAILURE_MEMORY`]).
     pub(crate) async fn prepared<'a>(&'a self, topic: &'a str) -> Result<Prepared<'a>, String> {
-        let value = match &self.value {
-            Some(s) => Some(
-                s.resolve(&self.client, topic)
-                    .await
-                    .map_err(|e| e.to_string())?,
-            ),
-            None => None,
-        };
-        let key = match &self.key {
-            Some(s) => Some(
-                s.resolve(&self.client, topic)
-                    .await
-                    .map_err(|e| e.to_string())?,
-            ),
-            None => None,
-        };
-        Ok(Prepared { value, key })
+        let resolved = self.value.as_ref().is_none_or(|s| s.ready.initialized())
+            && self.key.as_ref().is_none_or(|s| s.ready.initialized());
+        if !resolved {
+            if let Some((at, why)) = &*self.failed.lock().unwrap_or_else(|e| e.into_inner()) {
+                if at.elapsed() < FAILURE_MEMORY {
+                    return Err(why.clone());
+                }
+            }
+            let r = tokio::time::timeout(RESOLVE_DEADLINE, self.resolve(topic)).await;
+            let why = match r {
+                Ok(Ok(())) => None,
+                Ok(Err(why)) => Some(why),
+                Err(_) => Some(format!(
+                    "the schema registry did not answer within {} s",
+                    RESOLVE_DEADLINE.as_secs()
+                )),
+            };
+            if let Some(why) = why {
+                *self.failed.lock().unwrap_or_else(|e| e.into_inner()) =
+                    Some((Instant::now(), why.clone()));
+                return Err(why);
+            }
+        }
+        self.resolve_now()
+    }
+
+    async fn resolve(&self, topic: &str) -> Result<(), String> {
+        if let Some(s) = &self.value {
+            s.resolve(&self.client, topic)
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+        if let Some(s) = &self.key {
+            s.resolve(&self.client, topic)
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    }
+
+    /// Both sides, already resolved.
+    fn resolve_now(&self) -> Result<Prepared<'_>, String> {
+        Ok(Prepared {
+            value: ready(&self.value)?,
+            key: ready(&self.key)?,
+        })
     }
 }
 

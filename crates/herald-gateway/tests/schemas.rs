@@ -148,8 +148,30 @@ value_schema = {{ format = "avro", subject = "audit-value" }}
     assert_eq!(a.status, 503, "{}", a.body);
     registry.fail(false);
     registry.register("audit-value", ORDER, "AVRO");
+    // The failure is remembered for 5 s (requests get the 503 at once, the
+    // registry is not asked again meanwhile); then the subject is read.
+    let reads_before = registry.reads();
     let a = post(addr, audit, r#"{"value": {"id": 1, "status": "NEW"}}"#).await;
+    assert_eq!(a.status, 503, "{}", a.body);
+    assert_eq!(
+        registry.reads(),
+        reads_before,
+        "a remembered failure asks nothing"
+    );
+    let start = std::time::Instant::now();
+    let a = loop {
+        let a = post(addr, audit, r#"{"value": {"id": 1, "status": "NEW"}}"#).await;
+        if a.status != 503 || start.elapsed() > Duration::from_secs(15) {
+            break a;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
     assert_eq!(a.status, 202, "{}", a.body);
+    assert!(
+        start.elapsed() >= Duration::from_secs(3),
+        "{:?}",
+        start.elapsed()
+    );
     // The orders topic's schemas were read once: more events, no reads.
     let before = registry.reads();
     for id in 10..20 {

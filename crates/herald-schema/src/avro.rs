@@ -169,7 +169,18 @@ impl AvroEncoder {
         // check of a record's name; found by fuzzing, kept in
         // fuzz/regressions/avro_json/): a schema from a registry or a file
         // must give an error, never take the process down.
-        let parsed = std::panic::catch_unwind(|| Schema::parse_str(schema_json));
+        // A fixed with logicalType uuid or duration is written as the
+        // fixed it is (16 or 12 raw bytes, named); apache-avro 0.21 would
+        // turn it into its uuid (a string) or duration type and lose the
+        // size and the name, so the logical type is left out here.
+        let text = match serde_json::from_str::<Value>(schema_json) {
+            Ok(mut v) => {
+                plain_fixed(&mut v);
+                v.to_string()
+            }
+            Err(_) => schema_json.to_string(),
+        };
+        let parsed = std::panic::catch_unwind(|| Schema::parse_str(&text));
         let schema = match parsed {
             Ok(r) => r.map_err(|e| format!("invalid Avro schema: {e}"))?,
             Err(_) => {
@@ -526,6 +537,25 @@ impl AvroEncoder {
         }
         out.extend_from_slice(&b);
         Ok(())
+    }
+}
+
+/// Remove `logicalType` from every `fixed` whose logical type is `uuid` or
+/// `duration` (see [`AvroEncoder::new`]).
+fn plain_fixed(v: &mut Value) {
+    match v {
+        Value::Object(o) => {
+            let fixed = o.get("type").and_then(Value::as_str) == Some("fixed");
+            let logical = o.get("logicalType").and_then(Value::as_str);
+            if fixed && matches!(logical, Some("uuid") | Some("duration")) {
+                o.remove("logicalType");
+            }
+            for x in o.values_mut() {
+                plain_fixed(x);
+            }
+        }
+        Value::Array(a) => a.iter_mut().for_each(plain_fixed),
+        _ => {}
     }
 }
 

@@ -28,8 +28,15 @@ impl JsonSchemaEncoder {
     pub fn new(schema: &str) -> Result<JsonSchemaEncoder, String> {
         let v: Value = serde_json::from_str(schema)
             .map_err(|e| format!("invalid JSON Schema: not JSON: {e}"))?;
-        let validator =
-            jsonschema::validator_for(&v).map_err(|e| format!("invalid JSON Schema: {e}"))?;
+        // Without `$schema`, draft-07 (Confluent's default), not the crate's
+        // 2020-12: `items` as a tuple and `dependencies` mean what they
+        // meant to the schema's author.
+        let validator = if v.get("$schema").is_some() {
+            jsonschema::validator_for(&v)
+        } else {
+            jsonschema::draft7::new(&v)
+        }
+        .map_err(|e| format!("invalid JSON Schema: {e}"))?;
         Ok(JsonSchemaEncoder {
             validator,
             title: v["title"].as_str().map(str::to_string),

@@ -26,8 +26,9 @@ use rustls::pki_types::{pem::PemObject, CertificateDer, ServerName};
 use serde_json::{json, Value};
 use tokio::net::TcpStream;
 
-/// The client's settings, by Confluent's names.
-#[derive(Debug, Clone)]
+/// The client's settings, by Confluent's names. Its `Debug` never shows the
+/// credentials.
+#[derive(Clone)]
 pub struct RegistryConfig {
     /// `schema.registry.url`: one or more base URLs (tried in order).
     pub urls: Vec<String>,
@@ -51,17 +52,52 @@ pub struct RegistryConfig {
     pub latest_cache_ttl: Option<Duration>,
 }
 
+impl fmt::Debug for RegistryConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RegistryConfig")
+            .field("urls", &self.urls)
+            .field("basic_auth", &self.basic_auth.as_ref().map(|_| "(set)"))
+            .field("bearer_token", &self.bearer_token.as_ref().map(|_| "(set)"))
+            .field("ca_location", &self.ca_location)
+            .finish_non_exhaustive()
+    }
+}
+
+/// `url` without `user:password@`, and that user info (Confluent's
+/// `basic.auth.credentials.source=URL`, its default).
+fn without_userinfo(url: &str) -> (String, Option<String>) {
+    if let Some((scheme, rest)) = url.split_once("://") {
+        let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+        if let Some((userinfo, host)) = authority.rsplit_once('@') {
+            return (
+                format!("{scheme}://{host}{path}"),
+                Some(userinfo.to_string()),
+            );
+        }
+    }
+    (url.to_string(), None)
+}
+
 impl RegistryConfig {
     /// Confluent's defaults for these URLs (comma-separated, as
-    /// `schema.registry.url` is written).
+    /// `schema.registry.url` is written). Credentials in a URL
+    /// (`https://user:password@host`) become its basic auth and leave the
+    /// URL (so no error or log shows them).
     pub fn new(urls: &str) -> RegistryConfig {
+        let mut basic_auth = None;
+        let urls = urls
+            .split(',')
+            .map(|u| u.trim().trim_end_matches('/'))
+            .filter(|u| !u.is_empty())
+            .map(|u| {
+                let (u, info) = without_userinfo(u);
+                basic_auth = basic_auth.take().or(info);
+                u
+            })
+            .collect();
         RegistryConfig {
-            urls: urls
-                .split(',')
-                .map(|u| u.trim().trim_end_matches('/').to_string())
-                .filter(|u| !u.is_empty())
-                .collect(),
-            basic_auth: None,
+            urls,
+            basic_auth,
             bearer_token: None,
             ca_location: None,
             request_timeout: Duration::from_secs(30),
@@ -218,8 +254,10 @@ impl fmt::Display for Version {
 #[derive(Debug, Default)]
 struct Cache {
     by_id: HashMap<u32, RegisteredSchema>,
-    /// (subject, schema text) → id, from lookups and registrations.
-    ids: HashMap<(String, String), SubjectVersion>,
+    /// (subject, schema text, schema type, normalize) → its version and
+    /// id, from lookups; → its id, from registrations.
+    ids: HashMap<(String, String, String, bool), SubjectVersion>,
+    registered: HashMap<(String, String, String, bool), u32>,
     latest: HashMap<String, (Instant, SubjectVersion)>,
 }
 
@@ -316,7 +354,12 @@ impl RegistryClient {
         schema_type: &str,
         normalize: bool,
     ) -> Result<SubjectVersion, RegistryError> {
-        let key = (subject.to_string(), schema.to_string());
+        let key = (
+            subject.to_string(),
+            schema.to_string(),
+            schema_type.to_string(),
+            normalize,
+        );
         if let Some(v) = self.cache().ids.get(&key) {
             return Ok(v.clone());
         }
@@ -338,9 +381,14 @@ impl RegistryClient {
         schema_type: &str,
         normalize: bool,
     ) -> Result<u32, RegistryError> {
-        let key = (subject.to_string(), schema.to_string());
-        if let Some(v) = self.cache().ids.get(&key) {
-            return Ok(v.id);
+        let key = (
+            subject.to_string(),
+            schema.to_string(),
+            schema_type.to_string(),
+            normalize,
+        );
+        if let Some(id) = self.cache().registered.get(&key) {
+            return Ok(*id);
         }
         let path = format!(
             "/subjects/{}/versions?normalize={normalize}",
@@ -489,7 +537,12 @@ impl RegistryClient {
                                 .unwrap_or_else(|| status.canonical_reason().unwrap_or(""))
                                 .to_string(),
                         };
-                        if !status.is_server_error() {
+                        // 5xx, 408 and 429 are retried (as Confluent's
+                        // client does); other refusals are answers.
+                        let again = status.is_server_error()
+                            || status == StatusCode::REQUEST_TIMEOUT
+                            || status == StatusCode::TOO_MANY_REQUESTS;
+                        if !again {
                             return Err(e);
                         }
                         last = Some(e);
@@ -517,7 +570,13 @@ impl RegistryClient {
         let uri: Uri = format!("{base}{path}")
             .parse()
             .map_err(|e| format!("{e}"))?;
-        let host = uri.host().ok_or("no host in the URL")?.to_string();
+        // An IPv6 host comes with its brackets: not for connect(2) or TLS.
+        let host = uri
+            .host()
+            .ok_or("no host in the URL")?
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_string();
         let tls = uri.scheme_str() == Some("https");
         let port = uri.port_u16().unwrap_or(if tls { 443 } else { 80 });
         let tcp = TcpStream::connect((host.as_str(), port))
@@ -672,6 +731,21 @@ fn connector(ca: Option<&PathBuf>) -> Result<tokio_rustls::TlsConnector, Registr
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn credentials_leave_the_url_and_never_show() {
+        let c = RegistryConfig::new("https://svc:s3cret@registry.example:8081/");
+        assert_eq!(c.urls, ["https://registry.example:8081"]);
+        assert_eq!(c.basic_auth.as_deref(), Some("svc:s3cret"));
+        let mut c = c;
+        c.bearer_token = Some("tok-123".into());
+        let shown = format!("{c:?}");
+        assert!(
+            !shown.contains("s3cret") && !shown.contains("tok-123"),
+            "{shown}"
+        );
+        assert_eq!(without_userinfo("http://h:1/x").0, "http://h:1/x");
+    }
 
     #[test]
     fn base64_and_segments() {

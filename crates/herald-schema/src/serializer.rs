@@ -181,6 +181,9 @@ pub trait Format: Send + Sync + 'static {
     /// The name RecordNameStrategy uses (a record's full name; a JSON
     /// Schema's `title`).
     fn record_name(e: &Self::Encoder) -> Option<String>;
+    /// Whether two schema texts are the same schema (Avro: the same
+    /// Parsing Canonical Form; JSON Schema: the same JSON).
+    fn same(a: &str, b: &str) -> bool;
 }
 
 /// Avro: the binary encoding.
@@ -202,6 +205,12 @@ impl Format for Avro {
             _ => None,
         }
     }
+    fn same(a: &str, b: &str) -> bool {
+        match (AvroEncoder::new(a), AvroEncoder::new(b)) {
+            (Ok(x), Ok(y)) => x.schema().canonical_form() == y.schema().canonical_form(),
+            _ => false,
+        }
+    }
 }
 
 /// JSON Schema: the JSON itself, once it validates.
@@ -219,6 +228,12 @@ impl Format for JsonSchema {
     }
     fn record_name(e: &JsonSchemaEncoder) -> Option<String> {
         e.title().map(str::to_string)
+    }
+    fn same(a: &str, b: &str) -> bool {
+        matches!(
+            (serde_json::from_str::<Value>(a), serde_json::from_str::<Value>(b)),
+            (Ok(x), Ok(y)) if x == y
+        )
     }
 }
 
@@ -347,13 +362,21 @@ impl<F: Format> SchemaSerializer<F> {
                     registered.schema_type
                 )));
             }
-            // The producer's own schema writes, under the pinned id, when
-            // it has one (as the Java serializer); else the registered one.
-            let enc = match &self.schema {
-                Some((_, enc)) => enc.clone(),
-                None => compile(&registered.schema)?,
-            };
-            (id, enc)
+            // Bytes labelled with an id are written with that id's schema.
+            // A producer's own schema must be that schema (the Java
+            // serializer accepts one its registered schema can read, then
+            // writes with the registered one; herald asks for the same
+            // schema, which never labels bytes wrongly).
+            if let Some((text, _)) = &self.schema {
+                if !F::same(text, &registered.schema) {
+                    return Err(SchemaError::Config(format!(
+                        "the producer's schema is not the schema registered as id {id}: values \
+                         labelled with id {id} must be written with it; leave the local schema \
+                         out, or use the id of the local schema"
+                    )));
+                }
+            }
+            (id, compile(&registered.schema)?)
         } else if self.cfg.use_latest_version {
             let latest = self.client.version(&subject, Version::Latest).await?;
             if let (true, Some((text, _))) = (self.cfg.latest_compatibility_strict, &self.schema) {

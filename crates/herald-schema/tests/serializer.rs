@@ -163,6 +163,23 @@ async fn failures_are_clear_and_nothing_is_sent() {
     let mock = MockBroker::start();
     mock.create_topic("orders", 1);
     let ser = AvroSerializer::new(client(&r), event_bus(id), None).unwrap();
+    // A local schema that is not the pinned id's: refused (bytes labelled
+    // with an id are written with its schema); the same schema passes.
+    let e = AvroSerializer::new(client(&r), event_bus(id), Some(ORDER_V2))
+        .unwrap()
+        .prepare("orders")
+        .await
+        .unwrap_err();
+    assert!(
+        e.to_string().contains("not the schema registered as id"),
+        "{e}"
+    );
+    let spaced = ORDER.replace(',', ", ");
+    AvroSerializer::new(client(&r), event_bus(id), Some(&spaced))
+        .unwrap()
+        .prepare("orders")
+        .await
+        .unwrap();
     // An unknown id.
     let unknown = AvroSerializer::new(client(&r), event_bus(77), None).unwrap();
     let e = unknown.prepare("orders").await.unwrap_err();

@@ -187,3 +187,19 @@ fn fuzz_regressions_give_errors() {
     let e = AvroEncoder::new(r#"{"type":"record","name":"6","fields":[]}"#).unwrap_err();
     assert!(e.contains("invalid Avro schema"), "{e}");
 }
+
+/// A uuid or duration on a fixed is its raw bytes, named (a union branch by
+/// the fixed's full name), not apache-avro's string uuid.
+#[test]
+fn uuid_and_duration_on_fixed_are_raw_bytes() {
+    let s = r#"{"type": "record", "name": "R", "namespace": "n", "fields": [
+        {"name": "u", "type": {"type": "fixed", "name": "U16", "size": 16, "logicalType": "uuid"}},
+        {"name": "d", "type": ["null", {"type": "fixed", "name": "D12", "size": 12, "logicalType": "duration"}]}]}"#;
+    let raw: String = (0u8..16).map(char::from).collect();
+    let twelve: String = (0u8..12).map(char::from).collect();
+    let b = enc(s, json!({"u": raw, "d": {"n.D12": twelve}})).unwrap();
+    let mut want: Vec<u8> = (0u8..16).collect();
+    want.push(2);
+    want.extend(0u8..12);
+    assert_eq!(b, want);
+}
