@@ -108,6 +108,18 @@ fn corpus() -> Vec<(Value, Value)> {
         (defaults, json!({})),
         (json!("string"), json!("plain")),
         (json!(["null", "long", "string"]), json!({"string": "s"})),
+        (
+            json!({"type": "fixed", "name": "Money", "size": 4, "logicalType": "decimal", "precision": 9, "scale": 2}),
+            json!("\u{0000}\u{0001}\u{00e2}\u{0040}"),
+        ),
+        (
+            json!({"type": "long", "logicalType": "local-timestamp-millis"}),
+            json!(1764500000123i64),
+        ),
+        (
+            json!({"type": "long", "logicalType": "local-timestamp-micros"}),
+            json!(1764500000123456i64),
+        ),
         (json!(["null", "long", "string"]), json!(null)),
         (
             json!({"type": "map", "values": ["null", "double"]}),

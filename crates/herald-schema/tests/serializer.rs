@@ -237,3 +237,54 @@ async fn failures_are_clear_and_nothing_is_sent() {
     producer.producer().flush().await;
     assert!(mock.log("orders", 0).is_empty(), "nothing was sent");
 }
+
+/// The library path end to end: herald's `TypedProducer` with the Avro
+/// serializer into Tansu, read back with librdkafka and decoded by
+/// Confluent's Python `AvroDeserializer` field for field.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_library_writes_what_confluents_deserializer_reads_from_kafka() {
+    let r = Registry::start();
+    let id = r.register("orders-value", ORDER, "AVRO");
+    let tansu = herald_test_support::Tansu::start();
+    tansu.create_topic("orders", 1);
+    let ser = AvroSerializer::new(client(&r), event_bus(id), None).unwrap();
+    ser.prepare("orders").await.unwrap();
+    let producer = TypedProducer::<String, Value, _, _>::new(
+        Producer::new(ProducerConfig::new(&tansu.bootstrap())).unwrap(),
+        StringSerializer,
+        ser,
+    );
+    for (i, status) in [(1, "NEW"), (2, "PAID")] {
+        producer
+            .send(Record::new("orders", json!({"id": i, "status": status})).key(format!("k{i}")))
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+    }
+    producer
+        .producer()
+        .close(Duration::from_secs(5))
+        .await
+        .unwrap();
+    let b = tansu.bootstrap();
+    let got = tokio::task::spawn_blocking(move || {
+        herald_test_support::read_all(&b, "orders", 1, 2, Duration::from_secs(30))
+    })
+    .await
+    .unwrap();
+    let values: Vec<Vec<u8>> = got.iter().map(|g| g.value.clone().unwrap()).collect();
+    let url = r.url();
+    let decoded = tokio::task::spawn_blocking(move || {
+        herald_test_support::registry::confluent_decode(&url, "avro", "orders", &values)
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        decoded,
+        [
+            json!({"id": 1, "status": "NEW"}),
+            json!({"id": 2, "status": "PAID"})
+        ]
+    );
+}
