@@ -10,7 +10,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use herald_gateway::token;
-use herald_test_support::http::request;
+use herald_test_support::http::{request, wait_healthy};
 use herald_test_support::{free_port, MockBroker};
 
 /// The resident set of process `pid`, in kB, as `field` (VmRSS, VmHWM).
@@ -69,11 +69,7 @@ allow = ["main/t"]
         .stderr(std::fs::File::create(&log).unwrap())
         .spawn()
         .unwrap();
-    let start = Instant::now();
-    while request(addr, "GET", "/healthz", &[], b"").is_none_or(|a| a.status != 200) {
-        assert!(start.elapsed() < Duration::from_secs(30), "not started");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    assert!(wait_healthy(addr, Duration::from_secs(30)), "not started");
     let bearer = format!("Bearer {good}");
     let auth = ("Authorization", bearer.as_str());
     let json = ("Content-Type", "application/json");
@@ -197,11 +193,7 @@ fn max_connections_is_kept_under_the_file_descriptor_limit() {
         .stderr(std::fs::File::create(&log).unwrap())
         .spawn()
         .unwrap();
-    let start = Instant::now();
-    while request(addr, "GET", "/healthz", &[], b"").is_none_or(|a| a.status != 200) {
-        assert!(start.elapsed() < Duration::from_secs(30), "not started");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    assert!(wait_healthy(addr, Duration::from_secs(30)), "not started");
     let text = std::fs::read_to_string(&log).unwrap();
     assert!(
         text.contains("limits.max_connections 10000 lowered to 288"),

@@ -8,10 +8,10 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use herald_gateway::token;
-use herald_test_support::http::request;
+use herald_test_support::http::wait_healthy;
 use herald_test_support::{free_port, read_all, Tansu};
 
 fn examples() -> PathBuf {
@@ -52,11 +52,7 @@ fn the_example_publishes_with_curl_and_javascript_and_kafka_has_the_events() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let start = Instant::now();
-    while request(addr, "GET", "/healthz", &[], b"").is_none_or(|a| a.status != 200) {
-        assert!(start.elapsed() < Duration::from_secs(30), "not started");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    assert!(wait_healthy(addr, Duration::from_secs(30)), "not started");
     let url = format!("http://{addr}");
 
     let curl = Command::new("bash")

@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use herald_test_support::http::request;
+use herald_test_support::http::{request, wait_healthy};
 use herald_test_support::{free_port, read_log, Tansu};
 
 fn start(config: &std::path::Path, addr: SocketAddr) -> Child {
@@ -20,14 +20,10 @@ fn start(config: &std::path::Path, addr: SocketAddr) -> Child {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let start = Instant::now();
-    while request(addr, "GET", "/healthz", &[], b"").is_none_or(|a| a.status != 200) {
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "the gateway did not start"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    assert!(
+        wait_healthy(addr, Duration::from_secs(30)),
+        "the gateway did not start"
+    );
     child
 }
 

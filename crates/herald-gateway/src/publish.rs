@@ -30,7 +30,7 @@ pub(crate) async fn publish(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let r = checked(&gw, instance.clone(), topic.clone(), query, headers, body).await;
+    let r = checked(&gw, &instance, &topic, query, headers, body).await;
     // Counted by topic when it is a configured one (nothing is counted
     // under names a client made up).
     if r.status().as_u16() >= 400 && r.extensions().get::<EventsStored>().is_none() {
@@ -41,8 +41,8 @@ pub(crate) async fn publish(
 
 async fn checked(
     gw: &Arc<Gateway>,
-    instance: String,
-    topic: String,
+    instance: &str,
+    topic: &str,
     query: Option<String>,
     headers: HeaderMap,
     body: Body,
@@ -80,7 +80,7 @@ async fn checked(
         Ok(r) => r,
         Err(why) => return problem(StatusCode::UNAUTHORIZED, why),
     };
-    let Some(inst) = gw.cfg.instances.get(&instance) else {
+    let Some(inst) = gw.cfg.instances.get(instance) else {
         return problem(
             StatusCode::NOT_FOUND,
             format!(
@@ -89,7 +89,7 @@ async fn checked(
             ),
         );
     };
-    if !inst.topics.contains_key(&topic) {
+    if !inst.topics.contains_key(topic) {
         return problem(
             StatusCode::NOT_FOUND,
             format!(
@@ -100,7 +100,7 @@ async fn checked(
         );
     }
     if let Some(r) = rule {
-        if !r.allows(&instance, &topic) {
+        if !r.allows(instance, topic) {
             return problem(
                 StatusCode::FORBIDDEN,
                 format!(
@@ -171,7 +171,7 @@ async fn checked(
             }
         };
     let Some(key) = headers.get("idempotency-key") else {
-        return accept(gw, rule, &instance, &topic, wait, &bytes).await;
+        return accept(gw, rule, instance, topic, wait, &bytes).await;
     };
     let key = match key.to_str() {
         Ok(k) if !k.is_empty() && k.len() <= 255 => k,
@@ -230,7 +230,7 @@ async fn checked(
     let task = {
         let gw = gw.clone();
         let rule = rule.cloned();
-        let (instance, topic) = (instance.clone(), topic.clone());
+        let (instance, topic) = (instance.to_string(), topic.to_string());
         tokio::spawn(async move {
             // Should this task end without finishing (a panic), the key is
             // released rather than left in progress.
@@ -319,7 +319,7 @@ async fn accept(
     let lane = &gw.lanes[instance];
     let topic_rule = &inst.topics[topic];
     // A topic with schemas: resolved (once) before any event is taken.
-    let codec = gw.codecs.get(&(instance.to_string(), topic.to_string()));
+    let codec = gw.codecs.get(instance).and_then(|t| t.get(topic));
     let prepared = match codec {
         Some(c) => match c.prepared(topic).await {
             Ok(p) => Some(p),

@@ -41,8 +41,9 @@ pub(crate) struct Gateway {
     pub limiter: Limiter,
     /// Set on SIGTERM: new publishes get 503 while the rest finishes.
     pub draining: AtomicBool,
-    /// The topics with schemas, by (instance, topic).
-    pub codecs: BTreeMap<(String, String), crate::codec::TopicCodec>,
+    /// The topics with schemas, by instance and topic (looked up by `&str`:
+    /// no allocation per request).
+    pub codecs: BTreeMap<String, BTreeMap<String, crate::codec::TopicCodec>>,
 }
 
 impl Gateway {
@@ -218,11 +219,14 @@ async fn measured(
 ) -> Response {
     let start = Instant::now();
     let method = req.method().clone();
-    let path = req.uri().path().to_string();
+    // The URI is reference-counted bytes: kept for the log line without a
+    // copy of the path per request.
+    let uri = req.uri().clone();
     let resp = next.run(req).await;
     let status = resp.status();
     gw.metrics.answered(status.as_u16(), start.elapsed());
     if status.is_client_error() || status.is_server_error() {
+        let path = uri.path();
         let detail = resp
             .extensions()
             .get::<Failure>()
@@ -331,14 +335,17 @@ pub async fn serve(
             .map_err(|e| format!("instance `{name}`: {e}"))?;
         for (topic, rule) in &inst.topics {
             if rule.value_schema.is_some() || rule.key_schema.is_some() {
-                codecs.insert(
-                    (name.clone(), topic.clone()),
-                    crate::codec::TopicCodec::new(
-                        client.clone(),
-                        rule.value_schema.clone(),
-                        rule.key_schema.clone(),
-                    ),
-                );
+                codecs
+                    .entry(name.clone())
+                    .or_insert_with(BTreeMap::new)
+                    .insert(
+                        topic.clone(),
+                        crate::codec::TopicCodec::new(
+                            client.clone(),
+                            rule.value_schema.clone(),
+                            rule.key_schema.clone(),
+                        ),
+                    );
             }
         }
     }

@@ -82,3 +82,16 @@ pub fn request(
     let _ = s.read_to_end(&mut raw);
     HttpAnswer::parse(&raw)
 }
+
+/// Poll `GET /healthz` at `addr` until it answers 200 (`true`) or
+/// `timeout` passes (`false`): a gateway just started, ready.
+pub fn wait_healthy(addr: SocketAddr, timeout: Duration) -> bool {
+    let start = std::time::Instant::now();
+    while request(addr, "GET", "/healthz", &[], b"").is_none_or(|a| a.status != 200) {
+        if start.elapsed() >= timeout {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    true
+}
