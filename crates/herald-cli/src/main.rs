@@ -3,6 +3,7 @@
 //! the command line, in the spirit of kcat. Argument parsing only; the work
 //! is in `commands`, `topic`, `spool`, `gateway` and `schema`.
 
+mod catalog;
 mod commands;
 mod gateway;
 mod schema;
@@ -41,6 +42,10 @@ enum Command {
     /// check a local schema's compatibility, register.
     #[command(subcommand)]
     Schema(schema::SchemaCommand),
+    /// The Backstage catalog-info.yaml Event entity: validate files, or
+    /// write a starting one for a topic.
+    #[command(subcommand)]
+    Catalog(catalog::CatalogCommand),
 }
 
 fn main() -> ExitCode {
@@ -78,6 +83,7 @@ fn main() -> ExitCode {
             Command::Spool(cmd) => spool::run(cmd),
             Command::Gateway(args) => gateway::run(args).await,
             Command::Schema(cmd) => schema::run(cmd).await,
+            Command::Catalog(cmd) => catalog::run(cmd).await,
         }
     })
 }
