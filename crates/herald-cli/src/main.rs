@@ -5,6 +5,7 @@
 
 mod catalog;
 mod commands;
+mod doctor;
 mod gateway;
 mod schema;
 mod spool;
@@ -46,6 +47,11 @@ enum Command {
     /// write a starting one for a topic.
     #[command(subcommand)]
     Catalog(catalog::CatalogCommand),
+    /// Check each onboarding step with the settings a producer will use:
+    /// brokers resolve and connect, TLS, SASL, the topic, writing, the
+    /// schema, the catalog entity. One line per step; exit 0 only if all
+    /// pass.
+    Doctor(Box<doctor::DoctorArgs>),
 }
 
 fn main() -> ExitCode {
@@ -84,6 +90,7 @@ fn main() -> ExitCode {
             Command::Gateway(args) => gateway::run(args).await,
             Command::Schema(cmd) => schema::run(cmd).await,
             Command::Catalog(cmd) => catalog::run(cmd).await,
+            Command::Doctor(args) => doctor::run(*args).await,
         }
     })
 }

@@ -242,6 +242,16 @@ impl Admin {
     /// A topic's partitions (leader, replicas, in-sync replicas) and
     /// configs.
     pub async fn describe_topic(&self, name: &str) -> Result<TopicDescription, Error> {
+        Ok(TopicDescription {
+            name: name.to_string(),
+            partitions: self.topic_partitions(name).await?,
+            configs: self.topic_configs(name).await?,
+        })
+    }
+
+    /// A topic's partitions (leader, replicas, in-sync replicas), from
+    /// metadata alone: for brokers that do not answer DescribeConfigs.
+    pub async fn topic_partitions(&self, name: &str) -> Result<Vec<PartitionDescription>, Error> {
         let md = self.metadata(Some(&[name.to_string()])).await?;
         let t = md
             .topics
@@ -265,11 +275,7 @@ impl Admin {
             })
             .collect();
         partitions.sort_by_key(|p| p.partition);
-        Ok(TopicDescription {
-            name: name.to_string(),
-            partitions,
-            configs: self.topic_configs(name).await?,
-        })
+        Ok(partitions)
     }
 
     /// A topic's configs, as the broker reports them, sorted by name.

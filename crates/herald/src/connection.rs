@@ -364,6 +364,16 @@ impl Connection {
         &self.addr
     }
 
+    /// How many APIs the broker announced (for `herald doctor`).
+    pub(crate) fn api_count(&self) -> usize {
+        self.versions.len()
+    }
+
+    /// The broker's highest version of API `key`.
+    pub(crate) fn max_version(&self, key: i16) -> Option<i16> {
+        self.versions.get(&key).map(|(_, max)| *max)
+    }
+
     /// Whether the broker supports API `R` at all.
     pub(crate) fn supports<R: Request>(&self) -> bool {
         self.versions.contains_key(&R::KEY)

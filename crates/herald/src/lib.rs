@@ -51,6 +51,7 @@ pub mod compression;
 pub mod config;
 mod connection;
 mod delivery;
+pub mod diagnose;
 mod driver;
 pub mod error;
 mod idempotence;

@@ -169,26 +169,9 @@ impl SaslConfig {
                     token.principal,
                 )
             }
-            SaslConfig::AwsMskIam {
-                region,
-                credentials,
-            } => {
+            SaslConfig::AwsMskIam { credentials, .. } => {
                 let host = crate::connection::host_of(addr);
-                let region = region
-                    .clone()
-                    .or_else(|| std::env::var("AWS_REGION").ok().filter(|r| !r.is_empty()))
-                    .or_else(|| {
-                        std::env::var("AWS_DEFAULT_REGION")
-                            .ok()
-                            .filter(|r| !r.is_empty())
-                    })
-                    .or_else(|| aws_msk_iam::region_from_host(host))
-                    .ok_or_else(|| {
-                        format!(
-                            "no AWS region: set sasl.aws.region (or AWS_REGION); `{host}` \
-                             does not name one"
-                        )
-                    })?;
+                let region = self.aws_region(addr)?;
                 let creds =
                     contained("the AWS credentials provider", credentials.credentials()).await?;
                 let who = creds.access_key_id.clone();
@@ -198,6 +181,37 @@ impl SaslConfig {
                 )
             }
         })
+    }
+}
+
+impl SaslConfig {
+    /// AWS_MSK_IAM's signing region for `addr`: `sasl.aws.region`, else
+    /// `AWS_REGION`, `AWS_DEFAULT_REGION`, then the region in an MSK host
+    /// name.
+    pub(crate) fn aws_region(&self, addr: &str) -> Result<String, String> {
+        let SaslConfig::AwsMskIam { region, .. } = self else {
+            return Err("not AWS_MSK_IAM".into());
+        };
+        let host = crate::connection::host_of(addr);
+        let env = |k: &str| std::env::var(k).ok().filter(|r| !r.is_empty());
+        region
+            .clone()
+            .or_else(|| env("AWS_REGION"))
+            .or_else(|| env("AWS_DEFAULT_REGION"))
+            .or_else(|| aws_msk_iam::region_from_host(host))
+            .ok_or_else(|| {
+                format!("no AWS region: set sasl.aws.region (or AWS_REGION); `{host}` does not name one")
+            })
+    }
+
+    /// AWS_MSK_IAM's access key id (the public half), from its provider.
+    pub(crate) async fn aws_access_key(&self) -> Result<String, String> {
+        let SaslConfig::AwsMskIam { credentials, .. } = self else {
+            return Err("not AWS_MSK_IAM".into());
+        };
+        contained("the AWS credentials provider", credentials.credentials())
+            .await
+            .map(|c| c.access_key_id)
     }
 }
 
