@@ -35,6 +35,7 @@
 //! allow = ["main/orders", "main/*"]
 //! events_per_second = 1000         # optional rate limit (429 with Retry-After beyond it)
 //! burst = 2000                     # optional; default: one second's worth
+//! permissions = ["status"]         # optional: may read the status page (GET /) from anywhere
 //! ```
 
 use std::collections::BTreeMap;
@@ -95,6 +96,9 @@ pub struct TokenRule {
     pub allow: Vec<(String, String)>,
     /// `events_per_second` and `burst`: the token's rate limit, if any.
     pub rate: Option<(f64, f64)>,
+    /// `permissions = ["status"]`: may read the status page (`GET /`)
+    /// from anywhere; without it only loopback clients may.
+    pub status: bool,
 }
 
 impl TokenRule {
@@ -172,7 +176,14 @@ const LIMITS: &[&str] = &[
 ];
 const INSTANCE: &[&str] = &["send_timeout_ms", "fallback", "topics", "schema_registry"];
 const TOPIC: &[&str] = &["key", "headers", "value_schema", "key_schema"];
-const TOKEN: &[&str] = &["name", "sha256", "allow", "events_per_second", "burst"];
+const TOKEN: &[&str] = &[
+    "name",
+    "sha256",
+    "allow",
+    "events_per_second",
+    "burst",
+    "permissions",
+];
 
 struct Ctx<'a> {
     file: String,
@@ -772,11 +783,39 @@ fn token(
         }
         (None, None) => None,
     };
+    let mut status = false;
+    if let Some(item) = t.get("permissions") {
+        let ppath = join(path, "permissions");
+        let arr = item.as_array().ok_or_else(|| {
+            cx.err(
+                Ctx::at(t, "permissions"),
+                &ppath,
+                "expected a list, e.g. permissions = [\"status\"]",
+            )
+        })?;
+        for v in arr.iter() {
+            match v.as_str() {
+                Some("status") => status = true,
+                other => {
+                    return Err(cx.err(
+                        v.span(),
+                        &ppath,
+                        format!(
+                            "`{}`: the one permission is \"status\" (read the status page from \
+                             anywhere, not only loopback)",
+                            other.unwrap_or("a non-string")
+                        ),
+                    ))
+                }
+            }
+        }
+    }
     Ok(TokenRule {
         name,
         sha256,
         allow,
         rate,
+        status,
     })
 }
 

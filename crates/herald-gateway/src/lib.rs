@@ -7,7 +7,8 @@
 //! 202 once durable in the instance's spool, or `wait=true` for Kafka's
 //! offsets) with bearer tokens, per-token rate limits, `Idempotency-Key`,
 //! `fallback = "none"` and problem+json errors; `GET /v1/instances`,
-//! `/healthz`, `/readyz`, `/metrics` and `/openapi.json`. See DESIGN.md,
+//! `/healthz`, `/readyz`, `/metrics`, `/openapi.json`, and the operator's
+//! status page at `/`. See DESIGN.md,
 //! "The gateway".
 
 mod codec;
@@ -22,6 +23,7 @@ pub mod ratelimit;
 pub mod replay;
 pub mod request;
 mod server;
+mod status;
 pub mod token;
 
 pub use listener::bind;

@@ -16,6 +16,11 @@ use hyper_util::service::TowerToHyperService;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
+use tower::ServiceExt;
+
+/// The TCP peer of a request's connection.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ClientAddr(pub std::net::SocketAddr);
 
 /// A listening socket for `addr` with a backlog of 4096 (capped by the
 /// kernel's `somaxconn`): the usual 128 overflows when a crowd connects at
@@ -84,7 +89,7 @@ pub(crate) async fn serve(
     tokio::pin!(shutdown);
     let mut stop_at: Option<tokio::time::Instant> = None;
     loop {
-        let (mut stream, _) = tokio::select! {
+        let (mut stream, peer) = tokio::select! {
             _ = &mut shutdown, if stop_at.is_none() => {
                 stop_at = Some(tokio::time::Instant::now() + lame_duck);
                 continue;
@@ -132,7 +137,13 @@ pub(crate) async fn serve(
             continue;
         };
         let _ = stream.set_nodelay(true);
-        let svc = TowerToHyperService::new(app.clone());
+        // The client's address, for what only loopback may see.
+        let svc = TowerToHyperService::new(app.clone().map_request(
+            move |mut r: hyper::Request<hyper::body::Incoming>| {
+                r.extensions_mut().insert(ClientAddr(peer));
+                r
+            },
+        ));
         let builder = builder.clone();
         let mut stop = stop_rx.clone();
         tokio::spawn(async move {

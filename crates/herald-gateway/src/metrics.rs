@@ -151,6 +151,26 @@ impl Metrics {
         self.topics.get(instance)?.get(topic)
     }
 
+    /// Per configured instance and topic: events accepted, delivered and
+    /// dead-lettered so far (for the status page's rates).
+    pub fn topic_totals(&self) -> Vec<(&str, &str, [u64; 3])> {
+        let mut out = Vec::new();
+        for (i, topics) in &self.topics {
+            for (t, c) in topics {
+                out.push((
+                    i.as_str(),
+                    t.as_str(),
+                    [
+                        c.accepted.load(Relaxed),
+                        c.delivered.load(Relaxed),
+                        c.dead_letters.load(Relaxed),
+                    ],
+                ));
+            }
+        }
+        out
+    }
+
     /// `n` events of `instance`/`topic` stored in the spool.
     pub fn accepted(&self, instance: &str, topic: &str, n: u64) {
         if let Some(c) = self.topic(instance, topic) {

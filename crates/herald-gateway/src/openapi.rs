@@ -72,6 +72,18 @@ pub const ROUTES: &[Route] = &[
         summary: "This document",
         answers: &[(200, "OpenAPI 3.1")],
     },
+    Route {
+        method: "get",
+        path: "/",
+        summary: "The operator's status page (HTML, refreshing itself): instances, topics' \
+                  rates, spool backlog, dead letters, last errors. Loopback clients, or a \
+                  token with permissions = [\"status\"] (bearer, or basic auth's password)",
+        answers: &[
+            (200, "the page"),
+            (401, "not loopback and no (or an unknown) token; asks for basic auth"),
+            (403, "the token lacks the status permission"),
+        ],
+    },
 ];
 
 fn schemas() -> Value {

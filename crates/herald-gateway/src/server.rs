@@ -44,6 +44,11 @@ pub(crate) struct Gateway {
     /// The topics with schemas, by instance and topic (looked up by `&str`:
     /// no allocation per request).
     pub codecs: BTreeMap<String, BTreeMap<String, crate::codec::TopicCodec>>,
+    /// The status page's last dead letters and failed requests.
+    pub recent: Arc<crate::status::Recent>,
+    /// The status page's rates (sampled every second).
+    pub rates: crate::status::Rates,
+    pub started: Instant,
 }
 
 impl Gateway {
@@ -231,6 +236,13 @@ async fn measured(
             .extensions()
             .get::<Failure>()
             .map_or("", |f| f.0.as_str());
+        gw.recent.error(crate::status::ErrorLine {
+            at_ms: now_ms(),
+            status: status.as_u16(),
+            method: method.to_string(),
+            path: path.to_string(),
+            detail: detail.to_string(),
+        });
         if status.is_server_error() {
             tracing::warn!(%method, ?path, status = status.as_u16(), ?detail, "request failed");
         } else {
@@ -248,6 +260,39 @@ async fn fallback() -> Response {
     )
 }
 
+/// `GET /`: the status page, for loopback clients or a token with the
+/// status permission.
+async fn status_page(State(gw): State<Arc<Gateway>>, req: axum::extract::Request) -> Response {
+    let peer = req
+        .extensions()
+        .get::<crate::listener::ClientAddr>()
+        .map(|c| c.0.ip());
+    let authorization = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    if let Err(r) = crate::status::may_view(peer, authorization, &gw.cfg.tokens) {
+        let mut resp = problem(r.status, r.detail);
+        if r.challenge {
+            resp.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                header::HeaderValue::from_static("Basic realm=\"herald gateway status\""),
+            );
+        }
+        return resp;
+    }
+    let page = crate::status::render(&crate::status::view(&gw, now_ms()));
+    (
+        StatusCode::OK,
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        page,
+    )
+        .into_response()
+}
+
 /// The handler of each documented route: the router is built from
 /// `openapi::ROUTES`, so every route served is documented.
 fn handler(route: &crate::openapi::Route) -> axum::routing::MethodRouter<Arc<Gateway>> {
@@ -257,6 +302,7 @@ fn handler(route: &crate::openapi::Route) -> axum::routing::MethodRouter<Arc<Gat
         ("get", "/healthz") => get(|| async { "ok\n" }),
         ("get", "/readyz") => get(readyz),
         ("get", "/metrics") => get(metrics),
+        ("get", "/") => get(status_page),
         ("get", "/openapi.json") => {
             get(|| async { json(StatusCode::OK, crate::openapi::document()) })
         }
@@ -290,18 +336,28 @@ pub async fn serve(
             inst.topics.keys().map(String::as_str).collect(),
         )
     })));
+    let recent = Arc::new(crate::status::Recent::default());
     let mut lanes = BTreeMap::new();
     for (name, inst) in &cfg.instances {
         let dir = cfg.spool_dir.join(name);
         // Every settled event counted by topic; a delivered one's age
         // (accept time = its timestamp) into the delivery histogram.
+        // A dead letter also goes to the status page, with its reason.
         let observer = {
-            let (metrics, name) = (metrics.clone(), name.clone());
+            let (metrics, name, recent) = (metrics.clone(), name.clone(), recent.clone());
             herald_spool::SettleObserver(Arc::new(move |s: herald_spool::Settled<'_>| {
                 let age = s
                     .timestamp_ms
                     .map(|t| Duration::from_millis(now_ms().saturating_sub(t).max(0) as u64));
                 metrics.settled(&name, s.topic.unwrap_or(""), s.delivered, age);
+                if !s.delivered {
+                    recent.dead_letter(crate::status::DeadLetter {
+                        at_ms: now_ms(),
+                        instance: name.clone(),
+                        topic: s.topic.unwrap_or("?").to_string(),
+                        reason: s.reason.unwrap_or("unknown").to_string(),
+                    });
+                }
             }))
         };
         let spool_cfg = SpoolConfig {
@@ -363,7 +419,28 @@ pub async fn serve(
         limiter: Limiter::default(),
         draining: AtomicBool::new(false),
         codecs,
+        recent,
+        rates: crate::status::Rates::default(),
+        started: Instant::now(),
     });
+    // The status page's rates: the counters sampled every second.
+    let sampler = {
+        let gw = Arc::downgrade(&gw);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                tick.tick().await;
+                let Some(gw) = gw.upgrade() else { break };
+                let totals = gw
+                    .metrics
+                    .topic_totals()
+                    .into_iter()
+                    .map(|(_, _, c)| c)
+                    .collect();
+                gw.rates.sample(Instant::now(), totals);
+            }
+        })
+    };
     let deadline = {
         let (tx, rx) = tokio::sync::oneshot::channel();
         let flag = gw.clone();
@@ -385,6 +462,7 @@ pub async fn serve(
         .await;
         rx.await.unwrap_or_else(|_| tokio::time::Instant::now())
     };
+    sampler.abort();
     // What is left of the grace period: Kafka may take the backlog.
     for lane in gw.lanes.values() {
         let left = deadline.saturating_duration_since(tokio::time::Instant::now());

@@ -49,6 +49,8 @@ pub struct Settled<'a> {
     pub delivered: bool,
     /// Its timestamp (ms since the epoch), if it has one.
     pub timestamp_ms: Option<i64>,
+    /// Why it became a dead letter (Kafka's refusal), if it did.
+    pub reason: Option<&'a str>,
 }
 
 /// A callback for [`SpoolConfig::on_settled`].
@@ -62,11 +64,12 @@ impl std::fmt::Debug for SettleObserver {
 }
 
 impl SettleObserver {
-    fn tell(&self, payload: &[u8], delivered: bool) {
+    fn tell(&self, payload: &[u8], delivered: bool, reason: Option<&str>) {
         (self.0)(Settled {
             topic: codec::topic(payload),
             delivered,
             timestamp_ms: codec::timestamp(payload),
+            reason,
         });
     }
 }
@@ -639,7 +642,7 @@ async fn forward(
             InFlight::Dead(why, payload) => {
                 shared.dead_letters.fetch_add(1, Ordering::Relaxed);
                 if let Some(o) = &cfg.on_settled {
-                    o.tell(&payload, false);
+                    o.tell(&payload, false, Some(&why));
                 }
                 shared.settled(seq, || Err(format!("set aside as a dead letter: {why}")));
             }
@@ -667,7 +670,7 @@ async fn forward(
                     Ok(md) => {
                         shared.delivered.fetch_add(1, Ordering::Relaxed);
                         if let Some(o) = &cfg.on_settled {
-                            o.tell(&payload, true);
+                            o.tell(&payload, true, None);
                         }
                         shared.settled(seq, || Ok(md));
                     }
@@ -678,7 +681,7 @@ async fn forward(
                         }
                         shared.dead_letters.fetch_add(1, Ordering::Relaxed);
                         if let Some(o) = &cfg.on_settled {
-                            o.tell(&payload, false);
+                            o.tell(&payload, false, Some(&e.to_string()));
                         }
                         shared.settled(seq, || Err(format!("set aside as a dead letter: {e}")));
                     }

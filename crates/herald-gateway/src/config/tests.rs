@@ -311,3 +311,25 @@ fn schemas_need_a_registry_and_a_pinned_id_or_subject() {
         assert!(e.line.is_some(), "{e}");
     }
 }
+
+#[test]
+fn the_status_permission() {
+    let c = GatewayConfig::parse("gw.toml", GOOD).unwrap();
+    assert!(!c.tokens[0].status, "no permission unless given");
+    let text = with(
+        "allow = [\"main/orders\", \"audit2/*\"]",
+        "allow = []\npermissions = [\"status\"]",
+    );
+    let c = GatewayConfig::parse("gw.toml", &text).unwrap();
+    assert!(c.tokens[0].status);
+    assert!(!c.tokens[0].allows("main", "orders"));
+    let e = err(&with(
+        "allow = [\"main/orders\", \"audit2/*\"]",
+        "allow = []\npermissions = [\"admin\"]",
+    ));
+    assert_eq!(e.key, "tokens[0].permissions");
+    assert!(
+        e.message.contains("the one permission is \"status\""),
+        "{e}"
+    );
+}
