@@ -1,6 +1,9 @@
 //! The `produce` and `metadata` commands.
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Args;
@@ -104,16 +107,39 @@ pub(crate) async fn produce(args: ProduceArgs) -> ExitCode {
         Err(e) => return fail(e, USAGE),
     };
 
+    // Progress on standard error while reading standard input, when a
+    // person watches it (a terminal); nothing extra for scripts.
+    let counts = Arc::new(crate::progress::Counts::default());
+    let progress = (args.values.is_empty() && std::io::stderr().is_terminal())
+        .then(|| crate::progress::Progress::start(counts.clone()));
+    let clear = if progress.is_some() {
+        crate::progress::CLEAR
+    } else {
+        ""
+    };
+    // Record lines to the same terminal erase the progress line first
+    // (redrawn at the next tick); to a file or pipe they are unchanged.
+    let clear_out = if progress.is_some() && std::io::stdout().is_terminal() {
+        crate::progress::CLEAR
+    } else {
+        ""
+    };
+
     // Outcomes are printed by one task, in send order.
     let (tx, mut rx) = mpsc::channel::<(usize, herald::DeliveryFuture)>(10_000);
+    let printed = counts.clone();
     let printer = tokio::spawn(async move {
         let mut failed = 0usize;
         while let Some((n, fut)) = rx.recv().await {
             match fut.await {
-                Ok(md) => println!("{}[{}]@{}", md.topic, md.partition, md.offset),
+                Ok(md) => {
+                    printed.acked.fetch_add(1, Relaxed);
+                    println!("{clear_out}{}[{}]@{}", md.topic, md.partition, md.offset);
+                }
                 Err(e) => {
                     failed += 1;
-                    eprintln!("herald: record {n} not delivered: {e}");
+                    printed.failed.fetch_add(1, Relaxed);
+                    eprintln!("{clear}herald: record {n} not delivered: {e}");
                 }
             }
         }
@@ -167,6 +193,7 @@ pub(crate) async fn produce(args: ProduceArgs) -> ExitCode {
                 None => (None, line),
             };
             sent += 1;
+            counts.sent.store(sent as u64, Relaxed);
             let record = match make(key, value) {
                 Ok(r) => r,
                 Err(e) => {
@@ -207,6 +234,9 @@ pub(crate) async fn produce(args: ProduceArgs) -> ExitCode {
     }
     drop(tx);
     let failed = printer.await.unwrap_or(usize::MAX);
+    if let Some(p) = progress {
+        p.finish();
+    }
     let closed = producer.close(close_timeout).await;
     if let Some(e) = send_error {
         return fail(e, 1);

@@ -7,6 +7,7 @@ mod catalog;
 mod commands;
 mod doctor;
 mod gateway;
+mod progress;
 mod schema;
 mod spool;
 mod topic;
