@@ -199,7 +199,18 @@ fn placeholders(node: &yaml::Node, path: &str, doc: usize, out: &mut Vec<Finding
                     format!("{path}.{key}")
                 };
                 if key.starts_with(init::TODO) {
-                    placeholders(k, &p, doc, out);
+                    out.push(Finding {
+                        document: doc,
+                        line: k.pos.line,
+                        col: k.pos.col,
+                        path: p.clone(),
+                        message: format!(
+                            "still a placeholder: {key}: {}",
+                            v.as_str().unwrap_or("")
+                        ),
+                        error: false,
+                    });
+                    continue;
                 }
                 placeholders(v, &p, doc, out);
             }

@@ -42,6 +42,8 @@ fn doctor(args: &[&str], env: &[(&str, &str)]) -> (Option<i32>, String) {
     let text = String::from_utf8_lossy(&out.stdout).to_string();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.trim().is_empty(), "nothing on stderr: {err}");
+    // Shown with --nocapture: the reports as a user reads them.
+    eprintln!("$ herald doctor {}\n{text}", args.join(" "));
     (out.status.code(), text)
 }
 

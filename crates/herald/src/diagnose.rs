@@ -279,7 +279,17 @@ pub async fn check_broker(cfg: &ProducerConfig, addr: &str) -> Vec<(Stage, Outco
                     Stage::Sasl,
                     Outcome::Passed(format!("{} authenticated {who}", s.mechanism())),
                 )),
-                Err(e) => out.push((Stage::Sasl, Outcome::Failed(format!("{e} [{who}]")))),
+                // The error names a user already; AWS's region and a
+                // token's principal are added.
+                Err(e) => {
+                    let more = match s {
+                        SaslConfig::AwsMskIam { .. } | SaslConfig::OAuthBearer { .. } => {
+                            format!(" [{who}]")
+                        }
+                        _ => String::new(),
+                    };
+                    out.push((Stage::Sasl, Outcome::Failed(format!("{e}{more}"))))
+                }
             }
         }
     }
