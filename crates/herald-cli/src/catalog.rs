@@ -96,8 +96,9 @@ pub(crate) struct Finding {
 /// A file checked: how many documents and Events, and what was found.
 pub(crate) struct FileReport {
     pub documents: usize,
-    /// The Event entities, each with its topics' names.
-    pub events: Vec<Vec<String>>,
+    /// The Event entities, each with its topics' names and broker
+    /// addresses.
+    pub events: Vec<Vec<(String, String)>>,
     pub findings: Vec<Finding>,
 }
 
@@ -163,8 +164,8 @@ pub(crate) fn check_text(text: &str) -> FileReport {
     report
 }
 
-/// The topic names an Event lists.
-fn event_topics(doc: &yaml::Node) -> Vec<String> {
+/// The topics an Event lists: name and broker address.
+fn event_topics(doc: &yaml::Node) -> Vec<(String, String)> {
     match doc
         .get("spec")
         .and_then(|s| s.get("topics"))
@@ -172,7 +173,15 @@ fn event_topics(doc: &yaml::Node) -> Vec<String> {
     {
         Some(yaml::Value::Seq(items)) => items
             .iter()
-            .filter_map(|t| t.get("topic")?.as_str().map(str::to_string))
+            .filter_map(|t| {
+                let name = t.get("topic")?.as_str()?.to_string();
+                let broker = t
+                    .get("brokerAddress")
+                    .and_then(|b| b.as_str())
+                    .unwrap_or_default()
+                    .to_string();
+                Some((name, broker))
+            })
             .collect(),
         _ => Vec::new(),
     }
@@ -292,7 +301,12 @@ fn print_text(name: &str, report: &FileReport) {
     let errors = report.errors();
     let warnings = report.findings.len() - errors;
     if errors == 0 {
-        let topics: Vec<String> = report.events.iter().flatten().cloned().collect();
+        let topics: Vec<String> = report
+            .events
+            .iter()
+            .flatten()
+            .map(|(t, _)| t.clone())
+            .collect();
         let notes = if warnings > 0 {
             format!(", {warnings} placeholder(s) to fill in")
         } else {
@@ -331,7 +345,7 @@ async fn init(args: InitArgs) -> ExitCode {
         registry = Some(RegistryConfig::new(url));
     }
     if let Some(s) = &args.subject {
-        pin = Some(Pin::Subject(s.clone()));
+        pin = Some(Pin::Subject(s.clone(), Version::Latest));
     }
     let mut payload = None;
     let mut source = None;
@@ -344,7 +358,8 @@ async fn init(args: InitArgs) -> ExitCode {
                 Err(e) => return fail(e, USAGE),
             }
         }
-        let pin = pin.unwrap_or_else(|| Pin::Subject(format!("{}-value", args.topic)));
+        let pin =
+            pin.unwrap_or_else(|| Pin::Subject(format!("{}-value", args.topic), Version::Latest));
         match registry_payload(cfg, &pin).await {
             Ok((fields, from)) => {
                 payload = Some(fields);
@@ -395,7 +410,7 @@ async fn init(args: InitArgs) -> ExitCode {
 /// Where the payload schema is.
 enum Pin {
     Id(u32),
-    Subject(String),
+    Subject(String, Version),
 }
 
 /// The instance's bootstrap servers, registry and the topic's value
@@ -429,7 +444,7 @@ fn from_gateway(
     use herald_gateway::config::Pin as GwPin;
     let pin = rule.value_schema.as_ref().map(|s| match &s.pin {
         GwPin::Id(id) => Pin::Id(*id),
-        GwPin::Subject(subject, _) => Pin::Subject(subject.clone()),
+        GwPin::Subject(subject, version) => Pin::Subject(subject.clone(), *version),
     });
     Ok((brokers, inst.registry.clone(), pin))
 }
@@ -448,8 +463,8 @@ async fn registry_payload(
                 .map_err(|e| format!("schema id {id}: {e}"))?;
             (s, format!("the registered schema id {id}"))
         }
-        Pin::Subject(subject) => {
-            let v = client.version(subject, Version::Latest).await.map_err(|e| {
+        Pin::Subject(subject, version) => {
+            let v = client.version(subject, *version).await.map_err(|e| {
                 format!("subject `{subject}`: {e}; register the schema first (herald schema register), or name it with --subject")
             })?;
             (

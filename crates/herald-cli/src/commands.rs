@@ -110,8 +110,10 @@ pub(crate) async fn produce(args: ProduceArgs) -> ExitCode {
     // Progress on standard error while reading standard input, when a
     // person watches it (a terminal); nothing extra for scripts.
     let counts = Arc::new(crate::progress::Counts::default());
-    let progress = (args.values.is_empty() && std::io::stderr().is_terminal())
-        .then(|| crate::progress::Progress::start(counts.clone()));
+    let progress = (args.values.is_empty()
+        && std::io::stderr().is_terminal()
+        && !std::io::stdin().is_terminal())
+    .then(|| crate::progress::Progress::start(counts.clone()));
     let clear = if progress.is_some() {
         crate::progress::CLEAR
     } else {
@@ -235,7 +237,7 @@ pub(crate) async fn produce(args: ProduceArgs) -> ExitCode {
     drop(tx);
     let failed = printer.await.unwrap_or(usize::MAX);
     if let Some(p) = progress {
-        p.finish();
+        p.finish().await;
     }
     let closed = producer.close(close_timeout).await;
     if let Some(e) = send_error {

@@ -16,6 +16,8 @@ use herald_schema::registry::{RegistryClient, RegistryConfig, Version};
 
 use crate::commands::{fail, split_pair, USAGE};
 
+mod settings;
+
 #[derive(Args, Debug)]
 pub(crate) struct DoctorArgs {
     /// Bootstrap brokers, HOST:PORT[,HOST:PORT…] (or bootstrap.servers in
@@ -49,8 +51,9 @@ pub(crate) struct DoctorArgs {
     /// The schema id the producer is given (instead of a subject).
     #[arg(long, value_name = "ID", conflicts_with = "value_subject")]
     value_schema_id: Option<u32>,
-    /// The producer's local schema (.avsc): it must be the registered one
-    /// or compatible with it.
+    /// The producer's local schema (.avsc, or a JSON Schema when the
+    /// registered one is JSON): it must be the registered one or
+    /// compatible with it.
     #[arg(long, value_name = "FILE")]
     schema: Option<PathBuf>,
     /// The catalog-info.yaml that registers this Event.
@@ -96,23 +99,13 @@ fn line(s: &Step) -> String {
     format!("[{tag}] {:<8} {text}", s.name)
 }
 
-/// The settings: the properties file, then -b, then -X.
+/// The settings: the properties file (Java's syntax), then -b, then -X.
 fn settings(args: &DoctorArgs) -> Result<Vec<(String, String)>, String> {
     let mut props = Vec::new();
     if let Some(file) = &args.properties_file {
         let text = std::fs::read_to_string(file)
             .map_err(|e| format!("cannot read {}: {e}", file.display()))?;
-        for (n, l) in text.lines().enumerate() {
-            let l = l.trim();
-            if l.is_empty() || l.starts_with('#') || l.starts_with('!') {
-                continue;
-            }
-            let (k, v) = l
-                .split_once('=')
-                .or_else(|| l.split_once(':'))
-                .ok_or_else(|| format!("{}:{}: not KEY=VALUE", file.display(), n + 1))?;
-            props.push((k.trim().to_string(), v.trim().to_string()));
-        }
+        props = settings::parse_properties(&text);
     }
     if let Some(b) = &args.brokers {
         props.push(("bootstrap.servers".into(), b.clone()));
@@ -127,23 +120,25 @@ fn settings(args: &DoctorArgs) -> Result<Vec<(String, String)>, String> {
     Ok(props)
 }
 
-/// A setting as it may be shown: secrets as `***`.
-fn shown(k: &str, v: &str) -> String {
-    let secret = ["password", "secret", "token", "jaas", "key.password"]
-        .iter()
-        .any(|s| k.contains(s));
-    if secret {
-        format!("{k}=***")
-    } else {
-        format!("{k}={v}")
-    }
-}
-
 pub(crate) async fn run(args: DoctorArgs) -> ExitCode {
     let props = match settings(&args) {
         Ok(p) => p,
         Err(e) => return fail(e, USAGE),
     };
+    let sorted = settings::sort(props.clone());
+    let registry_url = args.registry.clone().or(sorted.registry_url.clone());
+    if registry_url.is_none()
+        && (args.schema.is_some()
+            || args.value_subject.is_some()
+            || args.value_schema_id.is_some()
+            || !args.schema_properties.is_empty())
+    {
+        return fail(
+            "--schema, --value-subject, --value-schema-id and -S need the registry: \
+             --schema-registry URL (or schema.registry.url in -F FILE)",
+            USAGE,
+        );
+    }
     println!(
         "herald doctor {} at {} for topic `{}`",
         env!("CARGO_PKG_VERSION"),
@@ -158,23 +153,34 @@ pub(crate) async fn run(args: DoctorArgs) -> ExitCode {
     println!(
         "settings: {}",
         last.iter()
-            .map(|(k, v)| shown(k, v))
+            .map(|(k, v)| settings::shown(k, v))
             .collect::<Vec<_>>()
             .join(" ")
     );
     let mut report = Report { steps: Vec::new() };
 
-    // 1. The settings themselves.
-    let cfg = match ProducerConfig::from_properties(&props).and_then(|c| c.validate().map(|_| c)) {
+    // 1. The settings themselves (the Java client's own left out, said).
+    let producer_props = &sorted.producer;
+    let checked =
+        ProducerConfig::from_properties(producer_props).and_then(|c| c.validate().map(|_| c));
+    let ignored = if sorted.ignored.is_empty() {
+        String::new()
+    } else {
+        format!("; not used by herald: {}", sorted.ignored.join("; "))
+    };
+    let cfg = match checked {
         Ok(c) => {
             report.add(
                 "config",
-                Outcome::Passed(format!("{} properties valid", props.len())),
+                Outcome::Passed(format!(
+                    "{} producer properties valid{ignored}",
+                    producer_props.len()
+                )),
             );
             Some(c)
         }
         Err(e) => {
-            report.add("config", Outcome::Failed(e.to_string()));
+            report.add("config", Outcome::Failed(format!("{e}{ignored}")));
             None
         }
     };
@@ -195,24 +201,33 @@ pub(crate) async fn run(args: DoctorArgs) -> ExitCode {
         }
     }
 
-    // 3. The topic, 4. writing to it.
+    // 3. The brokers the cluster advertises, 4. the topic, 5. writing.
     match (&cfg, connected) {
-        (Some(cfg), true) => {
-            let written = topic_steps(&mut report, cfg, &args).await;
-            let _ = written;
-        }
+        (Some(cfg), true) => cluster_steps(&mut report, cfg, &args).await,
         _ => {
             let why = "not checked: no working connection to a broker (above)";
+            report.add("brokers", Outcome::Skipped(why.into()));
             report.add("topic", Outcome::Skipped(why.into()));
             report.add("write", Outcome::Skipped(why.into()));
         }
     }
 
-    // 5. The schema.
-    schema_step(&mut report, &args).await;
+    // 6. The schema.
+    let mut registry = sorted.registry.clone();
+    for p in &args.schema_properties {
+        match split_pair(p, "-S property") {
+            Ok((k, v)) => registry.push((k.to_string(), v.to_string())),
+            Err(e) => return fail(e, USAGE),
+        }
+    }
+    schema_step(&mut report, &args, registry_url.as_deref(), &registry).await;
 
-    // 6. The catalog entity.
-    catalog_step(&mut report, &args);
+    // 7. The catalog entity.
+    let bootstrap = cfg
+        .as_ref()
+        .map(|c| c.bootstrap_servers.clone())
+        .unwrap_or_default();
+    catalog_step(&mut report, &args, &bootstrap);
 
     let failed = report.failed();
     let total = report.steps.len();
@@ -243,9 +258,120 @@ fn herald_topic_name(t: &str) -> Option<String> {
         .map(|why| format!("topic `{t}` is not a Kafka topic name: {why}"))
 }
 
-/// The topic's partitions and retention; with --produce-test one record.
-async fn topic_steps(report: &mut Report, cfg: &ProducerConfig, args: &DoctorArgs) -> bool {
+/// The brokers the cluster advertises (the producer sends to the
+/// partitions' leaders at those addresses, not at the bootstrap ones); the
+/// topic's partitions, leaders and retention; with --produce-test, one
+/// record.
+async fn cluster_steps(report: &mut Report, cfg: &ProducerConfig, args: &DoctorArgs) {
     let topic = &args.topic;
+    let deadline = cfg.request_timeout.min(Duration::from_secs(15)) + cfg.connection_setup_timeout;
+    // A bounded producer: for metadata and the test record.
+    let mut pcfg = cfg.clone();
+    pcfg.max_block = pcfg.max_block.min(Duration::from_secs(15));
+    pcfg.request_timeout = pcfg.request_timeout.min(Duration::from_secs(15));
+    // delivery.timeout.ms must stay at least linger.ms + request.timeout.ms.
+    pcfg.delivery_timeout = pcfg
+        .delivery_timeout
+        .min(Duration::from_secs(30))
+        .max(pcfg.linger + pcfg.request_timeout);
+    let producer = match Producer::new(pcfg) {
+        Ok(p) => p,
+        Err(e) => {
+            report.add("brokers", Outcome::Failed(e.to_string()));
+            return;
+        }
+    };
+    brokers_step(report, cfg, &producer, deadline).await;
+    let ok = topic_step(report, cfg, topic, deadline).await;
+    if !ok {
+        report.add(
+            "write",
+            Outcome::Skipped("not checked: the topic step failed".into()),
+        );
+    } else if !args.produce_test {
+        report.add(
+            "write",
+            Outcome::Skipped(
+                "not checked; --produce-test writes one test record (key herald-doctor, no value) to prove the producer may write"
+                    .into(),
+            ),
+        );
+    } else {
+        write_step(report, cfg, &producer, topic).await;
+    }
+    let _ = producer.close(Duration::from_secs(5)).await;
+}
+
+async fn brokers_step(
+    report: &mut Report,
+    cfg: &ProducerConfig,
+    producer: &Producer,
+    deadline: Duration,
+) {
+    let md = match tokio::time::timeout(deadline, producer.fetch_metadata(None)).await {
+        Ok(Ok(md)) => md,
+        Ok(Err(e)) => {
+            report.add(
+                "brokers",
+                Outcome::Failed(format!("no cluster metadata: {e}")),
+            );
+            return;
+        }
+        Err(_) => {
+            report.add(
+                "brokers",
+                Outcome::Failed(format!(
+                    "no cluster metadata within {} ms",
+                    deadline.as_millis()
+                )),
+            );
+            return;
+        }
+    };
+    let mut addrs: Vec<(i32, String)> = md.brokers.iter().map(|b| (b.id, b.addr.clone())).collect();
+    addrs.sort();
+    let listed = addrs
+        .iter()
+        .map(|(id, a)| format!("{id}={a}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    for (id, addr) in &addrs {
+        // The bootstrap addresses were checked above.
+        if cfg.bootstrap_servers.contains(addr) {
+            continue;
+        }
+        let stages = diagnose::check_broker(cfg, addr).await;
+        if let Some((stage, Outcome::Failed(why))) =
+            stages.iter().find(|(_, o)| matches!(o, Outcome::Failed(_)))
+        {
+            report.add(
+                "brokers",
+                Outcome::Failed(format!(
+                    "the cluster advertises broker {id} as `{addr}`, and its {} step fails from here: {why}; \
+                     the producer sends to the leaders at the advertised addresses: ask the bus team which \
+                     listener serves clients where you are (advertised.listeners; MSK public access uses port 9198)",
+                    stage.name()
+                )),
+            );
+            return;
+        }
+    }
+    report.add(
+        "brokers",
+        Outcome::Passed(format!(
+            "the cluster advertises {} broker(s), each reachable from here: {listed}",
+            addrs.len()
+        )),
+    );
+}
+
+/// The topic's partitions, leaders and retention; whether it passed.
+async fn topic_step(
+    report: &mut Report,
+    cfg: &ProducerConfig,
+    topic: &str,
+    deadline: Duration,
+) -> bool {
     let admin = match Admin::new(cfg) {
         Ok(a) => a,
         Err(e) => {
@@ -253,40 +379,9 @@ async fn topic_steps(report: &mut Report, cfg: &ProducerConfig, args: &DoctorArg
             return false;
         }
     };
-    let deadline = cfg.request_timeout + cfg.connection_setup_timeout;
     let described = tokio::time::timeout(deadline, admin.topic_partitions(topic)).await;
-    match described {
-        Ok(Ok(partitions)) => {
-            // Retention from DescribeConfigs, which some brokers lack.
-            let configs = tokio::time::timeout(deadline, admin.topic_configs(topic)).await;
-            let retention = match &configs {
-                Ok(Ok(configs)) => {
-                    let found = configs.iter().find(|c| c.name == "retention.ms");
-                    match found.and_then(|c| c.value.as_deref()) {
-                        Some("-1") => "retention forever (retention.ms=-1)".to_string(),
-                        Some(ms) => match ms.parse::<u64>() {
-                            Ok(v) => {
-                                format!("retention.ms={ms} ({})", human(Duration::from_millis(v)))
-                            }
-                            Err(_) => format!("retention.ms={ms}"),
-                        },
-                        None => {
-                            "retention.ms not reported (the broker's default applies)".to_string()
-                        }
-                    }
-                }
-                Ok(Err(e)) => format!("retention not known ({e})"),
-                Err(_) => "retention not known (no DescribeConfigs answer)".to_string(),
-            };
-            let replicas = partitions.first().map_or(0, |p| p.replicas.len());
-            report.add(
-                "topic",
-                Outcome::Passed(format!(
-                    "`{topic}` exists: {} partitions, replication {replicas}, {retention}",
-                    partitions.len()
-                )),
-            );
-        }
+    let partitions = match described {
+        Ok(Ok(p)) => p,
         Ok(Err(e)) => {
             let what = match &e {
                 herald::Error::Broker { code, .. } if code.0 == 3 => format!(
@@ -298,10 +393,6 @@ async fn topic_steps(report: &mut Report, cfg: &ProducerConfig, args: &DoctorArg
                 _ => e.to_string(),
             };
             report.add("topic", Outcome::Failed(what));
-            report.add(
-                "write",
-                Outcome::Skipped("not checked: the topic step failed".into()),
-            );
             return false;
         }
         Err(_) => {
@@ -312,80 +403,102 @@ async fn topic_steps(report: &mut Report, cfg: &ProducerConfig, args: &DoctorArg
                     deadline.as_millis()
                 )),
             );
-            report.add(
-                "write",
-                Outcome::Skipped("not checked: the topic step failed".into()),
-            );
-            return false;
-        }
-    }
-    if !args.produce_test {
-        report.add(
-            "write",
-            Outcome::Skipped("not checked; --produce-test writes one test record to prove the producer may write".into()),
-        );
-        return true;
-    }
-    let mut pcfg = cfg.clone();
-    // A bounded wait: delivery.timeout.ms must stay at least linger.ms +
-    // request.timeout.ms, as the producer checks.
-    pcfg.max_block = pcfg.max_block.min(Duration::from_secs(15));
-    pcfg.request_timeout = pcfg.request_timeout.min(Duration::from_secs(15));
-    pcfg.delivery_timeout = pcfg
-        .delivery_timeout
-        .min(Duration::from_secs(30))
-        .max(pcfg.linger + pcfg.request_timeout);
-    let producer = match Producer::new(pcfg) {
-        Ok(p) => p,
-        Err(e) => {
-            report.add("write", Outcome::Failed(e.to_string()));
             return false;
         }
     };
-    let record = Record::new(
-        topic.clone(),
-        format!("herald doctor test record at {}", now_utc()),
-    )
-    .header("herald.doctor", "test");
+    let leaderless: Vec<String> = partitions
+        .iter()
+        .filter(|p| p.leader.is_none())
+        .map(|p| p.partition.to_string())
+        .collect();
+    if !leaderless.is_empty() {
+        report.add(
+            "topic",
+            Outcome::Failed(format!(
+                "`{topic}` has {} partitions, but partition(s) {} have no leader: records for them cannot be written; tell the bus team",
+                partitions.len(),
+                leaderless.join(", ")
+            )),
+        );
+        return false;
+    }
+    // Retention from DescribeConfigs, which some brokers lack.
+    let configs = tokio::time::timeout(deadline, admin.topic_configs(topic)).await;
+    let retention = match &configs {
+        Ok(Ok(configs)) => {
+            let found = configs.iter().find(|c| c.name == "retention.ms");
+            match found.and_then(|c| c.value.as_deref()) {
+                Some("-1") => "retention forever (retention.ms=-1)".to_string(),
+                Some(ms) => match ms.parse::<u64>() {
+                    Ok(v) => format!("retention.ms={ms} ({})", human(Duration::from_millis(v))),
+                    Err(_) => format!("retention.ms={ms}"),
+                },
+                None => "retention.ms not reported (the broker's default applies)".to_string(),
+            }
+        }
+        Ok(Err(e)) => format!("retention not known ({e})"),
+        Err(_) => "retention not known (no DescribeConfigs answer)".to_string(),
+    };
+    let replicas = partitions.first().map_or(0, |p| p.replicas.len());
+    report.add(
+        "topic",
+        Outcome::Passed(format!(
+            "`{topic}` exists: {} partitions, replication {replicas}, {retention}",
+            partitions.len()
+        )),
+    );
+    true
+}
+
+/// One record with no value (the key and a header say what it is): a
+/// consumer's deserializer (Avro, JSON Schema) reads a null value as null
+/// instead of failing on bytes that are not its format; on a compacted
+/// topic it deletes only the key `herald-doctor`.
+async fn write_step(report: &mut Report, cfg: &ProducerConfig, producer: &Producer, topic: &str) {
+    let record =
+        Record::tombstone(topic.to_string(), "herald-doctor").header("herald.doctor", "test");
     let outcome = match producer.send(record).await {
         Ok(f) => f.await,
         Err(e) => Err(e),
     };
-    let _ = producer.close(Duration::from_secs(5)).await;
+    let acks = match cfg.acks {
+        herald::Acks::None => "0",
+        herald::Acks::Leader => "1",
+        herald::Acks::All => "all",
+    };
     match outcome {
-        Ok(md) => {
-            report.add(
-                "write",
-                Outcome::Passed(format!(
-                    "wrote a test record to {}[{}]@{} (idempotent, acks=all; header herald.doctor=test)",
-                    md.topic, md.partition, md.offset
-                )),
-            );
-            true
-        }
-        Err(e) => {
-            report.add(
-                "write",
-                Outcome::Failed(format!("the test record was not written: {e}")),
-            );
-            false
-        }
+        Ok(md) => report.add(
+            "write",
+            Outcome::Passed(format!(
+                "wrote a test record to {}[{}]@{} (key herald-doctor, no value, header herald.doctor=test; enable.idempotence={}, acks={acks})",
+                md.topic, md.partition, md.offset, cfg.enable_idempotence
+            )),
+        ),
+        Err(e) => report.add(
+            "write",
+            Outcome::Failed(format!("the test record was not written: {e}")),
+        ),
     }
 }
 
-async fn schema_step(report: &mut Report, args: &DoctorArgs) {
-    let Some(url) = &args.registry else {
+async fn schema_step(
+    report: &mut Report,
+    args: &DoctorArgs,
+    url: Option<&str>,
+    settings: &[(String, String)],
+) {
+    let Some(url) = url else {
         report.add("schema", Outcome::Skipped("no --schema-registry".into()));
         return;
     };
     let mut cfg = RegistryConfig::new(url);
-    for p in &args.schema_properties {
-        match split_pair(p, "-S property").and_then(|(k, v)| cfg.set(k, v)) {
+    for (k, v) in settings {
+        match cfg.set(k, v) {
             Ok(true) => {}
             Ok(false) => {
                 report.add(
                     "schema",
-                    Outcome::Failed(format!("-S {p}: not a schema registry setting")),
+                    Outcome::Failed(format!("{k}: not a schema registry setting")),
                 );
                 return;
             }
@@ -420,9 +533,12 @@ async fn schema_step(report: &mut Report, args: &DoctorArgs) {
         },
     };
     // The registered schema the producer will use.
-    let registered = if let Some(id) = args.value_schema_id {
+    let (registered, schema_type) = if let Some(id) = args.value_schema_id {
         match client.schema_by_id(id).await {
-            Ok(s) => format!("schema id {id} is registered ({})", kind_of(&s.schema_type)),
+            Ok(s) => {
+                let t = kind_of(&s.schema_type).to_string();
+                (format!("schema id {id} is registered ({t})"), t)
+            }
             Err(e) => {
                 report.add("schema", Outcome::Failed(format!("schema id {id}: {e}")));
                 return;
@@ -430,12 +546,16 @@ async fn schema_step(report: &mut Report, args: &DoctorArgs) {
         }
     } else {
         match client.version(&subject, Version::Latest).await {
-            Ok(v) => format!(
-                "subject `{subject}` has version {} (id {}, {})",
-                v.version,
-                v.id,
-                kind_of(&v.schema.schema_type)
-            ),
+            Ok(v) => {
+                let t = kind_of(&v.schema.schema_type).to_string();
+                (
+                    format!(
+                        "subject `{subject}` has version {} (id {}, {t})",
+                        v.version, v.id
+                    ),
+                    t,
+                )
+            }
             Err(e) => {
                 report.add(
                     "schema",
@@ -452,7 +572,20 @@ async fn schema_step(report: &mut Report, args: &DoctorArgs) {
         return;
     };
     let lookup_subject = subject.clone();
-    match client.lookup(&lookup_subject, &text, "AVRO", false).await {
+    // The local file is read as the registered schema's type.
+    match client.lookup(&lookup_subject, &text, &schema_type, false).await {
+        Ok(v) if args.value_schema_id.is_some_and(|id| id != v.id) => report.add(
+            "schema",
+            Outcome::Failed(format!(
+                "{registered}; but {file} is registered as id {} (version {}): the producer \
+                 would label its records with one schema and write them with another; use \
+                 id {} or the schema of id {}",
+                v.id,
+                v.version,
+                v.id,
+                args.value_schema_id.unwrap_or_default()
+            )),
+        ),
         Ok(v) => {
             report.add(
                 "schema",
@@ -462,7 +595,10 @@ async fn schema_step(report: &mut Report, args: &DoctorArgs) {
                 )),
             );
         }
-        Err(e) if e.code() == Some(40403) => match client.is_compatible(&subject, Version::Latest, &text, "AVRO").await {
+        Err(e) if e.code() == Some(40403) => match client
+            .is_compatible(&subject, Version::Latest, &text, &schema_type)
+            .await
+        {
             Ok(true) => report.add(
                 "schema",
                 Outcome::Passed(format!(
@@ -489,7 +625,7 @@ fn kind_of(schema_type: &str) -> &str {
     }
 }
 
-fn catalog_step(report: &mut Report, args: &DoctorArgs) {
+fn catalog_step(report: &mut Report, args: &DoctorArgs, bootstrap: &[String]) {
     let Some(file) = &args.catalog else {
         report.add(
             "catalog",
@@ -524,7 +660,13 @@ fn catalog_step(report: &mut Report, args: &DoctorArgs) {
         );
         return;
     }
-    let topics: Vec<&String> = r.events.iter().flatten().collect();
+    let entries: Vec<&(String, String)> = r.events.iter().flatten().collect();
+    let topics: Vec<&String> = entries.iter().map(|(t, _)| t).collect();
+    let ours: Vec<&String> = entries
+        .iter()
+        .filter(|(t, _)| *t == args.topic)
+        .map(|(_, b)| b)
+        .collect();
     if !topics.iter().any(|t| **t == args.topic) {
         report.add(
             "catalog",
@@ -541,11 +683,27 @@ fn catalog_step(report: &mut Report, args: &DoctorArgs) {
         return;
     }
     let todo = r.findings.len() - errors.len();
-    let note = if todo > 0 {
+    let mut note = if todo > 0 {
         format!("; {todo} TODO placeholder(s) still to fill in")
     } else {
         String::new()
     };
+    // The address consumers will read in the catalog: is it the one this
+    // producer uses?
+    let same = ours.iter().any(|b| {
+        b.split(',')
+            .any(|a| bootstrap.iter().any(|s| s == a.trim()))
+    });
+    if !bootstrap.is_empty() && !same {
+        note.push_str(&format!(
+            "; note: its brokerAddress for `{}` ({}) is not among the bootstrap servers in use",
+            args.topic,
+            ours.iter()
+                .map(|b| b.as_str())
+                .collect::<Vec<_>>()
+                .join(" / ")
+        ));
+    }
     report.add(
         "catalog",
         Outcome::Passed(format!(
@@ -597,13 +755,8 @@ mod tests {
     use super::*;
 
     #[test]
-    fn secrets_are_not_shown() {
-        assert_eq!(shown("sasl.password", "s3cret"), "sasl.password=***");
-        assert_eq!(
-            shown("sasl.jaas.config", "x password=y"),
-            "sasl.jaas.config=***"
-        );
-        assert_eq!(shown("sasl.username", "alice"), "sasl.username=alice");
+    fn retention_reads_well() {
         assert_eq!(human(Duration::from_millis(604_800_000)), "7d");
+        assert_eq!(human(Duration::from_secs(90)), "90s");
     }
 }

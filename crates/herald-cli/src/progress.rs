@@ -2,7 +2,9 @@
 //! watching a long run from a terminal: records sent, acknowledged,
 //! failed, and the rate of acknowledgements, redrawn in place five times a
 //! second and left as a summary at the end. Only when standard error is a
-//! terminal: a script's output stays exactly what it was.
+//! terminal and standard input is not (a person typing records would see
+//! the line redrawn over what they type): a script's output stays exactly
+//! what it was.
 
 use std::io::Write;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -101,9 +103,12 @@ impl Progress {
         }
     }
 
-    /// Stop redrawing; leave the summary (average rate) on its own line.
-    pub(crate) fn finish(self) {
+    /// Stop redrawing (and wait until the drawing task has stopped, so no
+    /// late redraw follows); leave the summary (average rate) on its own
+    /// line.
+    pub(crate) async fn finish(self) {
         self.task.abort();
+        let _ = self.task.await;
         let elapsed = self.started.elapsed();
         let c = &self.counts;
         let acked = c.acked.load(Relaxed);

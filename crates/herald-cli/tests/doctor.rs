@@ -124,7 +124,7 @@ fn every_step_passes_on_a_ready_plain_cluster_and_the_test_record_is_in_kafka() 
         report.contains(&format!("settings: bootstrap.servers={b}")),
         "{report}"
     );
-    assert_step(&report, "config", "PASS", &["valid"]);
+    assert_step(&report, "config", "PASS", &["1 producer properties valid"]);
     assert_step(&report, "resolve", "PASS", &[&format!("{b} is {b}")]);
     assert_step(&report, "connect", "PASS", &["accepted a TCP connection"]);
     assert_step(
@@ -186,6 +186,9 @@ fn every_step_passes_on_a_ready_plain_cluster_and_the_test_record_is_in_kafka() 
         .headers
         .iter()
         .any(|(k, v)| k == "herald.doctor" && v.as_deref() == Some(&b"test"[..])));
+    // No value: a consumer's Avro deserializer reads it as null.
+    assert_eq!(records[0].value, None);
+    assert_eq!(records[0].key.as_deref(), Some(&b"herald-doctor"[..]));
 
     // A compatible local schema that is not registered still passes, and
     // says so; an incompatible one fails.
@@ -238,6 +241,59 @@ fn every_step_passes_on_a_ready_plain_cluster_and_the_test_record_is_in_kafka() 
     assert_step(&report, "topic", "PASS", &[]);
     assert!(report.contains("result: 1 of "), "{report}");
     assert!(report.contains("steps failed (schema)"), "{report}");
+
+    // A pinned id must be the local schema's own id.
+    let id2 = registry.register("orders-value", ORDER_V2, "AVRO");
+    let pinned = id2.to_string();
+    let (code, report) = doctor(
+        &[
+            "-b",
+            &b,
+            "-t",
+            "orders",
+            "--schema-registry",
+            &registry.url(),
+            "--value-schema-id",
+            &pinned,
+            "--schema",
+            &schema,
+        ],
+        &[],
+    );
+    assert_eq!(code, Some(1), "{report}");
+    assert_step(
+        &report,
+        "schema",
+        "FAIL",
+        &[
+            &format!("schema id {id2} is registered (AVRO)"),
+            &format!("order.avsc is registered as id {id}"),
+        ],
+    );
+    let (code, report) = doctor(
+        &[
+            "-b",
+            &b,
+            "-t",
+            "orders",
+            "--schema-registry",
+            &registry.url(),
+            "--value-schema-id",
+            &pinned,
+            "--schema",
+            &v2,
+        ],
+        &[],
+    );
+    assert_eq!(code, Some(0), "{report}");
+    assert_step(
+        &report,
+        "schema",
+        "PASS",
+        &[&format!(
+            "order-v2.avsc is registered as version 2 (id {id2})"
+        )],
+    );
 }
 
 #[test]
@@ -287,7 +343,7 @@ fn a_missing_topic_subject_and_catalog_entry_each_fail_with_what_to_do() {
         &["lists topics `orders` and not `refunds`", "spec.topics"],
     );
     assert!(
-        report.contains("3 of 10 steps failed (topic, schema, catalog)"),
+        report.contains("3 of 11 steps failed (topic, schema, catalog)"),
         "{report}"
     );
     // The topic was not created by asking about it.
@@ -331,6 +387,14 @@ fn nothing_listening_fails_at_connect_and_skips_the_rest() {
         assert_step(&report, s, "SKIP", &["no connection"]);
     }
     assert_step(&report, "topic", "SKIP", &["no working connection"]);
+    assert_step(&report, "brokers", "SKIP", &["no working connection"]);
+    // Schema options without a registry are a usage error.
+    let out = Command::new(env!("CARGO_BIN_EXE_herald"))
+        .args(["doctor", "-b", &b, "-t", "orders", "--schema", "x.avsc"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--schema-registry"));
     // A typo in a property name fails the config step, naming the key.
     let (code, report) = doctor(
         &["-b", &b, "-t", "orders", "-X", "securty.protocol=SSL"],
@@ -338,6 +402,30 @@ fn nothing_listening_fails_at_connect_and_skips_the_rest() {
     );
     assert_eq!(code, Some(1));
     assert_step(&report, "config", "FAIL", &["securty.protocol"]);
+}
+
+/// The classic ticket: the bootstrap address works, but the cluster
+/// advertises its brokers at an address not reachable from here (its
+/// advertised.listeners): the producer would fail at its first send.
+#[test]
+fn an_advertised_address_that_does_not_answer_fails_the_brokers_step() {
+    let advertised = free_port();
+    let tansu = Tansu::start_advertising_port(advertised);
+    tansu.create_topic("orders", 1);
+    let (code, report) = doctor(
+        &[
+            "-b",
+            &tansu.bootstrap(),
+            "-t",
+            "orders",
+            "-X",
+            "socket.connection.setup.timeout.ms=3000",
+        ],
+        &[],
+    );
+    assert_eq!(code, Some(1), "{report}");
+    assert_step(&report, "kafka", "PASS", &[]);
+    assert_step(&report, "brokers", "FAIL", &[&format!("advertises broker 111 as `127.0.0.1:{advertised}`, and its connect step fails from here"), "advertised.listeners"]);
 }
 
 #[test]
@@ -348,7 +436,15 @@ fn scram_with_the_right_and_a_wrong_password() {
     let props = write(
         &dir,
         "producer.properties",
-        &format!("# the team's producer settings\nbootstrap.servers={}\nsecurity.protocol=SASL_PLAINTEXT\nsasl.mechanism=SCRAM-SHA-512\nsasl.username=alice\n", tansu.bootstrap()),
+        &format!(
+            "# the team's Java producer settings\nbootstrap.servers = {}\nsecurity.protocol: SASL_PLAINTEXT\n\
+             sasl.mechanism SCRAM-SHA-512\nsasl.username=alice\n\
+             key.serializer=org.apache.kafka.common.serialization.StringSerializer\n\
+             value.serializer=io.confluent.kafka.serializers.KafkaAvroSerializer\n\
+             sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required \\\n  \
+             username=\"alice\" password=\"al1ce-secret\";\n",
+            tansu.bootstrap()
+        ),
     );
     let (code, report) = doctor(
         &[
@@ -371,7 +467,10 @@ fn scram_with_the_right_and_a_wrong_password() {
     );
     assert_step(&report, "topic", "PASS", &["`orders` exists: 2 partitions"]);
     assert_step(&report, "write", "PASS", &["orders["]);
-    assert!(report.contains("sasl.password=***"), "{report}");
+    assert!(
+        report.contains("sasl.password=***") && report.contains("sasl.jaas.config=***"),
+        "{report}"
+    );
     assert!(!report.contains("al1ce-secret"), "{report}");
 
     let (code, report) = doctor(

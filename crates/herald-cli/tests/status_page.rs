@@ -12,6 +12,7 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use herald_gateway::token;
 use herald_test_support::http::{request, wait_healthy};
 use herald_test_support::{free_port, Tansu};
 use serde_json::Value;
@@ -87,6 +88,29 @@ fn section<'a>(dom: &'a str, instance: &str) -> &'a str {
     &dom[start..end]
 }
 
+/// The gateway process, killed however the test ends.
+struct Gateway(std::process::Child);
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start_gateway(config: &std::path::Path, addr: SocketAddr) -> Gateway {
+    let child = Command::new(env!("CARGO_BIN_EXE_herald"))
+        .args(["gateway", "--config"])
+        .arg(config)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let g = Gateway(child);
+    assert!(wait_healthy(addr, Duration::from_secs(30)), "not started");
+    g
+}
+
 fn instances(addr: SocketAddr) -> Value {
     request(addr, "GET", "/v1/instances", &[], b"")
         .unwrap()
@@ -119,14 +143,7 @@ dir = "{spool}"
         ),
     )
     .unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_herald"))
-        .args(["gateway", "--config"])
-        .arg(dir.path().join("gateway.toml"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    assert!(wait_healthy(addr, Duration::from_secs(30)), "not started");
+    let gateway = start_gateway(&dir.path().join("gateway.toml"), addr);
     let json = [("Content-Type", "application/json")];
     let publish = |instance: &str, body: &str| {
         request(
@@ -265,8 +282,76 @@ dir = "{spool}"
         png.len()
     );
 
-    let _ = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status();
-    let _ = child.wait();
+    drop(gateway);
+}
+
+/// Behind a proxy on the same host every client comes from loopback: a
+/// forwarding header takes the loopback pass away, and the page then
+/// needs a token with the status permission (basic auth, as a browser
+/// sends it, or bearer).
+#[test]
+fn behind_a_proxy_the_page_needs_a_token_with_the_status_permission() {
+    let dir = tempfile::tempdir().unwrap();
+    let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let (ops, app) = (token::new_token(), token::new_token());
+    let config = dir.path().join("gateway.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"listen = "{addr}"
+[spool]
+dir = "{spool}"
+[instances.main]
+"bootstrap.servers" = "127.0.0.1:{port}"
+[instances.main.topics.orders]
+[[tokens]]
+name = "ops"
+sha256 = "{ops}"
+allow = []
+permissions = ["status"]
+[[tokens]]
+name = "app"
+sha256 = "{app}"
+allow = ["main/orders"]
+"#,
+            spool = dir.path().join("spool").display(),
+            port = free_port(),
+            ops = token::sha256_hex(&ops),
+            app = token::sha256_hex(&app),
+        ),
+    )
+    .unwrap();
+    let _gateway = start_gateway(&config, addr);
+    let get = |headers: &[(&str, &str)]| request(addr, "GET", "/", headers, b"").unwrap();
+    let direct = get(&[]);
+    assert_eq!(direct.status, 200);
+    assert!(direct
+        .header("content-type")
+        .unwrap()
+        .starts_with("text/html"));
+    let proxied = ("X-Forwarded-For", "203.0.113.9");
+    let refused = get(&[proxied]);
+    assert_eq!(refused.status, 401, "{}", refused.body);
+    assert_eq!(
+        refused.header("www-authenticate"),
+        Some("Basic realm=\"herald gateway status\"")
+    );
+    assert!(
+        refused.detail().contains("permissions = [\"status\"]"),
+        "{}",
+        refused.body
+    );
+    let app_bearer = format!("Bearer {app}");
+    let forbidden = get(&[proxied, ("Authorization", &app_bearer)]);
+    assert_eq!(forbidden.status, 403, "{}", forbidden.body);
+    use base64::Engine;
+    let basic = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("ops:{ops}"))
+    );
+    let ok = get(&[("Via", "1.1 nginx"), ("Authorization", &basic)]);
+    assert_eq!(ok.status, 200);
+    assert!(ok.body.contains("data-instance=\"main\""), "{}", ok.body);
+    // The page never shows a token.
+    assert!(!ok.body.contains(&ops) && !ok.body.contains(&app));
 }

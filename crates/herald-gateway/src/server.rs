@@ -271,7 +271,10 @@ async fn status_page(State(gw): State<Arc<Gateway>>, req: axum::extract::Request
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
-    if let Err(r) = crate::status::may_view(peer, authorization, &gw.cfg.tokens) {
+    let proxied = ["forwarded", "x-forwarded-for", "x-real-ip", "via"]
+        .iter()
+        .any(|h| req.headers().contains_key(*h));
+    if let Err(r) = crate::status::may_view(peer, proxied, authorization, &gw.cfg.tokens) {
         let mut resp = problem(r.status, r.detail);
         if r.challenge {
             resp.headers_mut().insert(

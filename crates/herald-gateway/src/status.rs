@@ -5,9 +5,10 @@
 //! backlog and the age of its oldest event; the last dead letters with
 //! their reason; the last failed requests.
 //!
-//! Who may read it is a pure decision ([`may_view`]): loopback clients, or
-//! a token with the `status` permission, presented as a bearer token or as
-//! the password of HTTP basic auth (what a browser can send).
+//! Who may read it is a pure decision ([`may_view`]): loopback clients not
+//! behind a proxy, or a token with the `status` permission, presented as a
+//! bearer token or as the password of HTTP basic auth (what a browser can
+//! send).
 
 use std::collections::VecDeque;
 use std::fmt::Write;
@@ -130,22 +131,33 @@ pub(crate) struct Refusal {
 }
 
 /// Whether a client at `peer` presenting `authorization` may read the
-/// page: loopback always; otherwise a token with the status permission.
+/// page: a loopback client that did not come through a proxy (`proxied`:
+/// the request has `Forwarded`, `X-Forwarded-For`, `X-Real-IP` or `Via`,
+/// so the real client is elsewhere: a reverse proxy or sidecar on the same
+/// host connects from loopback); otherwise a token with the status
+/// permission.
 pub(crate) fn may_view(
     peer: Option<IpAddr>,
+    proxied: bool,
     authorization: Option<&str>,
     tokens: &[TokenRule],
 ) -> Result<(), Refusal> {
-    if peer.is_some_and(|p| p.is_loopback() || p.to_canonical().is_loopback()) {
+    if !proxied && peer.is_some_and(|p| p.to_canonical().is_loopback()) {
         return Ok(());
     }
+    // Authentication schemes are case-insensitive (RFC 9110).
+    let scheme = |a: &'_ str, s: &str| -> Option<String> {
+        a.get(..s.len())
+            .filter(|p| p.eq_ignore_ascii_case(s))
+            .map(|_| a[s.len()..].trim().to_string())
+    };
     let token = authorization.and_then(|a| {
-        if let Some(b) = a.strip_prefix("Bearer ") {
-            return Some(b.trim().to_string());
+        if let Some(b) = scheme(a, "Bearer ") {
+            return Some(b);
         }
-        let encoded = a.strip_prefix("Basic ")?;
+        let encoded = scheme(a, "Basic ")?;
         let decoded = base64::engine::general_purpose::STANDARD
-            .decode(encoded.trim())
+            .decode(encoded)
             .ok()?;
         let text = String::from_utf8(decoded).ok()?;
         text.split_once(':')
@@ -430,27 +442,30 @@ mod tests {
         let lo6: IpAddr = "::1".parse().unwrap();
         let mapped: IpAddr = "::ffff:127.0.0.1".parse().unwrap();
         let far: IpAddr = "10.1.2.3".parse().unwrap();
-        assert_eq!(may_view(Some(lo), None, &tokens), Ok(()));
-        assert_eq!(may_view(Some(lo6), None, &tokens), Ok(()));
-        assert_eq!(may_view(Some(mapped), None, &tokens), Ok(()));
-        let r = may_view(Some(far), None, &tokens).unwrap_err();
+        let view = |peer, proxied, auth| may_view(peer, proxied, auth, &tokens);
+        assert_eq!(view(Some(lo), false, None), Ok(()));
+        assert_eq!(view(Some(lo6), false, None), Ok(()));
+        assert_eq!(view(Some(mapped), false, None), Ok(()));
+        let r = view(Some(far), false, None).unwrap_err();
         assert_eq!((r.status, r.challenge), (StatusCode::UNAUTHORIZED, true));
-        assert_eq!(
-            may_view(Some(far), Some("Bearer ops-token"), &tokens),
-            Ok(())
-        );
+        // Through a proxy on this host: loopback is not the client.
+        let r = view(Some(lo), true, None).unwrap_err();
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+        assert_eq!(view(Some(lo), true, Some("Bearer ops-token")), Ok(()));
+        assert_eq!(view(Some(far), false, Some("Bearer ops-token")), Ok(()));
+        assert_eq!(view(Some(far), false, Some("bearer ops-token")), Ok(()));
         let basic = format!(
             "Basic {}",
             base64::engine::general_purpose::STANDARD.encode("ops:ops-token")
         );
-        assert_eq!(may_view(Some(far), Some(&basic), &tokens), Ok(()));
-        let r = may_view(Some(far), Some("Bearer app-token"), &tokens).unwrap_err();
+        assert_eq!(view(Some(far), false, Some(&basic)), Ok(()));
+        let r = view(Some(far), false, Some("Bearer app-token")).unwrap_err();
         assert_eq!(r.status, StatusCode::FORBIDDEN);
         assert!(r.detail.contains("permissions = [\"status\"]"));
-        let r = may_view(Some(far), Some("Bearer nope"), &tokens).unwrap_err();
+        let r = view(Some(far), false, Some("Bearer nope")).unwrap_err();
         assert_eq!(r.status, StatusCode::UNAUTHORIZED);
         // No peer known: not loopback.
-        assert!(may_view(None, None, &tokens).is_err());
+        assert!(view(None, false, None).is_err());
     }
 
     #[test]

@@ -264,7 +264,15 @@ pub async fn check_broker(cfg: &ProducerConfig, addr: &str) -> Vec<(Stage, Outco
             )),
         )),
         Some(s) => {
-            let who = s.identity(addr).await;
+            // A token or credentials provider gets the request timeout.
+            let who = match tokio::time::timeout(request_timeout, s.identity(addr)).await {
+                Ok(w) => w,
+                Err(_) => format!(
+                    "(who: the {} provider did not answer within {} ms)",
+                    s.mechanism(),
+                    request_timeout.as_millis()
+                ),
+            };
             match Connection::connect(
                 addr,
                 &cfg.client_id,

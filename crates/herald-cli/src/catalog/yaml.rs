@@ -106,7 +106,13 @@ pub(crate) fn parse(text: &str) -> Result<Vec<Node>, SyntaxError> {
     if let Some(message) = builder.error {
         return Err(message);
     }
-    Ok(builder.docs)
+    // An empty document (a `---` at the end of a file) is no entity;
+    // Backstage skips it too.
+    Ok(builder
+        .docs
+        .into_iter()
+        .filter(|d| d.value != Value::Null)
+        .collect())
 }
 
 fn pos(m: &Marker) -> Pos {
@@ -128,8 +134,11 @@ struct Builder {
     stack: Vec<Open>,
     docs: Vec<Node>,
     anchors: HashMap<usize, Node>,
+    aliases: usize,
     error: Option<SyntaxError>,
 }
+
+const MAX_ALIASES: usize = 100;
 
 impl Builder {
     /// A finished node goes into the collection being built, or is a
@@ -143,7 +152,15 @@ impl Builder {
             Some(Open::Seq(_, _, items)) => items.push(node),
             Some(Open::Map(_, _, entries, key)) => match key.take() {
                 None => *key = Some(node),
-                Some(k) => entries.push((k, node)),
+                // An empty value (`key:` and nothing) is marked at the
+                // next token, lines later: place it at its key.
+                Some(k) => {
+                    let mut node = node;
+                    if node.value == Value::Null {
+                        node.pos = k.pos;
+                    }
+                    entries.push((k, node))
+                }
             },
         }
     }
@@ -184,8 +201,17 @@ impl MarkedEventReceiver for Builder {
                 };
                 self.push(node, anchor);
             }
+            // Each alias is a copy: at most 100 (as Backstage's YAML
+            // loader), so a file of nested aliases cannot exhaust memory.
+            Event::Alias(_) if self.aliases >= MAX_ALIASES => {
+                self.error.get_or_insert(SyntaxError {
+                    pos: at,
+                    message: format!("more than {MAX_ALIASES} aliases"),
+                });
+            }
             Event::Alias(id) => match self.anchors.get(&id).cloned() {
                 Some(mut node) => {
+                    self.aliases += 1;
                     node.pos = at;
                     self.push(node, 0);
                 }
@@ -295,6 +321,28 @@ mod tests {
             Some("v")
         );
         assert_eq!(docs[1].get("c").unwrap().pos.line, 4);
+    }
+
+    #[test]
+    fn empty_values_are_at_their_key_and_empty_documents_are_skipped() {
+        let docs = parse("a:\n  b:\n  c: 1\n---\n").unwrap();
+        assert_eq!(docs.len(), 1);
+        let b = docs[0].get("a").unwrap().get("b").unwrap();
+        assert_eq!(
+            (b.value.clone(), b.pos),
+            (Value::Null, Pos { line: 2, col: 3 })
+        );
+    }
+
+    #[test]
+    fn aliases_are_bounded() {
+        let mut text = String::from("a: &a [x, x]\n");
+        for i in 0..120 {
+            text.push_str(&format!("k{i}: *a\n"));
+        }
+        let e = parse(&text).unwrap_err();
+        assert!(e.message.contains("more than 100 aliases"), "{e:?}");
+        assert_eq!(e.pos.line, 102);
     }
 
     #[test]
