@@ -28,15 +28,19 @@ pub(crate) struct DoctorArgs {
     /// (security.protocol, sasl.mechanism, ssl.ca.location…).
     #[arg(short = 'X', value_name = "PROPERTY=VALUE")]
     properties: Vec<String>,
-    /// A Java-style properties file (KEY=VALUE lines, # comments) with the
-    /// producer's settings; -X wins over it.
+    /// The producer's properties file, as Java reads it (KEY=VALUE, KEY:
+    /// VALUE or KEY VALUE; # comments; \ continues a line). Java-only keys
+    /// (serializers, JAAS, truststores) are listed, not failed;
+    /// schema.registry.url and basic.auth.* go to the registry. -b and -X
+    /// win over it.
     #[arg(short = 'F', long = "properties", value_name = "FILE")]
     properties_file: Option<PathBuf>,
     /// The topic the producer will write to.
     #[arg(short = 't', long)]
     topic: String,
-    /// Write one test record to the topic (idempotent; header
-    /// herald.doctor=test) to prove the producer may write.
+    /// Write one test record to the topic to prove the producer may write
+    /// (no key, no value, header herald.doctor=test; with the
+    /// producer's own idempotence and acks).
     #[arg(long)]
     produce_test: bool,
     /// The schema registry the producer will use.
@@ -139,6 +143,35 @@ pub(crate) async fn run(args: DoctorArgs) -> ExitCode {
             USAGE,
         );
     }
+    // The registry's settings: -S must be right (a usage error); the
+    // file's unknown ones are noted by the schema step.
+    let mut registry = None;
+    let mut registry_notes = Vec::new();
+    if let Some(url) = &registry_url {
+        let mut rc = RegistryConfig::new(url);
+        for (k, v) in &sorted.registry {
+            match rc.set(k, v) {
+                Ok(true) => {}
+                Ok(false) => {
+                    registry_notes.push(format!("{k} (not used by herald's registry client)"))
+                }
+                Err(e) => registry_notes.push(format!("{k}: {e}")),
+            }
+        }
+        for p in &args.schema_properties {
+            let set = split_pair(p, "-S property").and_then(|(k, v)| rc.set(k, v));
+            match set {
+                Ok(true) => {}
+                Ok(false) => return fail(format!("-S {p}: not a schema registry setting"), USAGE),
+                Err(e) => return fail(format!("-S {p}: {e}"), USAGE),
+            }
+        }
+        registry = Some(RegistrySettings {
+            config: rc,
+            notes: registry_notes,
+            strategy: sorted.value_subject_strategy.clone(),
+        });
+    }
     println!(
         "herald doctor {} at {} for topic `{}`",
         env!("CARGO_PKG_VERSION"),
@@ -213,14 +246,7 @@ pub(crate) async fn run(args: DoctorArgs) -> ExitCode {
     }
 
     // 6. The schema.
-    let mut registry = sorted.registry.clone();
-    for p in &args.schema_properties {
-        match split_pair(p, "-S property") {
-            Ok((k, v)) => registry.push((k.to_string(), v.to_string())),
-            Err(e) => return fail(e, USAGE),
-        }
-    }
-    schema_step(&mut report, &args, registry_url.as_deref(), &registry).await;
+    schema_step(&mut report, &args, registry).await;
 
     // 7. The catalog entity.
     let bootstrap = cfg
@@ -282,22 +308,25 @@ async fn cluster_steps(report: &mut Report, cfg: &ProducerConfig, args: &DoctorA
         }
     };
     brokers_step(report, cfg, &producer, deadline).await;
-    let ok = topic_step(report, cfg, topic, deadline).await;
-    if !ok {
-        report.add(
-            "write",
-            Outcome::Skipped("not checked: the topic step failed".into()),
-        );
-    } else if !args.produce_test {
-        report.add(
+    match topic_step(report, cfg, topic, deadline).await {
+        None => report.add("write", Outcome::Skipped("not checked: the topic step failed".into())),
+        Some(_) if !args.produce_test => report.add(
             "write",
             Outcome::Skipped(
-                "not checked; --produce-test writes one test record (key herald-doctor, no value) to prove the producer may write"
+                "not checked; --produce-test writes one test record (no key, no value) to prove the producer may write"
                     .into(),
             ),
-        );
-    } else {
-        write_step(report, cfg, &producer, topic).await;
+        ),
+        // A compacted topic refuses a record without a key, and one with a
+        // key would be a record consumers' key deserializers may not read.
+        Some(true) => report.add(
+            "write",
+            Outcome::Skipped(
+                "not written: the topic is compacted (cleanup.policy=compact), where a test record would need a key consumers may not be able to read"
+                    .into(),
+            ),
+        ),
+        Some(false) => write_step(report, cfg, &producer, topic).await,
     }
     let _ = producer.close(Duration::from_secs(5)).await;
 }
@@ -365,18 +394,19 @@ async fn brokers_step(
     );
 }
 
-/// The topic's partitions, leaders and retention; whether it passed.
+/// The topic's partitions, leaders and retention; `None` if it failed,
+/// else whether it is compacted.
 async fn topic_step(
     report: &mut Report,
     cfg: &ProducerConfig,
     topic: &str,
     deadline: Duration,
-) -> bool {
+) -> Option<bool> {
     let admin = match Admin::new(cfg) {
         Ok(a) => a,
         Err(e) => {
             report.add("topic", Outcome::Failed(e.to_string()));
-            return false;
+            return None;
         }
     };
     let described = tokio::time::timeout(deadline, admin.topic_partitions(topic)).await;
@@ -393,7 +423,7 @@ async fn topic_step(
                 _ => e.to_string(),
             };
             report.add("topic", Outcome::Failed(what));
-            return false;
+            return None;
         }
         Err(_) => {
             report.add(
@@ -403,7 +433,7 @@ async fn topic_step(
                     deadline.as_millis()
                 )),
             );
-            return false;
+            return None;
         }
     };
     let leaderless: Vec<String> = partitions
@@ -420,10 +450,12 @@ async fn topic_step(
                 leaderless.join(", ")
             )),
         );
-        return false;
+        return None;
     }
     // Retention from DescribeConfigs, which some brokers lack.
     let configs = tokio::time::timeout(deadline, admin.topic_configs(topic)).await;
+    let compacted = matches!(&configs, Ok(Ok(c)) if c.iter().any(|c| c.name == "cleanup.policy"
+        && c.value.as_deref().is_some_and(|v| v.contains("compact"))));
     let retention = match &configs {
         Ok(Ok(configs)) => {
             let found = configs.iter().find(|c| c.name == "retention.ms");
@@ -447,16 +479,16 @@ async fn topic_step(
             partitions.len()
         )),
     );
-    true
+    Some(compacted)
 }
 
-/// One record with no value (the key and a header say what it is): a
-/// consumer's deserializer (Avro, JSON Schema) reads a null value as null
-/// instead of failing on bytes that are not its format; on a compacted
-/// topic it deletes only the key `herald-doctor`.
+/// One record with no key and no value (a header says what it is): a
+/// consumer's deserializers (Avro, JSON Schema, for keys and values) read
+/// nulls instead of failing on bytes that are not their format.
 async fn write_step(report: &mut Report, cfg: &ProducerConfig, producer: &Producer, topic: &str) {
-    let record =
-        Record::tombstone(topic.to_string(), "herald-doctor").header("herald.doctor", "test");
+    let mut record =
+        Record::new(topic.to_string(), bytes::Bytes::new()).header("herald.doctor", "test");
+    record.value = None;
     let outcome = match producer.send(record).await {
         Ok(f) => f.await,
         Err(e) => Err(e),
@@ -470,7 +502,7 @@ async fn write_step(report: &mut Report, cfg: &ProducerConfig, producer: &Produc
         Ok(md) => report.add(
             "write",
             Outcome::Passed(format!(
-                "wrote a test record to {}[{}]@{} (key herald-doctor, no value, header herald.doctor=test; enable.idempotence={}, acks={acks})",
+                "wrote a test record to {}[{}]@{} (no key, no value, header herald.doctor=test; enable.idempotence={}, acks={acks})",
                 md.topic, md.partition, md.offset, cfg.enable_idempotence
             )),
         ),
@@ -481,33 +513,45 @@ async fn write_step(report: &mut Report, cfg: &ProducerConfig, producer: &Produc
     }
 }
 
-async fn schema_step(
-    report: &mut Report,
-    args: &DoctorArgs,
-    url: Option<&str>,
-    settings: &[(String, String)],
-) {
-    let Some(url) = url else {
+/// The registry client's settings, what of the file's it did not take,
+/// and the producer's value subject strategy.
+struct RegistrySettings {
+    config: RegistryConfig,
+    notes: Vec<String>,
+    strategy: Option<String>,
+}
+
+async fn schema_step(report: &mut Report, args: &DoctorArgs, registry: Option<RegistrySettings>) {
+    let Some(RegistrySettings {
+        config: cfg,
+        notes,
+        strategy,
+    }) = registry
+    else {
         report.add("schema", Outcome::Skipped("no --schema-registry".into()));
         return;
     };
-    let mut cfg = RegistryConfig::new(url);
-    for (k, v) in settings {
-        match cfg.set(k, v) {
-            Ok(true) => {}
-            Ok(false) => {
-                report.add(
-                    "schema",
-                    Outcome::Failed(format!("{k}: not a schema registry setting")),
-                );
-                return;
-            }
-            Err(e) => {
-                report.add("schema", Outcome::Failed(e));
-                return;
-            }
+    // A producer on another subject strategy writes under a subject the
+    // doctor cannot derive from the topic.
+    if let Some(strategy) = &strategy {
+        if !strategy.ends_with("TopicNameStrategy")
+            && args.value_subject.is_none()
+            && args.value_schema_id.is_none()
+        {
+            report.add(
+                "schema",
+                Outcome::Skipped(format!(
+                    "value.subject.name.strategy={strategy}: give the subject with --value-subject (or --value-schema-id)"
+                )),
+            );
+            return;
         }
     }
+    let noted = if notes.is_empty() {
+        String::new()
+    } else {
+        format!(" (settings not used: {})", notes.join("; "))
+    };
     let client = match RegistryClient::new(cfg) {
         Ok(c) => c,
         Err(e) => {
@@ -567,34 +611,55 @@ async fn schema_step(
             }
         }
     };
+    let registered = format!("{registered}{noted}");
     let Some((file, text)) = local else {
         report.add("schema", Outcome::Passed(registered));
         return;
     };
-    let lookup_subject = subject.clone();
-    // The local file is read as the registered schema's type.
-    match client.lookup(&lookup_subject, &text, &schema_type, false).await {
-        Ok(v) if args.value_schema_id.is_some_and(|id| id != v.id) => report.add(
-            "schema",
-            Outcome::Failed(format!(
-                "{registered}; but {file} is registered as id {} (version {}): the producer \
-                 would label its records with one schema and write them with another; use \
-                 id {} or the schema of id {}",
-                v.id,
-                v.version,
-                v.id,
-                args.value_schema_id.unwrap_or_default()
-            )),
-        ),
-        Ok(v) => {
+    if let Some(pinned) = args.value_schema_id {
+        // The records are labelled with the pinned id: the local schema
+        // must be that schema, not merely a compatible one.
+        let same_text = client.schema_by_id(pinned).await.ok().is_some_and(|s| {
+            serde_json::from_str::<serde_json::Value>(&s.schema).ok()
+                == serde_json::from_str::<serde_json::Value>(&text).ok()
+        });
+        if same_text {
             report.add(
                 "schema",
-                Outcome::Passed(format!(
-                    "{registered}; {file} is registered as version {} (id {})",
-                    v.version, v.id
-                )),
+                Outcome::Passed(format!("{registered}; {file} is the schema of id {pinned}")),
             );
+            return;
         }
+        let found = client.lookup(&subject, &text, &schema_type, false).await;
+        let outcome = match found {
+            Ok(v) if v.id == pinned => Outcome::Passed(format!(
+                "{registered}; {file} is registered as version {} (id {pinned})",
+                v.version
+            )),
+            Ok(v) => Outcome::Failed(format!(
+                "{registered}; but {file} is registered as id {} (version {}): the producer would \
+                 label its records with one schema and write them with another; use id {} or the \
+                 schema of id {pinned}",
+                v.id, v.version, v.id
+            )),
+            Err(e) if e.code() == Some(40403) => Outcome::Failed(format!(
+                "{registered}; but {file} is not the schema of id {pinned} (nor registered under \
+                 `{subject}`): use the schema of id {pinned}, or have {file} registered"
+            )),
+            Err(e) => Outcome::Failed(format!("{file}: {e}")),
+        };
+        report.add("schema", outcome);
+        return;
+    }
+    // The local file is read as the registered schema's type.
+    match client.lookup(&subject, &text, &schema_type, false).await {
+        Ok(v) => report.add(
+            "schema",
+            Outcome::Passed(format!(
+                "{registered}; {file} is registered as version {} (id {})",
+                v.version, v.id
+            )),
+        ),
         Err(e) if e.code() == Some(40403) => match client
             .is_compatible(&subject, Version::Latest, &text, &schema_type)
             .await

@@ -188,7 +188,7 @@ fn every_step_passes_on_a_ready_plain_cluster_and_the_test_record_is_in_kafka() 
         .any(|(k, v)| k == "herald.doctor" && v.as_deref() == Some(&b"test"[..])));
     // No value: a consumer's Avro deserializer reads it as null.
     assert_eq!(records[0].value, None);
-    assert_eq!(records[0].key.as_deref(), Some(&b"herald-doctor"[..]));
+    assert_eq!(records[0].key, None);
 
     // A compatible local schema that is not registered still passes, and
     // says so; an incompatible one fails.
@@ -290,9 +290,31 @@ fn every_step_passes_on_a_ready_plain_cluster_and_the_test_record_is_in_kafka() 
         &report,
         "schema",
         "PASS",
-        &[&format!(
-            "order-v2.avsc is registered as version 2 (id {id2})"
-        )],
+        &[&format!("order-v2.avsc is the schema of id {id2}")],
+    );
+    // A schema registered nowhere is not the pinned one, however
+    // compatible: no fallback to the compatibility check.
+    let (code, report) = doctor(
+        &[
+            "-b",
+            &b,
+            "-t",
+            "orders",
+            "--schema-registry",
+            &registry.url(),
+            "--value-schema-id",
+            &pinned,
+            "--schema",
+            &bad,
+        ],
+        &[],
+    );
+    assert_eq!(code, Some(1), "{report}");
+    assert_step(
+        &report,
+        "schema",
+        "FAIL",
+        &[&format!("order-bad.avsc is not the schema of id {id2}")],
     );
 }
 
@@ -409,7 +431,8 @@ fn nothing_listening_fails_at_connect_and_skips_the_rest() {
 /// advertised.listeners): the producer would fail at its first send.
 #[test]
 fn an_advertised_address_that_does_not_answer_fails_the_brokers_step() {
-    let advertised = free_port();
+    // Port 1: nothing listens there.
+    let advertised = 1;
     let tansu = Tansu::start_advertising_port(advertised);
     tansu.create_topic("orders", 1);
     let (code, report) = doctor(

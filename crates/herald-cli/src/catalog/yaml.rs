@@ -135,10 +135,21 @@ struct Builder {
     docs: Vec<Node>,
     anchors: HashMap<usize, Node>,
     aliases: usize,
+    copied: usize,
     error: Option<SyntaxError>,
 }
 
 const MAX_ALIASES: usize = 100;
+const MAX_COPIED: usize = 10_000;
+
+/// Nodes in a tree.
+fn size(n: &Node) -> usize {
+    1 + match &n.value {
+        Value::Seq(items) => items.iter().map(size).sum(),
+        Value::Map(entries) => entries.iter().map(|(k, v)| size(k) + size(v)).sum(),
+        _ => 0,
+    }
+}
 
 impl Builder {
     /// A finished node goes into the collection being built, or is a
@@ -201,17 +212,29 @@ impl MarkedEventReceiver for Builder {
                 };
                 self.push(node, anchor);
             }
-            // Each alias is a copy: at most 100 (as Backstage's YAML
-            // loader), so a file of nested aliases cannot exhaust memory.
+            // Each alias is a copy: at most 100 aliases and 10,000 copied
+            // nodes in all, so nested aliases cannot exhaust memory.
             Event::Alias(_) if self.aliases >= MAX_ALIASES => {
                 self.error.get_or_insert(SyntaxError {
                     pos: at,
                     message: format!("more than {MAX_ALIASES} aliases"),
                 });
             }
+            Event::Alias(id)
+                if self
+                    .anchors
+                    .get(&id)
+                    .is_some_and(|n| self.copied + size(n) > MAX_COPIED) =>
+            {
+                self.error.get_or_insert(SyntaxError {
+                    pos: at,
+                    message: format!("aliases expanding to more than {MAX_COPIED} nodes"),
+                });
+            }
             Event::Alias(id) => match self.anchors.get(&id).cloned() {
                 Some(mut node) => {
                     self.aliases += 1;
+                    self.copied += size(&node);
                     node.pos = at;
                     self.push(node, 0);
                 }
@@ -343,6 +366,18 @@ mod tests {
         let e = parse(&text).unwrap_err();
         assert!(e.message.contains("more than 100 aliases"), "{e:?}");
         assert_eq!(e.pos.line, 102);
+    }
+
+    #[test]
+    fn nested_aliases_are_bounded_by_what_they_copy() {
+        // Ten levels of ten aliases would copy 10^10 nodes.
+        let mut text = String::from("l0: &l0 [x, x, x, x, x, x, x, x, x, x]\n");
+        for i in 1..10 {
+            let refs = vec![format!("*l{}", i - 1); 10].join(", ");
+            text.push_str(&format!("l{i}: &l{i} [{refs}]\n"));
+        }
+        let e = parse(&text).unwrap_err();
+        assert!(e.message.contains("more than 10000 nodes"), "{e:?}");
     }
 
     #[test]

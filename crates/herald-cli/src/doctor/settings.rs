@@ -15,6 +15,8 @@ pub(crate) struct Settings {
     pub registry: Vec<(String, String)>,
     /// Java-only settings left out, each with a note.
     pub ignored: Vec<String>,
+    /// `value.subject.name.strategy`, if set.
+    pub value_subject_strategy: Option<String>,
 }
 
 /// Java client settings herald has no use for, and what to do instead.
@@ -35,8 +37,13 @@ fn java_only(key: &str, value: &str) -> Option<String> {
         k if k.starts_with("ssl.truststore.") => {
             "a Java truststore; give the CA as PEM with ssl.ca.location"
         }
-        k if k.starts_with("ssl.keystore.") => {
-            "a Java keystore; give ssl.certificate.location and ssl.key.location as PEM"
+        k if k.starts_with("ssl.keystore.") || k == "ssl.key.password" => {
+            "a Java keystore; give ssl.certificate.location and ssl.key.location (an unencrypted PEM key)"
+        }
+        "interceptor.classes" | "partitioner.class" | "metric.reporters" => "a Java class",
+        "client.dns.lookup" => "the Java client's DNS policy; herald uses every address a name resolves to",
+        "ssl.protocol" | "ssl.enabled.protocols" | "ssl.cipher.suites" => {
+            "rustls offers TLS 1.2 and 1.3 with its own safe cipher suites"
         }
         "auto.register.schemas"
         | "use.latest.version"
@@ -59,12 +66,18 @@ pub(crate) fn sort(props: Vec<(String, String)>) -> Settings {
     for (k, v) in props {
         if k == "schema.registry.url" {
             s.registry_url = Some(v);
+        } else if let Some(rest) = k.strip_prefix("schema.registry.basic.auth.") {
+            // Confluent's alias of basic.auth.*.
+            s.registry.push((format!("basic.auth.{rest}"), v));
         } else if k.starts_with("schema.registry.")
             || k.starts_with("basic.auth.")
             || k.starts_with("bearer.auth.")
         {
             s.registry.push((k, v));
         } else if let Some(note) = java_only(&k, &v) {
+            if k == "value.subject.name.strategy" {
+                s.value_subject_strategy = Some(v.clone());
+            }
             if k == "sasl.jaas.config" {
                 if let Some(profile) = jaas_option(&v, "awsProfileName") {
                     s.producer.push(("sasl.aws.profile".into(), profile));
@@ -78,11 +91,19 @@ pub(crate) fn sort(props: Vec<(String, String)>) -> Settings {
     s
 }
 
-/// `name="value"` out of a JAAS line.
+/// `name="value"` (or `name=value`) out of a JAAS line.
 fn jaas_option(jaas: &str, name: &str) -> Option<String> {
     let at = jaas.find(&format!("{name}="))? + name.len() + 1;
-    let rest = jaas[at..].strip_prefix('"')?;
-    Some(rest[..rest.find('"')?].to_string())
+    let rest = &jaas[at..];
+    match rest.strip_prefix('"') {
+        Some(quoted) => Some(quoted[..quoted.find('"')?].to_string()),
+        None => Some(
+            rest.split(|c: char| c.is_whitespace() || c == ';')
+                .next()?
+                .to_string(),
+        )
+        .filter(|v| !v.is_empty()),
+    }
 }
 
 /// The key/value pairs of a properties file as `java.util.Properties`
@@ -140,17 +161,31 @@ fn split_pair(line: &str) -> (String, String) {
     while chars.peek().is_some_and(|c| c.is_whitespace()) {
         chars.next();
     }
+    // The value: escapes decoded; trailing white space dropped (Kafka's
+    // and Confluent's configs trim values) unless escaped.
     let mut value = String::new();
+    let mut kept = 0;
     while let Some(c) = chars.next() {
         match c {
-            '\\' => {
-                if let Some(n) = chars.next() {
-                    value.push(unescape(n));
+            '\\' => match chars.next() {
+                Some('u') => {
+                    let hex: String = chars.by_ref().take(4).collect();
+                    if let Some(ch) = u32::from_str_radix(&hex, 16).ok().and_then(char::from_u32) {
+                        value.push(ch);
+                    }
+                    kept = value.len();
                 }
-            }
+                Some(n) => {
+                    value.push(unescape(n));
+                    kept = value.len();
+                }
+                None => {}
+            },
             c => value.push(c),
         }
     }
+    let end = value.trim_end().len().max(kept);
+    value.truncate(end);
     (key, value)
 }
 
@@ -222,6 +257,13 @@ mod tests {
             p[3]
         );
         assert_eq!(p[4], ("key:with=escapes".into(), "v\tx".into()));
+        let p = parse_properties("sasl.password=secret  \nsasl.username=al\\u0069ce\\ \n");
+        assert_eq!(p[0].1, "secret", "trailing spaces trimmed, as Kafka trims");
+        assert_eq!(p[1].1, "alice ", "an escaped space is kept");
+        assert_eq!(
+            jaas_option("x required awsProfileName=bus;", "awsProfileName").as_deref(),
+            Some("bus")
+        );
     }
 
     #[test]
