@@ -2,7 +2,7 @@
 //! Event entity of seed 004, checked (every problem with file, line and
 //! column) and started for a topic.
 
-mod init;
+pub(crate) mod init;
 pub(crate) mod rules;
 pub(crate) mod yaml;
 
@@ -99,6 +99,8 @@ pub(crate) struct FileReport {
     /// The Event entities, each with its topics' names and broker
     /// addresses.
     pub events: Vec<Vec<(String, String)>>,
+    /// Each Event's payload keys (the top level), in the same order.
+    pub payload_keys: Vec<Vec<String>>,
     pub findings: Vec<Finding>,
 }
 
@@ -113,6 +115,7 @@ pub(crate) fn check_text(text: &str) -> FileReport {
     let mut report = FileReport {
         documents: 0,
         events: Vec::new(),
+        payload_keys: Vec::new(),
         findings: Vec::new(),
     };
     let docs = match yaml::parse(text) {
@@ -144,6 +147,13 @@ pub(crate) fn check_text(text: &str) -> FileReport {
         }
         if checked.is_event {
             report.events.push(event_topics(doc));
+            let keys = doc
+                .get("spec")
+                .and_then(|s| s.get("payload"))
+                .and_then(|p| p.as_map())
+                .map(|m| m.iter().map(|(k, _)| k.key_text()).collect())
+                .unwrap_or_default();
+            report.payload_keys.push(keys);
             placeholders(doc, "", i + 1, &mut report.findings);
         }
     }
@@ -243,6 +253,7 @@ fn validate(files: &[PathBuf], format: OutputFormat) -> ExitCode {
             Err(e) => FileReport {
                 documents: 0,
                 events: Vec::new(),
+                payload_keys: Vec::new(),
                 findings: vec![Finding {
                     document: 0,
                     line: 0,

@@ -73,6 +73,9 @@ struct Step {
 
 struct Report {
     steps: Vec<Step>,
+    /// The registered value schema (text, type), once the schema step
+    /// read it: the catalog step compares the payload with it.
+    registered_schema: Option<(String, String)>,
 }
 
 impl Report {
@@ -190,7 +193,10 @@ pub(crate) async fn run(args: DoctorArgs) -> ExitCode {
             .collect::<Vec<_>>()
             .join(" ")
     );
-    let mut report = Report { steps: Vec::new() };
+    let mut report = Report {
+        steps: Vec::new(),
+        registered_schema: None,
+    };
 
     // 1. The settings themselves (the Java client's own left out, said).
     let producer_props = &sorted.producer;
@@ -581,6 +587,7 @@ async fn schema_step(report: &mut Report, args: &DoctorArgs, registry: Option<Re
         match client.schema_by_id(id).await {
             Ok(s) => {
                 let t = kind_of(&s.schema_type).to_string();
+                report.registered_schema = Some((s.schema.clone(), t.clone()));
                 (format!("schema id {id} is registered ({t})"), t)
             }
             Err(e) => {
@@ -592,6 +599,7 @@ async fn schema_step(report: &mut Report, args: &DoctorArgs, registry: Option<Re
         match client.version(&subject, Version::Latest).await {
             Ok(v) => {
                 let t = kind_of(&v.schema.schema_type).to_string();
+                report.registered_schema = Some((v.schema.schema.clone(), t.clone()));
                 (
                     format!(
                         "subject `{subject}` has version {} (id {}, {t})",
@@ -747,6 +755,52 @@ fn catalog_step(report: &mut Report, args: &DoctorArgs, bootstrap: &[String]) {
         );
         return;
     }
+    // The payload the catalog promises consumers, against the registered
+    // schema (seed 004: producers are responsible for an accurate one).
+    if let Some((schema, schema_type)) = report.registered_schema.clone() {
+        let fields = match schema_type.as_str() {
+            "JSON" => crate::catalog::init::json_schema_payload(&schema),
+            _ => crate::catalog::init::avro_payload(&schema),
+        };
+        let event = r
+            .events
+            .iter()
+            .position(|e| e.iter().any(|(t, _)| *t == args.topic));
+        if let (Ok(fields), Some(i)) = (fields, event) {
+            let keys = &r.payload_keys[i];
+            let placeholder = keys
+                .iter()
+                .all(|k| k.starts_with(crate::catalog::init::TODO));
+            let missing: Vec<&str> = fields
+                .iter()
+                .map(|(f, _)| f.as_str())
+                .filter(|f| !keys.iter().any(|k| k == f))
+                .collect();
+            let extra: Vec<&str> = keys
+                .iter()
+                .map(String::as_str)
+                .filter(|k| !fields.iter().any(|(f, _)| f == k))
+                .collect();
+            if !placeholder && (!missing.is_empty() || !extra.is_empty()) {
+                let mut what = Vec::new();
+                if !missing.is_empty() {
+                    what.push(format!("missing {}", missing.join(", ")));
+                }
+                if !extra.is_empty() {
+                    what.push(format!("not in the schema: {}", extra.join(", ")));
+                }
+                report.add(
+                    "catalog",
+                    Outcome::Failed(format!(
+                        "{name}'s payload does not match the registered schema ({}): consumers read the catalog; herald catalog init --topic {} writes the fields from the schema",
+                        what.join("; "),
+                        args.topic
+                    )),
+                );
+                return;
+            }
+        }
+    }
     let todo = r.findings.len() - errors.len();
     let mut note = if todo > 0 {
         format!("; {todo} TODO placeholder(s) still to fill in")
@@ -772,8 +826,13 @@ fn catalog_step(report: &mut Report, args: &DoctorArgs, bootstrap: &[String]) {
     report.add(
         "catalog",
         Outcome::Passed(format!(
-            "{name} is a valid Event entity listing `{}`{note}",
-            args.topic
+            "{name} is a valid Event entity listing `{}`{}{note}",
+            args.topic,
+            if report.registered_schema.is_some() {
+                ", its payload the registered schema's fields"
+            } else {
+                ""
+            }
         )),
     );
 }

@@ -160,7 +160,7 @@ fn every_step_passes_on_a_ready_plain_cluster_and_the_test_record_is_in_kafka() 
         &report,
         "catalog",
         "PASS",
-        &["valid Event entity listing `orders`"],
+        &["valid Event entity listing `orders`, its payload the registered schema's fields"],
     );
     assert!(report.trim_end().ends_with("skipped)"), "{report}");
 
@@ -189,6 +189,28 @@ fn every_step_passes_on_a_ready_plain_cluster_and_the_test_record_is_in_kafka() 
     // No value: a consumer's Avro deserializer reads it as null.
     assert_eq!(records[0].value, None);
     assert_eq!(records[0].key, None);
+
+    // A catalog whose payload is not the registered schema's fields.
+    let drifted = write(
+        &dir,
+        "drifted.yaml",
+        &catalog("orders").replace("    note: string, optional\n", "    channel: string\n"),
+    );
+    let (code, report) = doctor(
+        &[
+            "-b",
+            &b,
+            "-t",
+            "orders",
+            "--schema-registry",
+            &registry.url(),
+            "--catalog",
+            &drifted,
+        ],
+        &[],
+    );
+    assert_eq!(code, Some(1), "{report}");
+    assert_step(&report, "catalog", "FAIL", &["payload does not match the registered schema (missing note; not in the schema: channel)"]);
 
     // A compatible local schema that is not registered still passes, and
     // says so; an incompatible one fails.

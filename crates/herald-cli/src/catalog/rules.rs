@@ -356,7 +356,15 @@ fn metadata(c: &mut Checker, meta: &Node, is_event: bool) {
                         );
                         continue;
                     }
-                    c.text(l, &path, "url", "the link's address");
+                    if let Some(url) = c.text(l, &path, "url", "the link's address") {
+                        if !is_url(url) {
+                            c.report(
+                                l.get("url").expect("checked"),
+                                &join(&path, "url"),
+                                format!("`{url}` is not a URL: a scheme and an address, as https://example.com/runbook"),
+                            );
+                        }
+                    }
                 }
             }
             _ => c.report(
@@ -582,6 +590,23 @@ fn closest<'a>(k: &str, allowed: &[&'a str]) -> Option<&'a str> {
         .map(|(_, a)| a)
 }
 
+/// An absolute URL, as Backstage's link check (`new URL(…)`) takes it:
+/// a scheme of letters, digits, `+`, `-`, `.` starting with a letter, then
+/// `:` and something.
+fn is_url(s: &str) -> bool {
+    match s.split_once(':') {
+        Some((scheme, rest)) => {
+            scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+                && scheme
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
+                && !rest.trim().is_empty()
+                && !s.contains(char::is_whitespace)
+        }
+        None => false,
+    }
+}
+
 /// Kafka's rule for topic names (`Topic.validate`).
 pub(crate) fn kafka_topic_name(name: &str) -> Result<(), &'static str> {
     if name == "." || name == ".." {
@@ -688,6 +713,8 @@ mod tests {
                 && !valid_tag("a--b")
         );
         assert!(valid_prefixed_name("example.com/custom") && !valid_prefixed_name("Example.com/x"));
+        assert!(is_url("https://example.com/x") && is_url("mailto:team@example.com"));
+        assert!(!is_url("example.com/runbook") && !is_url("https://a b") && !is_url("1http://x"));
         assert!(kafka_topic_name("dev_appointments").is_ok());
         assert!(kafka_topic_name("a b").is_err() && kafka_topic_name("..").is_err());
     }
